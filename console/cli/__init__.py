@@ -1,0 +1,38 @@
+"""Command line entry point. Heavy modules are imported inside commands, so `--help` is fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from console.cli import (  # noqa: F401  (registration, in help order)
+    journal_cmds,
+    demo_cmd,
+    console_cmd,
+)
+from console.cli.app import app
+from console.errors import BackoutError, Exit
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI: expected errors are one sentence on stderr, never a traceback.
+
+    Usage errors are Typer's own (exit 2); ``BackoutError`` carries its exit code.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("BACKOUT_DEBUG") == "1"
+    try:
+        app(args=args, prog_name="backout")
+    except BackoutError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"backout: {exc.message}\n")
+        sys.exit(int(exc.exit_code))
+    except Exception as exc:
+        if debug:
+            raise
+        sys.stderr.write(
+            f"backout: internal error: {type(exc).__name__}: {exc}. "
+            "Rerun with --debug for the traceback and report it.\n"
+        )
+        sys.exit(Exit.FAILED)

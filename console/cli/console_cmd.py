@@ -1,0 +1,38 @@
+"""`backout console`: the Textual incident console (imported only here, lazily)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from console.cli.app import app
+from console.cli.context import Ctx, get_ctx
+
+
+def open_console(c: Ctx, *, run: str | None, readonly: bool) -> None:
+    try:
+        from console.tui.app import run_console
+    except ImportError:  # the console package lands with its issue
+        from console.cli.journal_cmds import run_summary
+
+        for r in c.journal.runs(limit=50):
+            s = run_summary(r)
+            typer.echo(f"{s['id']}  {s['status']:<16} {s['changeset']} v{s['version']}")
+        return
+    run_console(c, run=run, readonly=readonly)
+
+
+@app.command(
+    "console",
+    epilog="Examples:\n\n  backout console\n\n  backout console --run 3f2a9c --readonly",
+)
+def console_command(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Option("--run", help="Open this run directly.")] = None,
+    readonly: Annotated[
+        bool, typer.Option("--readonly", help="Never offer actions that write.")
+    ] = False,
+) -> None:
+    """Open the incident console on the journal."""
+    open_console(get_ctx(ctx), run=run, readonly=readonly)

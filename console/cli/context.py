@@ -1,0 +1,97 @@
+"""What every command shares: settings, identity, the journal, and output helpers."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+from console.errors import Exit
+
+if TYPE_CHECKING:
+    from console.config import Settings
+    from console.journal import Journal
+
+
+@dataclass
+class Ctx:
+    journal_arg: str | None = None
+    user_arg: str | None = None
+    config_path: Path | None = None
+    log_json: str | None = None
+    debug: bool = False
+    _settings: Settings | None = field(default=None, repr=False)
+    _journal: Journal | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from console.config import load_settings
+
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    @property
+    def user(self) -> str:
+        if self.user_arg:
+            return self.user_arg
+        if self.settings.identity.user:
+            return self.settings.identity.user
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return os.environ.get("USER", "unknown")
+
+    @property
+    def journal_url(self) -> str:
+        from console.paths import default_journal_url
+
+        return self.journal_arg or self.settings.journal or default_journal_url()
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            from console.journal import Journal
+
+            self._journal = Journal(self.journal_url, actor=self.user)
+            if self.log_json:
+                from console.journal.jsonlog import JsonLogSink
+
+                self._journal.sinks.append(JsonLogSink(self.log_json))
+        return self._journal
+
+
+def get_ctx(ctx: typer.Context) -> Ctx:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Ctx)
+    return obj
+
+
+def _json_default(value: object) -> Any:
+    from console.canonical import jsonable
+
+    return jsonable(value)
+
+
+def print_json(value: object) -> None:
+    """One JSON document on stdout (and nothing else there)."""
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default))
+    sys.stdout.write("\n")
+
+
+def print_json_line(value: object) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def finish(code: Exit | int) -> NoReturn:
+    raise typer.Exit(int(code))
+
+
+JSON_OPT = typer.Option("--json", help="Print one JSON document on stdout, nothing else.")

@@ -1,0 +1,222 @@
+"""Reading the journal: init, runs, show, events, journal verify."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+
+from console.cli.app import app, journal_app
+from console.cli.context import JSON_OPT, finish, get_ctx, print_json, print_json_line
+from console.errors import Exit
+
+
+@app.command(epilog="Examples:\n\n  backout init\n\n  backout --journal team.db init")
+def init(ctx: typer.Context, as_json: Annotated[bool, JSON_OPT] = False) -> None:
+    """Create or upgrade the journal schema (idempotent)."""
+    c = get_ctx(ctx)
+    j = c.journal
+    seq, head = j.head()
+    info = {"journal": j.display_url, "journal_id": j.journal_id, "events": seq, "head": head}
+    if as_json:
+        print_json(info)
+    else:
+        typer.echo(f"journal ready: {j.display_url} (id {j.journal_id}, {seq} events)")
+
+
+def run_summary(run: Any) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "kind": run.kind,
+        "status": run.status,
+        "changeset": run.changeset,
+        "version": run.version,
+        "digest": run.digest,
+        "automation": run.automation,
+        "target": run.target,
+        "parent_run": run.parent_run,
+        "drill": run.drill,
+        "dry_run": run.dry_run,
+        "drifted": run.drifted,
+        "actor": run.actor,
+        "corr": run.corr,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "reason": run.reason,
+        "counts": {
+            "total": run.rows_total,
+            "applied": run.rows_applied,
+            "failed": run.rows_failed,
+            "conflicts": run.rows_conflict,
+            "reverted": run.rows_reverted,
+            "skipped": run.rows_skipped,
+        },
+    }
+
+
+@app.command(
+    epilog="Examples:\n\n  backout runs\n\n  backout runs --status failed --status paused\n\n"
+    "  backout runs --limit 5 --json"
+)
+def runs(
+    ctx: typer.Context,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", "-s", help="Only runs with this status.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most N runs.")] = 50,
+    drills: Annotated[bool, typer.Option("--drills", help="Show drill runs instead.")] = False,
+    as_json: Annotated[bool, JSON_OPT] = False,
+) -> None:
+    """List runs, newest first."""
+    from console.status import RUN_STATUSES
+
+    for s in status or []:
+        if s not in RUN_STATUSES:
+            from console.errors import BadInput
+
+            raise BadInput(f"--status {s}: unknown status; use one of {', '.join(RUN_STATUSES)}.")
+    j = get_ctx(ctx).journal
+    rows = j.runs(status=status, limit=limit, drills=drills)
+    if as_json:
+        print_json([run_summary(r) for r in rows])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from console.status import STYLE, label
+
+    table = Table(box=None, header_style="bold")
+    for col in ("run", "status", "change set", "automation", "target", "created", "rows"):
+        table.add_column(col)
+    for r in rows:
+        rows_text = f"{r.rows_applied}/{r.rows_total}"
+        if r.rows_failed or r.rows_conflict:
+            rows_text += f" ✗{r.rows_failed} ⚠{r.rows_conflict}"
+        if r.rows_reverted:
+            rows_text += f" ⟲{r.rows_reverted}"
+        table.add_row(
+            r.id,
+            f"[{STYLE.get(r.status, '')}]{label(r.status)}[/]",
+            f"{r.changeset} v{r.version}" + (" (dry run)" if r.dry_run else ""),
+            r.automation or "",
+            r.target,
+            r.created_at[:19].replace("T", " "),
+            rows_text,
+        )
+    if not rows:
+        typer.echo("no runs yet in " + j.display_url)
+        return
+    Console().print(table)
+
+
+@app.command(epilog="Examples:\n\n  backout show 3f2a9c\n\n  backout show 3f2a9c --json")
+def show(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    as_json: Annotated[bool, JSON_OPT] = False,
+) -> None:
+    """Show one run: status, counts, steps and segments."""
+    j = get_ctx(ctx).journal
+    r = j.get_run(run)
+    data = run_summary(r)
+    data["steps"] = [
+        {"step_no": s.step_no, "name": s.name, "table": s.tbl, "operations": s.operations}
+        for s in j.steps(r.id)
+    ]
+    data["operations_by_status"] = j.operation_status_counts(r.id)
+    data["events"] = j.count_events(r.id)
+    if as_json:
+        print_json(data)
+        return
+    from rich.console import Console
+
+    from console.status import STYLE, label
+
+    out = Console()
+    out.print(f"[bold]run {r.id}[/]  [{STYLE.get(r.status, '')}]{label(r.status)}[/]")
+    out.print(f"  change set  {r.changeset} v{r.version}  sha256 {r.digest[:16]}…")
+    if r.automation:
+        out.print(f"  automation  {r.automation}")
+    out.print(f"  target      {r.target}")
+    out.print(f"  by          {r.actor}   correlation {r.corr}")
+    out.print(f"  created     {r.created_at}   finished {r.finished_at or '-'}")
+    c = data["counts"]
+    out.print(
+        f"  rows        {c['applied']} applied of {c['total']}, {c['failed']} failed, "
+        f"{c['conflicts']} conflicts, {c['reverted']} reverted, {c['skipped']} skipped"
+    )
+    if r.reason:
+        out.print(f"  reason      {r.reason}")
+    for s in data["steps"]:
+        out.print(f"  step {s['step_no']}  {s['name']} on {s['table']} ({s['operations']} ops)")
+
+
+@app.command(
+    epilog="Examples:\n\n  backout events 3f2a9c\n\n  backout events 3f2a9c --kind 'segment.*'\n\n"
+    "  backout events 3f2a9c --follow --json"
+)
+def events(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", "-k", help="Only this kind; a trailing * matches a prefix."),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events (ctrl+c stops).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout.")] = False,
+) -> None:
+    """Print a run's events in order (JSON lines with --json)."""
+    j = get_ctx(ctx).journal
+    r = j.get_run(run)
+    after = 0
+    while True:
+        page = j.events(r.id, after_seq=after, limit=1000, kinds=kind)
+        for e in page:
+            if as_json:
+                print_json_line(e.as_dict())
+            else:
+                typer.echo(f"{e.seq:>8}  {e.ts}  {e.actor:<12} {e.kind:<20} {e.payload_text[:120]}")
+            after = e.seq
+        if len(page) == 1000:
+            continue
+        if not follow:
+            return
+        try:
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            return
+
+
+@journal_app.command(
+    "verify",
+    epilog="Examples:\n\n  backout journal verify\n\n  backout --journal team.db journal verify --json",
+)
+def journal_verify(
+    ctx: typer.Context,
+    as_json: Annotated[bool, JSON_OPT] = False,
+    no_projections: Annotated[
+        bool, typer.Option("--chain-only", help="Check the hash chain only (faster).")
+    ] = False,
+) -> None:
+    """Recompute the hash chain and projections; compare with the last trusted head.
+
+    Exit 0 intact; exit 1 naming the first bad event and what is wrong.
+    """
+    from console.journal.verify import verify
+
+    report = verify(get_ctx(ctx).journal, projections=not no_projections)
+    if as_json:
+        print_json(report.as_dict())
+    elif report.ok:
+        typer.echo(
+            f"journal intact: {report.events} events, head {report.head_hash[:16]}…"
+            + (f", extends trusted event {report.trusted_seq}" if report.trusted_seq else "")
+        )
+    else:
+        where = f" at event {report.first_bad_seq}" if report.first_bad_seq else ""
+        typer.echo(f"backout: journal verification failed{where}: {report.problem}", err=True)
+    finish(Exit.DONE if report.ok else Exit.FAILED)

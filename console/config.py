@@ -1,0 +1,167 @@
+"""Settings from ``backout.toml`` (working directory or ``BACKOUT_CONFIG``), validated strictly.
+
+An unknown key, a wrong type or a bad value is refused with one sentence that names the file,
+the line and the key. The shape follows DESIGN.md; more keys may be added, these keep their
+meaning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from console.errors import BadInput
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``"30m"`` → 30 minutes. Units: s, m, h, d, w."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"'{text}' is not a duration such as 30m, 4h or 7d")
+    return dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Duration = Annotated[str, Field(pattern=_DURATION.pattern)]
+
+
+class TargetConfig(_Strict):
+    url: str
+    environment: str = "production"
+    # Per-statement timeout for writes, in milliseconds, where the database has one.
+    statement_timeout_ms: int = Field(default=5000, ge=1)
+
+
+class ApprovalPolicy(_Strict):
+    quorum: int = Field(default=1, ge=1)
+    require_roles: list[str] = Field(default_factory=list)
+    exclude: list[Literal["requester", "executor", "owner"]] = Field(
+        default_factory=lambda: ["requester", "executor"]
+    )
+    expires_after: Duration = "30m"
+
+
+class RollbackPolicy(_Strict):
+    require_runbook: bool = False
+    runbook: str = "rollback-batch"
+    window: Duration = "30d"
+
+
+class EnvironmentPolicy(_Strict):
+    operations: list[Literal["insert", "update", "delete", "upsert"]] = Field(
+        default_factory=lambda: ["insert", "update", "delete", "upsert"]
+    )
+    rollback_window: Duration | None = None
+
+
+class Policy(_Strict):
+    version: int = 0
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    environments: dict[str, EnvironmentPolicy] = Field(default_factory=dict)
+    retention: Duration | None = None
+    owners: dict[str, str] = Field(default_factory=dict)  # automation -> human owner
+
+    def roles_of(self, user: str) -> list[str]:
+        return sorted(role for role, users in self.roles.items() if user in users)
+
+
+class NotifyConfig(_Strict):
+    webhook: str | None = None
+    json_log: str | None = None
+    retries: int = Field(default=3, ge=0, le=10)
+
+
+class IdentityConfig(_Strict):
+    user: str | None = None
+
+
+class ConsoleConfig(_Strict):
+    theme: str | None = None
+    keys: dict[str, str] = Field(default_factory=dict)  # binding id -> key(s)
+
+
+class Settings(_Strict):
+    journal: str | None = None
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    policy: Policy = Field(default_factory=Policy)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    source: str | None = Field(default=None, exclude=True)
+
+    @field_validator("targets")
+    @classmethod
+    def _target_names(cls, v: dict[str, TargetConfig]) -> dict[str, TargetConfig]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                raise ValueError(f"target name '{name}' may only use letters, digits, _ . -")
+        return v
+
+    def policy_digest(self) -> str:
+        from console.canonical import digest
+
+        return digest(self.policy.model_dump(mode="json"))
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of a dotted key in a TOML document (tomllib keeps none)."""
+    if not loc:
+        return None
+    last = str(loc[-1])
+    tables = [str(p) for p in loc[:-1] if not isinstance(p, int)]
+    header = ".".join(tables)
+    in_table = header == ""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("["):
+            name = line.strip("[]").strip().replace('"', "")
+            in_table = name == header or (header == "" and False)
+            if name == ".".join([*tables, last]):
+                return number
+            continue
+        if in_table and re.match(rf'^"?{re.escape(last)}"?\s*=', line):
+            return number
+    return None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load ``path``, else ``$BACKOUT_CONFIG``, else ``./backout.toml``; defaults if none."""
+    explicit = path or os.environ.get("BACKOUT_CONFIG")
+    file = Path(explicit) if explicit else Path("backout.toml")
+    if not file.exists():
+        if explicit:
+            raise BadInput(f"{file}: configuration file not found; check BACKOUT_CONFIG.")
+        return Settings()
+    text = file.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{file}: not valid TOML ({exc}); fix the syntax.") from None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        line = _line_of(text, loc)
+        where = f"{file}:{line}" if line else str(file)
+        if err["type"] == "extra_forbidden":
+            raise BadInput(
+                f"{where}: unknown key '{key}'; remove it or check its spelling."
+            ) from None
+        raise BadInput(f"{where}: '{key}' {err['msg'].lower()}; fix the value.") from None
+    return settings.model_copy(update={"source": str(file)})

@@ -1,0 +1,39 @@
+"""The hash chain: ``hash = sha256(prev_hash || canonical bytes of the event)``.
+
+An event's canonical bytes are built from its columns, with the payload stored as canonical
+JSON text, so verifying never parses a payload: it is string formatting and sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+
+
+def _s(value: str | None) -> str:
+    return "null" if value is None else str(encode_basestring(value))
+
+
+def event_bytes(
+    seq: int,
+    ts: str,
+    kind: str,
+    run_id: str | None,
+    corr: str | None,
+    actor: str,
+    payload: str,
+) -> bytes:
+    """Canonical JSON (sorted keys) of the event; ``payload`` is already canonical JSON."""
+    return (
+        f'{{"actor":{_s(actor)},"corr":{_s(corr)},"kind":{_s(kind)},"payload":{payload},'
+        f'"run":{_s(run_id)},"seq":{seq},"ts":{_s(ts)}}}'
+    ).encode()
+
+
+def genesis_hash(journal_id: str) -> str:
+    """The ``prev_hash`` of event 1: binds the chain to this journal's id."""
+    return hashlib.sha256(f"backout-journal:{journal_id}".encode()).hexdigest()
+
+
+def next_hash(prev_hash: str, body: bytes) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + body).hexdigest()

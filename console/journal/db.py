@@ -1,0 +1,143 @@
+"""Connections and schema for the journal database (SQLite embedded, PostgreSQL shared)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from console.errors import BadInput
+from console.journal import models
+from console.journal.chain import genesis_hash
+
+READONLY = {"backout_readonly": True}
+
+
+def resolve_url(url_or_path: str) -> str:
+    """A SQLAlchemy URL for a URL or a plain file path (a path means a SQLite file)."""
+    if "://" not in url_or_path:
+        return f"sqlite:///{Path(url_or_path).expanduser().resolve()}"
+    if url_or_path.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url_or_path.split("://", 1)[1]
+    return url_or_path
+
+
+def _sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash (SIGKILL); only power loss can drop
+        # the last commits, which a resume then re-resolves from the target.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front so that reading the chain head and appending
+        # cannot interleave with another writer (a deferred upgrade would fail with BUSY).
+        readonly = conn.get_execution_options().get("backout_readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    url = resolve_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _sqlite_hooks(engine)
+        return engine
+    if url.startswith("postgresql"):
+        return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
+    raise BadInput(
+        f"journal URL '{url}' is not supported; use a SQLite path or sqlite:/// URL, "
+        "or postgresql+psycopg://."
+    )
+
+
+_SQLITE_TRIGGERS = [
+    """CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+       BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+       BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END""",
+]
+
+_PG_TRIGGERS = [
+    """CREATE OR REPLACE FUNCTION backout_events_append_only() RETURNS trigger AS $$
+       BEGIN RAISE EXCEPTION 'journal events are append-only'; END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events
+       FOR EACH ROW EXECUTE FUNCTION backout_events_append_only()""",
+    """CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+       FOR EACH STATEMENT EXECUTE FUNCTION backout_events_append_only()""",
+]
+
+# Upgrades from an older schema version to the next one, in order.
+_MIGRATIONS: dict[int, list[str]] = {}
+
+
+def ensure_schema(engine: Engine) -> str:
+    """Create or upgrade the schema (idempotent, safe when several processes race).
+
+    Returns the journal id.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7262340001)"))
+        SQLModel.metadata.create_all(conn, tables=_tables())
+        for ddl in _SQLITE_TRIGGERS if conn.dialect.name == "sqlite" else _PG_TRIGGERS:
+            conn.exec_driver_sql(ddl)
+        meta = models.Meta.__table__  # type: ignore[attr-defined]
+        rows = dict(conn.execute(select(meta.c.key, meta.c.value)).tuples().all())
+        journal_id = rows.get("journal_id")
+        if journal_id is None:
+            journal_id = str(uuid.uuid4())
+            conn.execute(meta.insert(), [{"key": "journal_id", "value": journal_id}])
+            conn.execute(
+                meta.insert(), [{"key": "schema_version", "value": str(models.SCHEMA_VERSION)}]
+            )
+            head = models.Head.__table__  # type: ignore[attr-defined]
+            conn.execute(head.insert(), [{"id": 1, "seq": 0, "hash": genesis_hash(journal_id)}])
+        else:
+            version = int(rows.get("schema_version", "1"))
+            if version > models.SCHEMA_VERSION:
+                raise BadInput(
+                    f"the journal has schema version {version}, newer than this backout "
+                    f"({models.SCHEMA_VERSION}); upgrade backout."
+                )
+            for v in range(version, models.SCHEMA_VERSION):
+                for ddl in _MIGRATIONS.get(v, []):
+                    conn.exec_driver_sql(ddl)
+            if version < models.SCHEMA_VERSION:
+                conn.execute(
+                    meta.update()
+                    .where(meta.c.key == "schema_version")
+                    .values(value=str(models.SCHEMA_VERSION))
+                )
+        return journal_id
+
+
+def _tables() -> list[Any]:
+    return [
+        m.__table__  # type: ignore[attr-defined]
+        for m in (
+            models.Meta,
+            models.Head,
+            models.Event,
+            models.Run,
+            models.Step,
+            models.Segment,
+            models.Operation,
+            models.Checkpoint,
+            models.Snapshot,
+            models.Lease,
+        )
+    ]

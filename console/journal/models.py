@@ -1,0 +1,155 @@
+"""Journal tables.
+
+``events`` is the source of truth (append-only, hash-chained). ``runs``, ``steps``,
+``segments``, ``operations`` and ``checkpoints`` are projections written in the same
+transaction as the events they derive from (``projections.py``) and rebuildable from them.
+``snapshots`` hold captured rows; their digest is journaled in a ``snapshot.taken`` event.
+``leases`` and ``meta`` are operational state, outside the chain.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class Meta(SQLModel, table=True):
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=255)
+
+
+class Head(SQLModel, table=True):
+    """One row (id 1): the chain's head. Locking it serialises appenders on every database."""
+
+    __tablename__ = "journal_head"
+    id: int = Field(primary_key=True)
+    seq: int
+    hash: str = Field(max_length=64)
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_run_seq", "run_id", "seq"),
+        Index("ix_events_kind_seq", "kind", "seq"),
+    )
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    ts: str = Field(max_length=40)
+    kind: str = Field(max_length=64)
+    run_id: str | None = Field(default=None, max_length=64)
+    corr: str | None = Field(default=None, max_length=64)
+    actor: str = Field(max_length=128)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    hash: str = Field(max_length=64)
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_status_created", "status", "created_at"),
+        Index("ix_runs_created", "created_at", "id"),
+    )
+    id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(default="apply", max_length=16)  # apply | rollback | fix | reapply
+    parent_run: str | None = Field(default=None, max_length=64)
+    changeset: str = Field(default="", max_length=255)
+    version: int = 0
+    digest: str = Field(default="", max_length=64)
+    automation: str | None = Field(default=None, max_length=255)
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    target: str = Field(default="", max_length=512)
+    status: str = Field(default="planned", max_length=24)
+    corr: str = Field(default="", max_length=64)
+    actor: str = Field(default="", max_length=128)
+    drill: bool = False
+    dry_run: bool = False
+    created_at: str = Field(default="", max_length=40)
+    started_at: str | None = Field(default=None, max_length=40)
+    finished_at: str | None = Field(default=None, max_length=40)
+    rows_total: int = 0
+    rows_applied: int = 0
+    rows_failed: int = 0
+    rows_conflict: int = 0
+    rows_reverted: int = 0
+    rows_skipped: int = 0
+    drifted: bool = False
+    last_seq: int = 0
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Step(SQLModel, table=True):
+    __tablename__ = "steps"
+    run_id: str = Field(primary_key=True, max_length=64)
+    step_no: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    name: str = Field(max_length=255)
+    tbl: str = Field(max_length=255)
+    target: str = Field(default="", max_length=512)
+    key_columns: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON list
+    operations: int = 0
+
+
+class Segment(SQLModel, table=True):
+    __tablename__ = "segments"
+    run_id: str = Field(primary_key=True, max_length=64)
+    seg_no: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    step_no: int
+    status: str = Field(max_length=24)  # intent | applied | failed | in_doubt | reverted
+    first_op: int
+    last_op: int
+    intent_seq: int
+    outcome_seq: int | None = None
+    started_at: str = Field(max_length=40)
+    finished_at: str | None = Field(default=None, max_length=40)
+
+
+class Operation(SQLModel, table=True):
+    __tablename__ = "operations"
+    __table_args__ = (Index("ix_operations_run_status", "run_id", "status", "op_no"),)
+    run_id: str = Field(primary_key=True, max_length=64)
+    op_no: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seg_no: int
+    step_no: int
+    tbl: str = Field(max_length=255)
+    op: str = Field(max_length=8)  # insert | update | delete
+    key: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON object
+    before: str | None = Field(default=None, sa_column=Column(Text))
+    after: str | None = Field(default=None, sa_column=Column(Text))
+    inverse: str = Field(sa_column=Column(Text, nullable=False))
+    idem_key: str = Field(max_length=64)
+    status: str = Field(max_length=24)  # pending | applied | failed | conflict | reverted | ...
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Checkpoint(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    run_id: str | None = Field(default=None, max_length=64, index=True)
+    ts: str = Field(max_length=40)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Snapshot(SQLModel, table=True):
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_lookup", "run_id", "phase", "tbl", "key_text"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=64)
+    phase: str = Field(max_length=24)  # baseline | post | post-rollback | post-fix
+    tbl: str = Field(max_length=255)
+    key_text: str = Field(max_length=1024)  # canonical JSON of the key
+    row: str | None = Field(default=None, sa_column=Column(Text))  # None: row absent
+    fingerprint: str = Field(max_length=32)
+
+
+class Lease(SQLModel, table=True):
+    """Who is executing a run right now; a dead holder's lease expires."""
+
+    __tablename__ = "leases"
+    run_id: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=255)
+    expires_at: str = Field(max_length=40)
+
+
+PROJECTION_TABLES = ("runs", "steps", "segments", "operations", "checkpoints")

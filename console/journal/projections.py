@@ -1,0 +1,335 @@
+"""Projections: the current state derived from events, one pure function per event kind.
+
+A handler turns one event into ``Change``s. The store applies them as SQL in the same
+transaction as the event; ``verify`` replays them in memory and compares with the tables. One
+piece of logic, two sinks, so the projections can always be rebuilt and checked.
+
+Every ``Update.where`` is the table's full primary key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.canonical import canonical_json
+
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "runs": ("id",),
+    "steps": ("run_id", "step_no"),
+    "segments": ("run_id", "seg_no"),
+    "operations": ("run_id", "op_no"),
+    "checkpoints": ("seq",),
+}
+
+
+@dataclass(frozen=True)
+class Insert:
+    table: str
+    row: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Update:
+    table: str
+    where: Mapping[str, Any]
+    values: Mapping[str, Any] = field(default_factory=dict)
+    increments: Mapping[str, int] = field(default_factory=dict)
+
+
+Change = Insert | Update
+
+
+@dataclass(frozen=True)
+class EventView:
+    """What a handler sees of an event."""
+
+    seq: int
+    ts: str
+    kind: str
+    run_id: str | None
+    actor: str
+    corr: str | None
+    payload: Mapping[str, Any]
+
+
+Handler = Callable[[EventView], Iterable[Change]]
+HANDLERS: dict[str, Handler] = {}
+
+# Kinds with no effect on projections still go through here (so that the set is explicit).
+PASSIVE_KINDS = frozenset(
+    {
+        "annotation",
+        "changeset.rejected",
+        "changeset.duplicate",
+        "snapshot.taken",
+        "run.progress",
+        "guard.passed",
+        "journal.note",
+    }
+)
+
+
+def handles(*kinds: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for kind in kinds:
+            HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+def project(event: EventView) -> list[Change]:
+    handler = HANDLERS.get(event.kind)
+    return [] if handler is None else list(handler(event))
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else canonical_json(value)
+
+
+def _run(event: EventView, **values: Any) -> Update:
+    return Update("runs", {"id": event.run_id}, values)
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+@handles("run.created")
+def _run_created(e: EventView) -> Iterable[Change]:
+    p = e.payload
+    yield Insert(
+        "runs",
+        {
+            "id": e.run_id,
+            "kind": p.get("kind", "apply"),
+            "parent_run": p.get("parent_run"),
+            "changeset": p.get("changeset", ""),
+            "version": int(p.get("version", 0)),
+            "digest": p.get("digest", ""),
+            "automation": p.get("automation"),
+            "description": p.get("description"),
+            "target": p.get("target", ""),
+            "status": "planned",
+            "corr": e.corr or "",
+            "actor": e.actor,
+            "drill": bool(p.get("drill", False)),
+            "dry_run": bool(p.get("dry_run", False)),
+            "created_at": e.ts,
+            "started_at": None,
+            "finished_at": None,
+            "rows_total": int(p.get("rows_total", 0)),
+            "rows_applied": 0,
+            "rows_failed": 0,
+            "rows_conflict": 0,
+            "rows_reverted": 0,
+            "rows_skipped": 0,
+            "drifted": False,
+            "last_seq": e.seq,
+            "reason": None,
+        },
+    )
+    for step in p.get("steps", []):
+        yield Insert(
+            "steps",
+            {
+                "run_id": e.run_id,
+                "step_no": int(step["step_no"]),
+                "name": step["name"],
+                "tbl": step["table"],
+                "target": step.get("target", p.get("target", "")),
+                "key_columns": canonical_json(step["key"]),
+                "operations": int(step.get("operations", 0)),
+            },
+        )
+
+
+@handles("run.started")
+def _run_started(e: EventView) -> Iterable[Change]:
+    yield _run(e, status="running", started_at=e.payload.get("started_at", e.ts))
+
+
+@handles("run.resumed")
+def _run_resumed(e: EventView) -> Iterable[Change]:
+    yield _run(e, status="running", reason=None)
+
+
+@handles("run.paused", "guard.tripped")
+def _run_paused(e: EventView) -> Iterable[Change]:
+    yield _run(e, status="paused", reason=e.payload.get("reason"))
+
+
+@handles("run.completed")
+def _run_completed(e: EventView) -> Iterable[Change]:
+    yield _run(e, status="completed", finished_at=e.ts, reason=None)
+
+
+@handles("run.failed")
+def _run_failed(e: EventView) -> Iterable[Change]:
+    yield _run(e, status="failed", finished_at=e.ts, reason=e.payload.get("reason"))
+
+
+@handles("run.status")
+def _run_status(e: EventView) -> Iterable[Change]:
+    """An explicit status change (rolling_back, rolled_back, rollback_partial, ...)."""
+    values: dict[str, Any] = {"status": e.payload["status"], "reason": e.payload.get("reason")}
+    if e.payload.get("final"):
+        values["finished_at"] = e.ts
+    yield _run(e, **values)
+
+
+@handles("run.drift")
+def _run_drift(e: EventView) -> Iterable[Change]:
+    yield _run(e, drifted=bool(e.payload.get("drifted", True)))
+
+
+# --- segments and operations ------------------------------------------------------------
+
+
+@handles("segment.intent")
+def _segment_intent(e: EventView) -> Iterable[Change]:
+    p = e.payload
+    ops = p["ops"]
+    yield Insert(
+        "segments",
+        {
+            "run_id": e.run_id,
+            "seg_no": int(p["seg_no"]),
+            "step_no": int(p["step_no"]),
+            "status": "intent",
+            "first_op": int(ops[0]["op_no"]) if ops else 0,
+            "last_op": int(ops[-1]["op_no"]) if ops else 0,
+            "intent_seq": e.seq,
+            "outcome_seq": None,
+            "started_at": e.ts,
+            "finished_at": None,
+        },
+    )
+    for op in ops:
+        yield Insert(
+            "operations",
+            {
+                "run_id": e.run_id,
+                "op_no": int(op["op_no"]),
+                "seg_no": int(p["seg_no"]),
+                "step_no": int(p["step_no"]),
+                "tbl": op["table"],
+                "op": op["op"],
+                "key": canonical_json(op["key"]),
+                "before": _json(op.get("before")),
+                "after": _json(op.get("after")),
+                "inverse": canonical_json(op["inverse"]),
+                "idem_key": op["idem"],
+                "status": "pending",
+                "detail": None,
+            },
+        )
+
+
+def _segment_outcome(e: EventView, status: str) -> Update:
+    return Update(
+        "segments",
+        {"run_id": e.run_id, "seg_no": int(e.payload["seg_no"])},
+        {"status": status, "outcome_seq": e.seq, "finished_at": e.ts},
+    )
+
+
+@handles("segment.applied")
+def _segment_applied(e: EventView) -> Iterable[Change]:
+    """``applied``: op numbers written; conflicts and failures come as their own events."""
+    applied = [int(n) for n in e.payload.get("applied", [])]
+    yield _segment_outcome(e, "applied")
+    status = e.payload.get("op_status", "applied")
+    for op_no in applied:
+        yield Update("operations", {"run_id": e.run_id, "op_no": op_no}, {"status": status})
+    counter = e.payload.get("counter", "rows_applied")
+    yield Update("runs", {"id": e.run_id}, {}, {counter: len(applied)})
+    # A rollback also marks the original operations it reverted.
+    parent = e.payload.get("parent_run")
+    reverted = e.payload.get("reverted_ops", [])
+    for op_no in reverted:
+        yield Update("operations", {"run_id": parent, "op_no": int(op_no)}, {"status": "reverted"})
+    if parent and reverted:
+        yield Update("runs", {"id": parent}, {}, {"rows_reverted": len(reverted)})
+
+
+@handles("segment.failed")
+def _segment_failed(e: EventView) -> Iterable[Change]:
+    yield _segment_outcome(e, "failed")
+
+
+@handles("segment.dry_run")
+def _segment_dry_run(e: EventView) -> Iterable[Change]:
+    yield _segment_outcome(e, "dry_run")
+
+
+def _op_outcome(e: EventView, status: str, counter: str) -> Iterable[Change]:
+    p = e.payload
+    yield Update(
+        "operations",
+        {"run_id": e.run_id, "op_no": int(p["op_no"])},
+        {"status": status, "detail": _json(p.get("detail"))},
+    )
+    yield Update("runs", {"id": e.run_id}, {}, {counter: 1})
+
+
+@handles("op.conflict")
+def _op_conflict(e: EventView) -> Iterable[Change]:
+    return _op_outcome(e, "conflict", "rows_conflict")
+
+
+@handles("op.failed")
+def _op_failed(e: EventView) -> Iterable[Change]:
+    return _op_outcome(e, "failed", "rows_failed")
+
+
+@handles("op.skipped")
+def _op_skipped(e: EventView) -> Iterable[Change]:
+    return _op_outcome(e, "skipped", "rows_skipped")
+
+
+@handles("checkpoint")
+def _checkpoint(e: EventView) -> Iterable[Change]:
+    yield Insert(
+        "checkpoints",
+        {"seq": e.seq, "run_id": e.run_id, "ts": e.ts, "payload": canonical_json(e.payload)},
+    )
+
+
+def last_seq_changes(events: Iterable[EventView]) -> list[Change]:
+    """Every run remembers the newest event about it (the console's live refresh uses it)."""
+    newest: dict[str, int] = {}
+    for e in events:
+        if e.run_id is not None:
+            newest[e.run_id] = e.seq
+    return [Update("runs", {"id": run}, {"last_seq": seq}) for run, seq in newest.items()]
+
+
+class MemoryProjection:
+    """Projections replayed in memory, to compare with the tables (``journal verify``)."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {
+            t: {} for t in PRIMARY_KEYS
+        }
+        self.problems: list[tuple[int, str]] = []
+
+    def apply(self, seq: int, changes: Iterable[Change]) -> None:
+        for ch in changes:
+            rows = self.tables[ch.table]
+            pk = PRIMARY_KEYS[ch.table]
+            if isinstance(ch, Insert):
+                key = tuple(ch.row[c] for c in pk)
+                if key in rows:
+                    self.problems.append((seq, f"{ch.table} {key} created twice"))
+                rows[key] = dict(ch.row)
+                continue
+            key = tuple(ch.where[c] for c in pk)
+            row = rows.get(key)
+            if row is None:
+                self.problems.append((seq, f"{ch.table} {key} changed before it was created"))
+                continue
+            row.update(ch.values)
+            for col, n in ch.increments.items():
+                row[col] = row[col] + n

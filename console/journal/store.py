@@ -1,0 +1,472 @@
+"""The journal store: chained appends with their projections, and keyset-paged reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select
+from sqlalchemy.engine import Connection
+
+from console.canonical import canonical_json, mask_url
+from console.errors import BadInput, NotFound
+from console.journal import models
+from console.journal.chain import event_bytes, next_hash
+from console.journal.db import READONLY, ensure_schema, make_engine, resolve_url
+from console.journal.projections import (
+    Change,
+    EventView,
+    Insert,
+    Update,
+    last_seq_changes,
+    project,
+)
+
+Clock = Callable[[], dt.datetime]
+
+T_EVENTS: Table = models.Event.__table__  # type: ignore[attr-defined]
+T_HEAD: Table = models.Head.__table__  # type: ignore[attr-defined]
+T_RUNS: Table = models.Run.__table__  # type: ignore[attr-defined]
+T_STEPS: Table = models.Step.__table__  # type: ignore[attr-defined]
+T_SEGMENTS: Table = models.Segment.__table__  # type: ignore[attr-defined]
+T_OPS: Table = models.Operation.__table__  # type: ignore[attr-defined]
+T_CHECKPOINTS: Table = models.Checkpoint.__table__  # type: ignore[attr-defined]
+T_SNAPSHOTS: Table = models.Snapshot.__table__  # type: ignore[attr-defined]
+T_LEASES: Table = models.Lease.__table__  # type: ignore[attr-defined]
+TABLES: dict[str, Table] = {
+    "runs": T_RUNS,
+    "steps": T_STEPS,
+    "segments": T_SEGMENTS,
+    "operations": T_OPS,
+    "checkpoints": T_CHECKPOINTS,
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def format_ts(moment: dt.datetime) -> str:
+    """UTC, microseconds, ``Z``: sortable as text and exact."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    seq: int
+    ts: str
+    kind: str
+    run_id: str | None
+    corr: str | None
+    actor: str
+    payload_text: str
+    hash: str
+
+    @cached_property
+    def payload(self) -> dict[str, Any]:
+        value = json.loads(self.payload_text)
+        return value if isinstance(value, dict) else {"value": value}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "kind": self.kind,
+            "run_id": self.run_id,
+            "corr": self.corr,
+            "actor": self.actor,
+            "payload": self.payload,
+            "hash": self.hash,
+        }
+
+    def view(self) -> EventView:
+        return EventView(
+            self.seq, self.ts, self.kind, self.run_id, self.actor, self.corr, self.payload
+        )
+
+
+def _event_from_row(row: Any) -> StoredEvent:
+    return StoredEvent(
+        row.seq, row.ts, row.kind, row.run_id, row.corr, row.actor, row.payload, row.hash
+    )
+
+
+class Writer:
+    """One journal transaction. Holds the chain head until it commits."""
+
+    def __init__(self, journal: Journal, conn: Connection) -> None:
+        self.journal = journal
+        self.conn = conn
+        head = conn.execute(
+            select(T_HEAD.c.seq, T_HEAD.c.hash).where(T_HEAD.c.id == 1).with_for_update()
+        ).one()
+        self.seq: int = head.seq
+        self.hash: str = head.hash
+        self.events: list[StoredEvent] = []
+        self._views: list[EventView] = []
+        self._snapshot_rows: list[dict[str, Any]] = []
+
+    def append(
+        self,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        corr: str | None = None,
+    ) -> StoredEvent:
+        text = canonical_json(dict(payload or {}))
+        ts = format_ts(self.journal.clock())
+        seq = self.seq + 1
+        actor = self.journal.actor
+        h = next_hash(self.hash, event_bytes(seq, ts, kind, run_id, corr, actor, text))
+        ev = StoredEvent(seq, ts, kind, run_id, corr, actor, text, h)
+        self.seq, self.hash = seq, h
+        self.events.append(ev)
+        self._views.append(EventView(seq, ts, kind, run_id, actor, corr, json.loads(text)))
+        return ev
+
+    def add_snapshot_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Rows for ``snapshots``; journal a ``snapshot.taken`` with their digest alongside."""
+        self._snapshot_rows.extend(dict(r) for r in rows)
+
+    def flush(self) -> None:
+        if self._snapshot_rows:
+            self.conn.execute(T_SNAPSHOTS.insert(), self._snapshot_rows)
+            self._snapshot_rows = []
+        if not self.events:
+            return
+        self.conn.execute(
+            T_EVENTS.insert(),
+            [
+                {
+                    "seq": e.seq,
+                    "ts": e.ts,
+                    "kind": e.kind,
+                    "run_id": e.run_id,
+                    "corr": e.corr,
+                    "actor": e.actor,
+                    "payload": e.payload_text,
+                    "hash": e.hash,
+                }
+                for e in self.events
+            ],
+        )
+        changes: list[Change] = []
+        for view in self._views:
+            changes.extend(project(view))
+        changes.extend(last_seq_changes(self._views))
+        _apply_changes(self.conn, changes)
+        self.conn.execute(
+            T_HEAD.update().where(T_HEAD.c.id == 1).values(seq=self.seq, hash=self.hash)
+        )
+        self.journal._committed.extend(self.events)
+        self.events = []
+        self._views = []
+
+
+def _apply_changes(conn: Connection, changes: Sequence[Change]) -> None:
+    """Run projection changes as SQL, batching runs of same-shaped statements."""
+    batch: list[dict[str, Any]] = []
+    shape: tuple[Any, ...] | None = None
+
+    def flush_batch() -> None:
+        if not batch or shape is None:
+            return
+        kind, table_name, *_ = shape
+        table = TABLES[table_name]
+        if kind == "insert":
+            conn.execute(table.insert(), batch)
+        else:
+            _, _, where, values, incs = shape
+            stmt = table.update().where(
+                and_(*(table.c[c] == bindparam(f"w_{c}") for c in where))
+            )
+            sets: dict[str, Any] = {c: bindparam(f"v_{c}") for c in values}
+            sets.update({c: table.c[c] + bindparam(f"i_{c}") for c in incs})
+            conn.execute(stmt.values(sets), batch)
+        batch.clear()
+
+    for ch in changes:
+        if isinstance(ch, Insert):
+            new_shape: tuple[Any, ...] = ("insert", ch.table, tuple(sorted(ch.row)))
+            params = dict(ch.row)
+        else:
+            assert isinstance(ch, Update)
+            new_shape = (
+                "update",
+                ch.table,
+                tuple(sorted(ch.where)),
+                tuple(sorted(ch.values)),
+                tuple(sorted(ch.increments)),
+            )
+            params = {f"w_{k}": v for k, v in ch.where.items()}
+            params.update({f"v_{k}": v for k, v in ch.values.items()})
+            params.update({f"i_{k}": v for k, v in ch.increments.items()})
+        if new_shape != shape:
+            flush_batch()
+            shape = new_shape
+        batch.append(params)
+    flush_batch()
+
+
+Sink = Callable[[Sequence[StoredEvent]], None]
+
+
+class Journal:
+    """A journal database: SQLite file or PostgreSQL, same code."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        actor: str = "unknown",
+        clock: Clock = utcnow,
+        create: bool = True,
+    ) -> None:
+        self.url = resolve_url(url)
+        self.display_url = mask_url(self.url)
+        self.actor = actor
+        self.clock = clock
+        self.engine: Engine = make_engine(self.url)
+        self.sinks: list[Sink] = []
+        self._committed: list[StoredEvent] = []
+        if create:
+            self.journal_id = ensure_schema(self.engine)
+        else:
+            self.journal_id = self._read_journal_id()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _read_journal_id(self) -> str:
+        meta: Table = models.Meta.__table__  # type: ignore[attr-defined]
+        with self.read() as conn:
+            value = conn.execute(select(meta.c.value).where(meta.c.key == "journal_id")).scalar()
+        if value is None:
+            raise BadInput(f"{self.display_url} is not a backout journal; run `backout init`.")
+        return str(value)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- writing ----------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Writer]:
+        """A write transaction: appends are chained, projected and committed together."""
+        self._committed = []
+        with self.engine.begin() as conn:
+            writer = Writer(self, conn)
+            yield writer
+            writer.flush()
+        committed, self._committed = self._committed, []
+        for sink in self.sinks:
+            sink(committed)
+
+    def append(
+        self,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        corr: str | None = None,
+    ) -> StoredEvent:
+        with self.write() as w:
+            return w.append(kind, payload, run_id=run_id, corr=corr)
+
+    # --- reading ----------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(**READONLY) as conn, conn.begin():
+            yield conn
+
+    def head(self) -> tuple[int, str]:
+        with self.read() as conn:
+            row = conn.execute(select(T_HEAD.c.seq, T_HEAD.c.hash)).one()
+        return int(row.seq), str(row.hash)
+
+    def runs(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        limit: int = 100,
+        before: tuple[str, str] | None = None,
+        drills: bool | None = False,
+        kind: str | None = None,
+    ) -> list[models.Run]:
+        """Newest first; ``before`` is the ``(created_at, id)`` of the last row of a page."""
+        stmt = select(T_RUNS).order_by(T_RUNS.c.created_at.desc(), T_RUNS.c.id.desc())
+        if status:
+            stmt = stmt.where(T_RUNS.c.status.in_(list(status)))
+        if drills is not None:
+            stmt = stmt.where(T_RUNS.c.drill == drills)
+        if kind is not None:
+            stmt = stmt.where(T_RUNS.c.kind == kind)
+        if before is not None:
+            created, rid = before
+            stmt = stmt.where(
+                or_(
+                    T_RUNS.c.created_at < created,
+                    and_(T_RUNS.c.created_at == created, T_RUNS.c.id < rid),
+                )
+            )
+        with self.read() as conn:
+            rows = conn.execute(stmt.limit(limit)).mappings().all()
+        return [models.Run(**r) for r in rows]
+
+    def count_runs(self, *, drills: bool | None = False) -> int:
+        stmt = select(func.count()).select_from(T_RUNS)
+        if drills is not None:
+            stmt = stmt.where(T_RUNS.c.drill == drills)
+        with self.read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def get_run(self, ref: str) -> models.Run:
+        """A run by id or unique id prefix."""
+        with self.read() as conn:
+            rows = (
+                conn.execute(select(T_RUNS).where(T_RUNS.c.id.startswith(ref, autoescape=True)))
+                .mappings()
+                .fetchmany(2)
+            )
+        exact = [r for r in rows if r["id"] == ref]
+        if exact:
+            return models.Run(**exact[0])
+        if not rows:
+            raise NotFound(f"no run '{ref}' in {self.display_url}; `backout runs` lists them.")
+        if len(rows) > 1:
+            raise BadInput(f"run id '{ref}' is ambiguous; type more characters.")
+        return models.Run(**rows[0])
+
+    def steps(self, run_id: str) -> list[models.Step]:
+        with self.read() as conn:
+            rows = conn.execute(
+                select(T_STEPS).where(T_STEPS.c.run_id == run_id).order_by(T_STEPS.c.step_no)
+            ).mappings()
+            return [models.Step(**r) for r in rows]
+
+    def segments(self, run_id: str) -> list[models.Segment]:
+        with self.read() as conn:
+            rows = conn.execute(
+                select(T_SEGMENTS)
+                .where(T_SEGMENTS.c.run_id == run_id)
+                .order_by(T_SEGMENTS.c.seg_no)
+            ).mappings()
+            return [models.Segment(**r) for r in rows]
+
+    def _event_filter(self, stmt: Any, run_id: str | None, kinds: Sequence[str] | None) -> Any:
+        if run_id is not None:
+            stmt = stmt.where(T_EVENTS.c.run_id == run_id)
+        if kinds:
+            exact = [k for k in kinds if not k.endswith("*")]
+            prefixes = [k[:-1] for k in kinds if k.endswith("*")]
+            clauses = [T_EVENTS.c.kind.in_(exact)] if exact else []
+            clauses += [T_EVENTS.c.kind.startswith(p, autoescape=True) for p in prefixes]
+            stmt = stmt.where(or_(*clauses))
+        return stmt
+
+    def events(
+        self,
+        run_id: str | None = None,
+        *,
+        after_seq: int = 0,
+        before_seq: int | None = None,
+        limit: int = 256,
+        kinds: Sequence[str] | None = None,
+        newest_first: bool = False,
+    ) -> list[StoredEvent]:
+        """A keyset page of events (``kinds`` entries ending in ``*`` are prefixes)."""
+        stmt = self._event_filter(select(T_EVENTS), run_id, kinds)
+        stmt = stmt.where(T_EVENTS.c.seq > after_seq)
+        if before_seq is not None:
+            stmt = stmt.where(T_EVENTS.c.seq < before_seq)
+        order = T_EVENTS.c.seq.desc() if newest_first else T_EVENTS.c.seq
+        with self.read() as conn:
+            rows = conn.execute(stmt.order_by(order).limit(limit)).all()
+        return [_event_from_row(r) for r in rows]
+
+    def count_events(self, run_id: str | None = None, kinds: Sequence[str] | None = None) -> int:
+        stmt = self._event_filter(select(func.count()).select_from(T_EVENTS), run_id, kinds)
+        with self.read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def event_at(self, run_id: str | None, index: int, kinds: Sequence[str] | None = None) -> int:
+        """The seq of the ``index``-th (0-based) matching event: for jumping to a position."""
+        stmt = self._event_filter(select(T_EVENTS.c.seq), run_id, kinds)
+        with self.read() as conn:
+            value = conn.execute(stmt.order_by(T_EVENTS.c.seq).offset(index).limit(1)).scalar()
+        return int(value or 0)
+
+    def operations(
+        self,
+        run_id: str,
+        *,
+        after_op: int = 0,
+        limit: int = 256,
+        status: Sequence[str] | None = None,
+        newest_first: bool = False,
+    ) -> list[models.Operation]:
+        stmt = select(T_OPS).where(T_OPS.c.run_id == run_id)
+        if newest_first:
+            if after_op:
+                stmt = stmt.where(T_OPS.c.op_no < after_op)
+            stmt = stmt.order_by(T_OPS.c.op_no.desc())
+        else:
+            stmt = stmt.where(T_OPS.c.op_no > after_op).order_by(T_OPS.c.op_no)
+        if status:
+            stmt = stmt.where(T_OPS.c.status.in_(list(status)))
+        with self.read() as conn:
+            rows = conn.execute(stmt.limit(limit)).mappings().all()
+        return [models.Operation(**r) for r in rows]
+
+    def count_operations(self, run_id: str, status: Sequence[str] | None = None) -> int:
+        stmt = select(func.count()).select_from(T_OPS).where(T_OPS.c.run_id == run_id)
+        if status:
+            stmt = stmt.where(T_OPS.c.status.in_(list(status)))
+        with self.read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def operation_status_counts(self, run_id: str) -> dict[str, int]:
+        stmt = (
+            select(T_OPS.c.status, func.count())
+            .where(T_OPS.c.run_id == run_id)
+            .group_by(T_OPS.c.status)
+        )
+        with self.read() as conn:
+            return {str(s): int(n) for s, n in conn.execute(stmt).tuples()}
+
+    def snapshot_rows(
+        self, run_id: str, phase: str, table: str | None = None
+    ) -> Iterator[models.Snapshot]:
+        stmt = select(T_SNAPSHOTS).where(
+            T_SNAPSHOTS.c.run_id == run_id, T_SNAPSHOTS.c.phase == phase
+        )
+        if table is not None:
+            stmt = stmt.where(T_SNAPSHOTS.c.tbl == table)
+        with self.read() as conn:
+            for r in conn.execute(stmt.order_by(T_SNAPSHOTS.c.id)).mappings():
+                yield models.Snapshot(**r)
+
+    def status_counts(self, *, drills: bool | None = False) -> dict[str, int]:
+        stmt = select(T_RUNS.c.status, func.count()).group_by(T_RUNS.c.status)
+        if drills is not None:
+            stmt = stmt.where(T_RUNS.c.drill == drills)
+        with self.read() as conn:
+            return {str(s): int(n) for s, n in conn.execute(stmt).tuples()}
+

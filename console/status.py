@@ -1,0 +1,52 @@
+"""Run and operation statuses, with a symbol each so colour is never the only signal."""
+
+from __future__ import annotations
+
+RUN_STATUSES = (
+    "planned",
+    "running",
+    "paused",
+    "completed",
+    "failed",
+    "rolling_back",
+    "rolled_back",
+    "rollback_partial",
+)
+
+SYMBOL = {
+    "planned": "○",
+    "running": "▶",
+    "paused": "‖",
+    "completed": "✓",
+    "failed": "✗",
+    "rolling_back": "↺",
+    "rolled_back": "⟲",
+    "rollback_partial": "◐",
+    "dry_run": "◌",
+    # operations
+    "pending": "·",
+    "applied": "✓",
+    "conflict": "⚠",
+    "skipped": "»",
+    "reverted": "⟲",
+}
+
+STYLE = {
+    "planned": "dim",
+    "running": "bold cyan",
+    "paused": "bold yellow",
+    "completed": "green",
+    "failed": "bold red",
+    "rolling_back": "bold magenta",
+    "rolled_back": "magenta",
+    "rollback_partial": "bold yellow",
+    "pending": "dim",
+    "applied": "green",
+    "conflict": "bold yellow",
+    "skipped": "dim",
+    "reverted": "magenta",
+}
+
+
+def label(status: str) -> str:
+    return f"{SYMBOL.get(status, '?')} {status}"
