@@ -48,7 +48,7 @@ class ApprovalPolicy(_Strict):
     quorum: int = Field(default=1, ge=1)
     require_roles: list[str] = Field(default_factory=list)
     exclude: list[Literal["requester", "executor", "owner"]] = Field(
-        default_factory=lambda: ["requester", "executor"]
+        default_factory=lambda: ["requester", "executor", "owner"]  # type: ignore[arg-type]
     )
     expires_after: Duration = "30m"
 
@@ -61,7 +61,7 @@ class RollbackPolicy(_Strict):
 
 class EnvironmentPolicy(_Strict):
     operations: list[Literal["insert", "update", "delete", "upsert"]] = Field(
-        default_factory=lambda: ["insert", "update", "delete", "upsert"]
+        default_factory=lambda: ["insert", "update", "delete", "upsert"]  # type: ignore[arg-type]
     )
     rollback_window: Duration | None = None
 

@@ -77,8 +77,12 @@ def create_crm(path: Path, *, products: int = 50_000, seed: int = DEMO_SEED) -> 
         conn.executemany(
             "INSERT INTO customers VALUES (?, ?, ?, ?)",
             (
-                (i, f"user{i}@example.com", ["free", "pro", "enterprise"][i % 3],
-                 str(Decimal(rng.randint(0, 500_000)) / 100))
+                (
+                    i,
+                    f"user{i}@example.com",
+                    ["free", "pro", "enterprise"][i % 3],
+                    str(Decimal(rng.randint(0, 500_000)) / 100),
+                )
                 for i in range(1, 2001)
             ),
         )

@@ -6,9 +6,9 @@ import os
 import sys
 
 from console.cli import (  # noqa: F401  (registration, in help order)
-    journal_cmds,
-    demo_cmd,
     console_cmd,
+    demo_cmd,
+    journal_cmds,
 )
 from console.cli.app import app
 from console.errors import BackoutError, Exit

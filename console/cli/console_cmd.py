@@ -12,7 +12,7 @@ from console.cli.context import Ctx, get_ctx
 
 def open_console(c: Ctx, *, run: str | None, readonly: bool) -> None:
     try:
-        from console.tui.app import run_console
+        from console.tui.app import run_console  # type: ignore[import-not-found,unused-ignore]
     except ImportError:  # the console package lands with its issue
         from console.cli.journal_cmds import run_summary
 

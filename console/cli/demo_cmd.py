@@ -11,9 +11,7 @@ from console.cli.app import app
 from console.cli.context import get_ctx
 
 
-@app.command(
-    epilog="Examples:\n\n  backout demo\n\n  backout demo --dir /tmp/demo --no-console"
-)
+@app.command(epilog="Examples:\n\n  backout demo\n\n  backout demo --dir /tmp/demo --no-console")
 def demo(
     ctx: typer.Context,
     directory: Annotated[

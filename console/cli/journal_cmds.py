@@ -193,7 +193,8 @@ def events(
 
 @journal_app.command(
     "verify",
-    epilog="Examples:\n\n  backout journal verify\n\n  backout --journal team.db journal verify --json",
+    epilog="Examples:\n\n  backout journal verify\n\n"
+    "  backout --journal team.db journal verify --json",
 )
 def journal_verify(
     ctx: typer.Context,

@@ -7,7 +7,7 @@ JSON text, so verifying never parses a payload: it is string formatting and sha2
 from __future__ import annotations
 
 import hashlib
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 
 
 def _s(value: str | None) -> str:

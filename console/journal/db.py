@@ -95,8 +95,8 @@ def ensure_schema(engine: Engine) -> str:
         SQLModel.metadata.create_all(conn, tables=_tables())
         for ddl in _SQLITE_TRIGGERS if conn.dialect.name == "sqlite" else _PG_TRIGGERS:
             conn.exec_driver_sql(ddl)
-        meta = models.Meta.__table__  # type: ignore[attr-defined]
-        rows = dict(conn.execute(select(meta.c.key, meta.c.value)).tuples().all())
+        meta = models.table_of(models.Meta)
+        rows: dict[str, str] = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
         journal_id = rows.get("journal_id")
         if journal_id is None:
             journal_id = str(uuid.uuid4())
@@ -104,7 +104,7 @@ def ensure_schema(engine: Engine) -> str:
             conn.execute(
                 meta.insert(), [{"key": "schema_version", "value": str(models.SCHEMA_VERSION)}]
             )
-            head = models.Head.__table__  # type: ignore[attr-defined]
+            head = models.table_of(models.Head)
             conn.execute(head.insert(), [{"id": 1, "seq": 0, "hash": genesis_hash(journal_id)}])
         else:
             version = int(rows.get("schema_version", "1"))
@@ -126,18 +126,4 @@ def ensure_schema(engine: Engine) -> str:
 
 
 def _tables() -> list[Any]:
-    return [
-        m.__table__  # type: ignore[attr-defined]
-        for m in (
-            models.Meta,
-            models.Head,
-            models.Event,
-            models.Run,
-            models.Step,
-            models.Segment,
-            models.Operation,
-            models.Checkpoint,
-            models.Snapshot,
-            models.Lease,
-        )
-    ]
+    return [models.table_of(m) for m in models.ALL_MODELS]

@@ -9,7 +9,9 @@ transaction as the events they derive from (``projections.py``) and rebuildable 
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Text
+from typing import Any, cast
+
+from sqlalchemy import Column, Index, Table, Text
 from sqlmodel import Field, SQLModel
 
 SCHEMA_VERSION = 1
@@ -153,3 +155,11 @@ class Lease(SQLModel, table=True):
 
 
 PROJECTION_TABLES = ("runs", "steps", "segments", "operations", "checkpoints")
+
+
+def table_of(model: Any) -> Table:
+    """The Core table of a SQLModel class (hot paths use Core, not the ORM)."""
+    return cast(Table, model.__table__)
+
+
+ALL_MODELS = (Meta, Head, Event, Run, Step, Segment, Operation, Checkpoint, Snapshot, Lease)

@@ -30,15 +30,15 @@ from console.journal.projections import (
 
 Clock = Callable[[], dt.datetime]
 
-T_EVENTS: Table = models.Event.__table__  # type: ignore[attr-defined]
-T_HEAD: Table = models.Head.__table__  # type: ignore[attr-defined]
-T_RUNS: Table = models.Run.__table__  # type: ignore[attr-defined]
-T_STEPS: Table = models.Step.__table__  # type: ignore[attr-defined]
-T_SEGMENTS: Table = models.Segment.__table__  # type: ignore[attr-defined]
-T_OPS: Table = models.Operation.__table__  # type: ignore[attr-defined]
-T_CHECKPOINTS: Table = models.Checkpoint.__table__  # type: ignore[attr-defined]
-T_SNAPSHOTS: Table = models.Snapshot.__table__  # type: ignore[attr-defined]
-T_LEASES: Table = models.Lease.__table__  # type: ignore[attr-defined]
+T_EVENTS = models.table_of(models.Event)
+T_HEAD = models.table_of(models.Head)
+T_RUNS = models.table_of(models.Run)
+T_STEPS = models.table_of(models.Step)
+T_SEGMENTS = models.table_of(models.Segment)
+T_OPS = models.table_of(models.Operation)
+T_CHECKPOINTS = models.table_of(models.Checkpoint)
+T_SNAPSHOTS = models.table_of(models.Snapshot)
+T_LEASES = models.table_of(models.Lease)
 TABLES: dict[str, Table] = {
     "runs": T_RUNS,
     "steps": T_STEPS,
@@ -192,9 +192,7 @@ def _apply_changes(conn: Connection, changes: Sequence[Change]) -> None:
             conn.execute(table.insert(), batch)
         else:
             _, _, where, values, incs = shape
-            stmt = table.update().where(
-                and_(*(table.c[c] == bindparam(f"w_{c}") for c in where))
-            )
+            stmt = table.update().where(and_(*(table.c[c] == bindparam(f"w_{c}") for c in where)))
             sets: dict[str, Any] = {c: bindparam(f"v_{c}") for c in values}
             sets.update({c: table.c[c] + bindparam(f"i_{c}") for c in incs})
             conn.execute(stmt.values(sets), batch)
@@ -254,7 +252,7 @@ class Journal:
         return self.engine.dialect.name
 
     def _read_journal_id(self) -> str:
-        meta: Table = models.Meta.__table__  # type: ignore[attr-defined]
+        meta = models.table_of(models.Meta)
         with self.read() as conn:
             value = conn.execute(select(meta.c.value).where(meta.c.key == "journal_id")).scalar()
         if value is None:
@@ -376,7 +374,7 @@ class Journal:
         if kinds:
             exact = [k for k in kinds if not k.endswith("*")]
             prefixes = [k[:-1] for k in kinds if k.endswith("*")]
-            clauses = [T_EVENTS.c.kind.in_(exact)] if exact else []
+            clauses: list[Any] = [T_EVENTS.c.kind.in_(exact)] if exact else []
             clauses += [T_EVENTS.c.kind.startswith(p, autoescape=True) for p in prefixes]
             stmt = stmt.where(or_(*clauses))
         return stmt
@@ -449,7 +447,7 @@ class Journal:
             .group_by(T_OPS.c.status)
         )
         with self.read() as conn:
-            return {str(s): int(n) for s, n in conn.execute(stmt).tuples()}
+            return {str(s): int(n) for s, n in conn.execute(stmt).all()}
 
     def snapshot_rows(
         self, run_id: str, phase: str, table: str | None = None
@@ -468,5 +466,4 @@ class Journal:
         if drills is not None:
             stmt = stmt.where(T_RUNS.c.drill == drills)
         with self.read() as conn:
-            return {str(s): int(n) for s, n in conn.execute(stmt).tuples()}
-
+            return {str(s): int(n) for s, n in conn.execute(stmt).all()}

@@ -59,8 +59,9 @@ def _save_trusted(journal: Journal, seq: int, head: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(
-        json.dumps({"journal_id": journal.journal_id, "url": journal.display_url,
-                    "seq": seq, "hash": head})
+        json.dumps(
+            {"journal_id": journal.journal_id, "url": journal.display_url, "seq": seq, "hash": head}
+        )
     )
     os.replace(tmp, path)
 
@@ -89,8 +90,14 @@ def verify(
         head = conn.execute(select(T_HEAD.c.seq, T_HEAD.c.hash)).one()
         result = conn.execution_options(yield_per=_BATCH).execute(
             select(
-                T_EVENTS.c.seq, T_EVENTS.c.ts, T_EVENTS.c.kind, T_EVENTS.c.run_id,
-                T_EVENTS.c.corr, T_EVENTS.c.actor, T_EVENTS.c.payload, T_EVENTS.c.hash,
+                T_EVENTS.c.seq,
+                T_EVENTS.c.ts,
+                T_EVENTS.c.kind,
+                T_EVENTS.c.run_id,
+                T_EVENTS.c.corr,
+                T_EVENTS.c.actor,
+                T_EVENTS.c.payload,
+                T_EVENTS.c.hash,
             ).order_by(T_EVENTS.c.seq)
         )
         sha = hashlib.sha256
@@ -103,8 +110,11 @@ def verify(
                 body = event_bytes(seq, ts, kind, run_id, corr, actor, payload)
                 computed = sha(bytes.fromhex(prev) + body).hexdigest()
                 if computed != stored:
-                    return fail(seq, f"event {seq} was changed: its content does not match "
-                                     "its hash (edited, replaced or reordered)")
+                    return fail(
+                        seq,
+                        f"event {seq} was changed: its content does not match "
+                        "its hash (edited, replaced or reordered)",
+                    )
                 if memory is not None:
                     try:
                         data = json.loads(payload)
@@ -131,15 +141,24 @@ def verify(
             )
         if trusted is not None:
             if trusted.get("journal_id") not in (None, journal.journal_id):
-                return fail(None, "the journal id differs from the one this machine trusted "
-                                  "(the journal was replaced)")
+                return fail(
+                    None,
+                    "the journal id differs from the one this machine trusted "
+                    "(the journal was replaced)",
+                )
             report.trusted_seq = int(trusted["seq"])
             if count < report.trusted_seq:
-                return fail(count + 1, f"the journal shrank: this machine trusted event "
-                                       f"{report.trusted_seq}, the journal now ends at {count}")
+                return fail(
+                    count + 1,
+                    f"the journal shrank: this machine trusted event "
+                    f"{report.trusted_seq}, the journal now ends at {count}",
+                )
             if trusted_hash_seen != trusted.get("hash"):
-                return fail(report.trusted_seq, f"history changed below the trusted head "
-                                                f"(event {report.trusted_seq} has another hash)")
+                return fail(
+                    report.trusted_seq,
+                    f"history changed below the trusted head "
+                    f"(event {report.trusted_seq} has another hash)",
+                )
         if memory is not None:
             if memory.problems:
                 seq, problem = memory.problems[0]
@@ -166,8 +185,10 @@ def _compare_projections(conn: Any, memory: MemoryProjection) -> str | None:
                 return f"projection {name} has a row {key} that no event created"
             for col, value in want.items():
                 if _norm(row[col]) != _norm(value):
-                    return (f"projection {name} {key}: {col} is {row[col]!r} but the events "
-                            f"say {value!r}")
+                    return (
+                        f"projection {name} {key}: {col} is {row[col]!r} but the events "
+                        f"say {value!r}"
+                    )
             seen += 1
         if seen != len(expected):
             return f"projection {name} is missing {len(expected) - seen} row(s) the events create"
