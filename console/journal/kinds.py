@@ -1,0 +1,47 @@
+"""The event vocabulary and payload shapes: the contract between the engine, rollback,
+reconciliation, runbooks and the console. Images are canonical JSON rows (console.canonical).
+
+run.created      {kind: apply|rollback|fix|reapply, parent_run, changeset, version, digest,
+                  automation, description, target, drill, dry_run, rows_total, options,
+                  touchpoints: {source, writes, readers}, source_file,
+                  steps: [{step_no, name, table, key: [col], operations, target}]}
+run.started      {pid, host}
+run.progress     {seg_no, done, total, elapsed_s}                       (no projection)
+snapshot.taken   {phase: baseline|post|post-rollback|post-fix, table, rows, digest,
+                  aggregates: {count, sums: {col: "exact decimal"}}}    (rows in `snapshots`)
+segment.intent   {seg_no, step_no, ops: [{op_no, table, op: insert|update|delete, key, before,
+                  after, inverse, idem}]}
+                  inverse: {op: delete} | {op: update, set: {col: v}} | {op: insert, row: {...}}
+segment.applied  {seg_no, applied: [op_no], attempt, duration_ms, resolved?: true,
+                  parent_run?, reverted_ops?: [op_no of the parent run]}   (rollback adds these)
+segment.failed   {seg_no, error, op_no}
+segment.dry_run  {seg_no, would_apply: [op_no], conflicts: [op_no]}
+op.conflict      {op_no, detail: {table, key, before, ours, now}}
+op.failed        {op_no, detail: {error}}
+op.skipped       {op_no, detail: {reason}}
+checkpoint       {seg_no, op_no, done}
+guard.tripped    {reason, invariant, sql, expected, actual, seg_no}     (run -> paused)
+guard.passed     {invariant, seg_no}                                    (no projection)
+run.paused       {reason, by}
+run.resumed      {by, in_doubt: [seg_no]}
+run.completed    {applied, failed, conflicts, elapsed_s, rows_per_s}
+run.failed       {reason}
+run.status       {status, reason, final: bool}   (rolling_back, rolled_back, rollback_partial)
+run.drift        {drifted: bool}
+changeset.rejected  {changeset, version, file, problems: [{file, line, field, message}]}
+changeset.duplicate {changeset, version, digest, previous_run}
+annotation       {text, ref_seq}
+"""
+
+from __future__ import annotations
+
+FAILURE_KINDS = ("segment.failed", "op.failed", "op.conflict", "guard.tripped", "run.failed")
+MARKER_KINDS = (
+    "checkpoint",
+    "guard.tripped",
+    "run.paused",
+    "run.resumed",
+    "op.conflict",
+    "segment.failed",
+    "run.status",
+)
