@@ -14,14 +14,16 @@ segment.intent   {seg_no, step_no, ops: [{op_no, table, op: insert|update|delete
                   inverse: {op: delete} | {op: update, set: {col: v}} | {op: insert, row: {...}}
 segment.applied  {seg_no, applied: [op_no], attempt, duration_ms, resolved?: true,
                   parent_run?, reverted_ops?: [op_no of the parent run]}   (rollback adds these)
-segment.failed   {seg_no, error, op_no}
-segment.dry_run  {seg_no, would_apply: [op_no], conflicts: [op_no]}
+segment.failed   {seg_no, error, op_no, ops: [op_no]}   (one transaction: none of ops written)
+segment.retry    {seg_no, ops: [op_no]}                 (resume tries a failed segment again)
+segment.dry_run  {seg_no, applied: [op_no]}  as segment.applied; nothing was written
 op.conflict      {op_no, detail: {table, key, before, ours, now}}
 op.failed        {op_no, detail: {error}}
 op.skipped       {op_no, detail: {reason}}
 checkpoint       {seg_no, op_no, done}
 guard.tripped    {reason, invariant, sql, expected, actual, seg_no}     (run -> paused)
 guard.passed     {invariant, seg_no}                                    (no projection)
+run.pause_requested {by}                               (the executor pauses at a boundary)
 run.paused       {reason, by}
 run.resumed      {by, in_doubt: [seg_no]}
 run.completed    {applied, failed, conflicts, elapsed_s, rows_per_s}

@@ -67,6 +67,7 @@ PASSIVE_KINDS = frozenset(
         "run.progress",
         "guard.passed",
         "journal.note",
+        "run.pause_requested",
     }
 )
 
@@ -235,12 +236,16 @@ def _segment_outcome(e: EventView, status: str) -> Update:
     )
 
 
-@handles("segment.applied")
+@handles("segment.applied", "segment.dry_run")
 def _segment_applied(e: EventView) -> Iterable[Change]:
-    """``applied``: op numbers written; conflicts and failures come as their own events."""
+    """``applied``: op numbers written; conflicts and failures come as their own events.
+
+    A dry run journals ``segment.dry_run``: the same shape, nothing was written.
+    """
+    dry = e.kind == "segment.dry_run"
     applied = [int(n) for n in e.payload.get("applied", [])]
-    yield _segment_outcome(e, "applied")
-    status = e.payload.get("op_status", "applied")
+    yield _segment_outcome(e, "dry_run" if dry else "applied")
+    status = e.payload.get("op_status", "would_apply" if dry else "applied")
     for op_no in applied:
         yield Update("operations", {"run_id": e.run_id, "op_no": op_no}, {"status": status})
     counter = e.payload.get("counter", "rows_applied")
@@ -256,12 +261,31 @@ def _segment_applied(e: EventView) -> Iterable[Change]:
 
 @handles("segment.failed")
 def _segment_failed(e: EventView) -> Iterable[Change]:
+    """The segment's transaction failed as a whole: every op in ``ops`` was not written."""
     yield _segment_outcome(e, "failed")
+    ops = [int(n) for n in e.payload.get("ops", [])]
+    detail = canonical_json({"error": e.payload.get("error"), "segment": True})
+    for op_no in ops:
+        yield Update(
+            "operations", {"run_id": e.run_id, "op_no": op_no}, {"status": "failed", "detail": detail}
+        )
+    yield Update("runs", {"id": e.run_id}, {}, {"rows_failed": len(ops)})
 
 
-@handles("segment.dry_run")
-def _segment_dry_run(e: EventView) -> Iterable[Change]:
-    yield _segment_outcome(e, "dry_run")
+@handles("segment.retry")
+def _segment_retry(e: EventView) -> Iterable[Change]:
+    """A failed segment is attempted again (resume): its ops are pending once more."""
+    ops = [int(n) for n in e.payload.get("ops", [])]
+    yield Update(
+        "segments",
+        {"run_id": e.run_id, "seg_no": int(e.payload["seg_no"])},
+        {"status": "intent", "outcome_seq": None, "finished_at": None},
+    )
+    for op_no in ops:
+        yield Update(
+            "operations", {"run_id": e.run_id, "op_no": op_no}, {"status": "pending", "detail": None}
+        )
+    yield Update("runs", {"id": e.run_id}, {}, {"rows_failed": -len(ops)})
 
 
 def _op_outcome(e: EventView, status: str, counter: str) -> Iterable[Change]:

@@ -7,8 +7,8 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select
@@ -20,6 +20,7 @@ from console.journal import models
 from console.journal.chain import event_bytes, next_hash
 from console.journal.db import READONLY, ensure_schema, make_engine, resolve_url
 from console.journal.projections import (
+    PRIMARY_KEYS,
     Change,
     EventView,
     Insert,
@@ -75,11 +76,18 @@ class StoredEvent:
     actor: str
     payload_text: str
     hash: str
+    _payload: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
-    @cached_property
+    @property
     def payload(self) -> dict[str, Any]:
-        value = json.loads(self.payload_text)
-        return value if isinstance(value, dict) else {"value": value}
+        """The decoded payload (parsed once; a slotted class has no ``__dict__`` to cache in)."""
+        if self._payload is None:
+            value = json.loads(self.payload_text)
+            object.__setattr__(
+                self, "_payload", value if isinstance(value, dict) else {"value": value}
+            )
+        assert self._payload is not None
+        return self._payload
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -179,46 +187,79 @@ class Writer:
 
 
 def _apply_changes(conn: Connection, changes: Sequence[Change]) -> None:
-    """Run projection changes as SQL, batching runs of same-shaped statements."""
-    batch: list[dict[str, Any]] = []
-    shape: tuple[Any, ...] | None = None
+    """Run projection changes as SQL, with the same effect as running them one by one.
 
-    def flush_batch() -> None:
-        if not batch or shape is None:
-            return
-        kind, table_name, *_ = shape
-        table = TABLES[table_name]
-        if kind == "insert":
-            conn.execute(table.insert(), batch)
-        else:
-            _, _, where, values, incs = shape
-            stmt = table.update().where(and_(*(table.c[c] == bindparam(f"w_{c}") for c in where)))
-            sets: dict[str, Any] = {c: bindparam(f"v_{c}") for c in values}
-            sets.update({c: table.c[c] + bindparam(f"i_{c}") for c in incs})
-            conn.execute(stmt.values(sets), batch)
-        batch.clear()
-
+    Every ``Update.where`` is a full primary key, so the changes of one flush are coalesced
+    first: updates of a row inserted in this flush are folded into its insert; updates of rows
+    that existed before are merged per row (later values win, a value set after an increment
+    replaces it, an increment after a value adds to it) and run *before* the inserts, so an
+    update that precedes the insert of its row still finds no row, as it would have. What is
+    left is one ``executemany`` per table and statement shape.
+    """
+    inserts: dict[str, list[dict[str, Any]]] = {}
+    inserted: dict[tuple[Any, ...], dict[str, Any]] = {}
+    # (table, pk values) -> [where, values, increments]
+    updates: dict[tuple[Any, ...], tuple[Mapping[str, Any], dict[str, Any], dict[str, int]]] = {}
     for ch in changes:
+        pk = PRIMARY_KEYS[ch.table]
         if isinstance(ch, Insert):
-            new_shape: tuple[Any, ...] = ("insert", ch.table, tuple(sorted(ch.row)))
-            params = dict(ch.row)
-        else:
-            assert isinstance(ch, Update)
-            new_shape = (
-                "update",
-                ch.table,
-                tuple(sorted(ch.where)),
-                tuple(sorted(ch.values)),
-                tuple(sorted(ch.increments)),
-            )
-            params = {f"w_{k}": v for k, v in ch.where.items()}
-            params.update({f"v_{k}": v for k, v in ch.values.items()})
-            params.update({f"i_{k}": v for k, v in ch.increments.items()})
-        if new_shape != shape:
-            flush_batch()
-            shape = new_shape
-        batch.append(params)
-    flush_batch()
+            row = dict(ch.row)
+            inserts.setdefault(ch.table, []).append(row)
+            inserted.setdefault((ch.table, *(row.get(c) for c in pk)), row)
+            continue
+        assert isinstance(ch, Update)
+        ident = (ch.table, *(ch.where[c] for c in pk))
+        target = inserted.get(ident)
+        if target is not None:
+            target.update(ch.values)
+            for col, n in ch.increments.items():
+                target[col] = target[col] + n
+            continue
+        pending = updates.get(ident)
+        if pending is None:
+            pending = updates[ident] = (ch.where, {}, {})
+        _, values, incs = pending
+        for col, v in ch.values.items():
+            values[col] = v
+            incs.pop(col, None)
+        for col, n in ch.increments.items():
+            if col in values:
+                values[col] = values[col] + n
+            else:
+                incs[col] = incs.get(col, 0) + n
+
+    by_shape: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for (table_name, *_), (where, values, incs) in updates.items():
+        if not values and not incs:
+            continue
+        shape = (table_name, tuple(sorted(where)), tuple(sorted(values)), tuple(sorted(incs)))
+        params = {f"w_{k}": v for k, v in where.items()}
+        params.update({f"v_{k}": v for k, v in values.items()})
+        params.update({f"i_{k}": v for k, v in incs.items()})
+        by_shape.setdefault(shape, []).append(params)
+    for (table_name, where_cols, value_cols, inc_cols), batch in by_shape.items():
+        conn.execute(_update_statement(table_name, where_cols, value_cols, inc_cols), batch)
+
+    for table_name, rows in inserts.items():
+        by_cols: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            by_cols.setdefault(tuple(row), []).append(row)
+        for batch in by_cols.values():
+            conn.execute(TABLES[table_name].insert(), batch)
+
+
+@lru_cache(maxsize=256)
+def _update_statement(
+    table_name: str,
+    where_cols: tuple[str, ...],
+    value_cols: tuple[str, ...],
+    inc_cols: tuple[str, ...],
+) -> Any:
+    table = TABLES[table_name]
+    stmt = table.update().where(and_(*(table.c[c] == bindparam(f"w_{c}") for c in where_cols)))
+    sets: dict[str, Any] = {c: bindparam(f"v_{c}") for c in value_cols}
+    sets.update({c: table.c[c] + bindparam(f"i_{c}") for c in inc_cols})
+    return stmt.values(sets)
 
 
 Sink = Callable[[Sequence[StoredEvent]], None]
@@ -467,3 +508,68 @@ class Journal:
             stmt = stmt.where(T_RUNS.c.drill == drills)
         with self.read() as conn:
             return {str(s): int(n) for s, n in conn.execute(stmt).all()}
+
+
+class EngineQueries:
+    """Reads the engine needs while a run executes (kept apart from the console's pages)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def runs_for_changeset(self, name: str, version: int) -> list[models.Run]:
+        stmt = (
+            select(T_RUNS)
+            .where(T_RUNS.c.changeset == name, T_RUNS.c.version == version)
+            .where(T_RUNS.c.kind.in_(["apply", "reapply"]))
+            .order_by(T_RUNS.c.created_at)
+        )
+        with self.journal.read() as conn:
+            return [models.Run(**r) for r in conn.execute(stmt).mappings()]
+
+    def baseline_rows(
+        self, run_id: str, table: str, key_texts: Sequence[str], phase: str = "baseline"
+    ) -> dict[str, str | None]:
+        """key_text -> row JSON (None: the row was absent) for these keys."""
+        out: dict[str, str | None] = {}
+        with self.journal.read() as conn:
+            for start in range(0, len(key_texts), 500):
+                chunk = list(key_texts[start : start + 500])
+                stmt = select(T_SNAPSHOTS.c.key_text, T_SNAPSHOTS.c.row).where(
+                    T_SNAPSHOTS.c.run_id == run_id,
+                    T_SNAPSHOTS.c.phase == phase,
+                    T_SNAPSHOTS.c.tbl == table,
+                    T_SNAPSHOTS.c.key_text.in_(chunk),
+                )
+                out.update({k: r for k, r in conn.execute(stmt).all()})
+        return out
+
+    def has_snapshot(self, run_id: str, phase: str) -> bool:
+        stmt = (
+            select(T_SNAPSHOTS.c.id)
+            .where(T_SNAPSHOTS.c.run_id == run_id, T_SNAPSHOTS.c.phase == phase)
+            .limit(1)
+        )
+        with self.journal.read() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def drop_snapshot(self, run_id: str, phase: str) -> None:
+        """Discard a partial snapshot (a run killed while capturing it; nothing written yet)."""
+        with self.journal.write() as w:
+            w.conn.execute(
+                T_SNAPSHOTS.delete().where(
+                    T_SNAPSHOTS.c.run_id == run_id, T_SNAPSHOTS.c.phase == phase
+                )
+            )
+
+    def operations_in(self, run_id: str, first_op: int, last_op: int) -> list[models.Operation]:
+        stmt = (
+            select(T_OPS)
+            .where(T_OPS.c.run_id == run_id, T_OPS.c.op_no.between(first_op, last_op))
+            .order_by(T_OPS.c.op_no)
+        )
+        with self.journal.read() as conn:
+            return [models.Operation(**r) for r in conn.execute(stmt).mappings()]
+
+    def latest_event(self, run_id: str, kinds: Sequence[str]) -> StoredEvent | None:
+        page = self.journal.events(run_id, kinds=kinds, limit=1, newest_first=True)
+        return page[0] if page else None

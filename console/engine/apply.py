@@ -1,0 +1,614 @@
+"""``backout apply``, ``resume`` and ``pause``: a change set executed through the journal.
+
+Order of work: validate everything (nothing written on bad input) → identity check (same
+name+version+digest applied before is a no-op; same name+version, other digest is refused) →
+run.created → baseline snapshot of every key in scope, plus aggregates → segments through
+the write-ahead protocol (``segments.py``) → guards and circuit breaker after each → done.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from pathlib import Path
+from typing import Any
+
+from console.canonical import canonical_json, loads
+from console.changes import (
+    ChangeSet,
+    ChangeSetInvalid,
+    PlannedOp,
+    PlannedSegment,
+    Problem,
+    load_changeset,
+    plan_segments,
+    validate,
+)
+from console.changes.model import Step
+from console.config import Settings
+from console.engine import lease
+from console.engine.guards import breaker, check_invariants
+from console.engine.lease import Holder
+from console.engine.report import ProgressFn, RunReport
+from console.engine.segments import JournalOp, Precheck, SegmentPlan, SegmentRunner
+from console.errors import BadInput, Exit
+from console.journal import Journal, new_id
+from console.journal.models import Run
+from console.journal.store import EngineQueries
+from console.targets.resolve import open_target
+from console.targets.sql import SqlTarget, key_tuple
+from console.targets.types import Row, TableInfo, TransientError
+
+RESUMABLE = ("planned", "running", "paused", "failed")
+
+
+def key_text(key_columns: tuple[str, ...], key: Any) -> str:
+    """The journal's text form of a row key (snapshots are looked up by it)."""
+    return canonical_json([key[c] for c in key_columns])
+
+
+def fingerprint(row: Row | None) -> str:
+    return "-" if row is None else blake2b(canonical_json(row).encode(), digest_size=16).hexdigest()
+
+
+@dataclass
+class Targets:
+    """The targets a change set writes, opened once, by reference."""
+
+    settings: Settings
+    override: str | None
+    opened: dict[str, SqlTarget] = field(default_factory=dict)
+
+    def ref(self, cs: ChangeSet, step: Step) -> str:
+        ref = self.override or step.target or cs.target
+        if not ref:
+            raise BadInput(
+                f"{cs.source}: no target for step '{step.name}'; add `target:` to the change "
+                "set or pass --target."
+            )
+        return ref
+
+    def get(self, ref: str) -> SqlTarget:
+        if ref not in self.opened:
+            self.opened[ref] = open_target(ref, self.settings)
+        return self.opened[ref]
+
+    def for_step(self, cs: ChangeSet, step: Step) -> SqlTarget:
+        return self.get(self.ref(cs, step))
+
+    def table(self, cs: ChangeSet, step: Step) -> TableInfo:
+        return self.for_step(cs, step).table(step.table)
+
+    def lookup(self, cs: ChangeSet) -> Any:
+        """``(step target, table) -> TableInfo``, as validation and planning take it."""
+
+        def tables(step_target: str | None, table: str) -> TableInfo:
+            ref = self.override or step_target or cs.target
+            if not ref:
+                raise BadInput(f"{cs.source}: no target; add `target:` or pass --target.")
+            return self.get(ref).table(table)
+
+        return tables
+
+    def close(self) -> None:
+        for t in self.opened.values():
+            t.close()
+
+
+class Engine:
+    """Applies and resumes runs. One instance per command invocation."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        settings: Settings,
+        *,
+        progress: ProgressFn | None = None,
+        drill: bool = False,
+    ) -> None:
+        self.journal = journal
+        self.settings = settings
+        self.queries = EngineQueries(journal)
+        self.progress = progress
+        self.drill = drill
+        self.holder = Holder.me()
+
+    # --- validation -----------------------------------------------------------------
+
+    def _reject(self, cs: ChangeSet, problems: list[Problem]) -> ChangeSetInvalid:
+        self.journal.append(
+            "changeset.rejected",
+            {
+                "changeset": cs.name,
+                "version": cs.version,
+                "digest": cs.digest,
+                "file": cs.source,
+                "problems": [p.as_dict() for p in problems[:100]],
+            },
+        )
+        return ChangeSetInvalid(problems)
+
+    def _validate(self, cs: ChangeSet, targets: Targets) -> None:
+        """Everything that can be known before writing; raises with all the problems."""
+        try:
+            problems = validate(cs, targets.lookup(cs))
+        except BadInput as exc:
+            raise self._reject(cs, [Problem(cs.source, None, "target", exc.message)]) from None
+        if not problems:
+            problems = self._existing_and_overlap(cs, targets)
+        if problems:
+            raise self._reject(cs, problems)
+
+    def _existing_and_overlap(self, cs: ChangeSet, targets: Targets) -> list[Problem]:
+        """Inserts of keys that exist (policy: refuse) and rows touched by two steps."""
+        problems: list[Problem] = []
+        seen: set[tuple[str, str, str]] = set()
+        for step in cs.steps:
+            ref = targets.ref(cs, step)
+            target = targets.get(ref)
+            info = target.table(step.table)
+            inserts: list[Any] = []
+            for op in step.operations():
+                ident = (ref, step.table, key_text(step.key, op.key))
+                if ident in seen:
+                    problems.append(Problem(cs.source, op.line, f"{step.name}.key",
+                                            f"row {ident[2]} of {step.table} is changed by an "
+                                            "earlier step too; merge the two steps"))
+                seen.add(ident)
+                if op.op == "insert" and cs.options.on_existing_insert == "refuse":
+                    inserts.append(op)
+            for chunk in _chunks(inserts, 1000):
+                found = target.read_rows(step.table, step.key, [o.key for o in chunk])
+                for o in chunk:
+                    if key_tuple(info, step.key, o.key) in found:
+                        problems.append(Problem(
+                            cs.source, o.line, f"{step.name}.row",
+                            f"insert of key {key_text(step.key, o.key)} but that row exists "
+                            f"in {step.table}; use update or upsert"))
+            if len(problems) >= 100:
+                break
+        return problems
+
+    def _identity(self, cs: ChangeSet) -> RunReport | None:
+        """Same name+version: no-op when the digest matches and it completed; else refuse."""
+        previous = [r for r in self.queries.runs_for_changeset(cs.name, cs.version)
+                    if not r.dry_run and r.drill == self.drill]
+        for r in previous:
+            if r.digest != cs.digest:
+                raise self._reject(cs, [Problem(
+                    cs.source, None, "version",
+                    f"{cs.name} v{cs.version} was applied before with different content "
+                    f"(run {r.id}); give the change set a new version")])
+        live = [r for r in previous if r.status in RESUMABLE]
+        if live:
+            r = live[-1]
+            raise BadInput(
+                f"{cs.name} v{cs.version} already has run {r.id} ({r.status}); continue it "
+                f"with `backout resume {r.id}` or roll it back first."
+            )
+        done = [r for r in previous if r.status == "completed"]
+        if done:
+            r = done[-1]
+            self.journal.append(
+                "changeset.duplicate",
+                {"changeset": cs.name, "version": cs.version, "digest": cs.digest,
+                 "previous_run": r.id},
+            )
+            return RunReport(
+                run_id=r.id, status="completed", exit_code=Exit.DONE, total=r.rows_total,
+                applied=r.rows_applied,
+                message=f"{cs.name} v{cs.version} was already applied by run {r.id} with the "
+                        "same content; nothing to do.",
+                extra={"duplicate": True},
+            )
+        return None
+
+    # --- apply ----------------------------------------------------------------------
+
+    def apply(
+        self,
+        cs: ChangeSet,
+        *,
+        target: str | None = None,
+        dry_run: bool = False,
+        segment_size: int | None = None,
+        source_args: dict[str, Any] | None = None,
+    ) -> RunReport:
+        targets = Targets(self.settings, target)
+        try:
+            self._validate(cs, targets)
+            if not dry_run:
+                duplicate = self._identity(cs)
+                if duplicate is not None:
+                    return duplicate
+            size = segment_size or cs.options.segment_size
+            run_id = new_id()
+            corr = new_id()
+            steps = [
+                {
+                    "step_no": n,
+                    "name": s.name,
+                    "table": s.table,
+                    "key": list(s.key),
+                    "operations": s.count,
+                    "target": targets.get(targets.ref(cs, s)).display_url,
+                }
+                for n, s in enumerate(cs.steps, start=1)
+            ]
+            first_target = targets.for_step(cs, cs.steps[0]) if cs.steps else None
+            with self.journal.write() as w:
+                lease.acquire(w.conn, self.journal, run_id, self.holder)
+                w.append(
+                    "run.created",
+                    {
+                        "kind": "apply",
+                        "changeset": cs.name,
+                        "version": cs.version,
+                        "digest": cs.digest,
+                        "automation": cs.automation,
+                        "description": cs.description,
+                        "target": first_target.display_url if first_target else "",
+                        "target_override": target,
+                        "drill": self.drill,
+                        "dry_run": dry_run,
+                        "rows_total": cs.rows,
+                        "options": {
+                            "segment_size": size,
+                            "on_error": cs.options.on_error,
+                            "max_failed_ratio": cs.options.max_failed_ratio,
+                            "on_existing_insert": cs.options.on_existing_insert,
+                        },
+                        "touchpoints": cs.touchpoints.as_dict(),
+                        "source_file": str(Path(cs.source).resolve()) if cs.source else None,
+                        "source_args": source_args or {},
+                        "steps": steps,
+                    },
+                    run_id=run_id,
+                    corr=corr,
+                )
+            self._baseline(cs, targets, run_id, corr)
+            with self.journal.write() as w:
+                lease.renew(w.conn, self.journal, run_id, self.holder)
+                w.append(
+                    "run.started", {"pid": os.getpid(), "host": socket.gethostname()},
+                    run_id=run_id, corr=corr,
+                )
+            return self._execute(cs, targets, run_id, corr, size, dry_run, after_seg=0)
+        finally:
+            targets.close()
+
+    def _baseline(self, cs: ChangeSet, targets: Targets, run_id: str, corr: str) -> None:
+        """Every key in scope as it is now (absent keys too), and per-table aggregates."""
+        for step in cs.steps:
+            target = targets.for_step(cs, step)
+            info = target.table(step.table)
+            h = blake2b(digest_size=32)
+            count = 0
+            for chunk in _chunks(step.operations(), 1000):
+                keys = [o.key for o in chunk]
+                found = target.read_rows(step.table, step.key, keys)
+                rows = []
+                for o in chunk:
+                    row = found.get(key_tuple(info, step.key, o.key))
+                    kt = key_text(step.key, o.key)
+                    fp = fingerprint(row)
+                    h.update(f"{kt}\x00{fp}\x00".encode())
+                    rows.append({
+                        "run_id": run_id, "phase": "baseline", "tbl": step.table,
+                        "key_text": kt, "row": None if row is None else canonical_json(row),
+                        "fingerprint": fp,
+                    })
+                count += len(rows)
+                with self.journal.write() as w:
+                    w.add_snapshot_rows(rows)
+            numeric = [c.name for c in info.columns.values() if c.kind in ("int", "decimal", "float")]
+            aggregates = target.aggregates(step.table, numeric).as_dict()
+            with self.journal.write() as w:
+                lease.renew(w.conn, self.journal, run_id, self.holder)
+                w.append(
+                    "snapshot.taken",
+                    {"phase": "baseline", "table": step.table, "rows": count,
+                     "digest": h.hexdigest(), "aggregates": aggregates},
+                    run_id=run_id, corr=corr,
+                )
+
+    # --- the segment loop -----------------------------------------------------------
+
+    def _build(
+        self, cs: ChangeSet, seg: PlannedSegment, run_id: str, corr: str, info: TableInfo
+    ) -> SegmentPlan:
+        step = seg.step
+        texts = [key_text(step.key, p.key) for p in seg.ops]
+        baseline = self.queries.baseline_rows(run_id, step.table, texts)
+        plan = SegmentPlan(run_id, corr, seg.seg_no, seg.step_no, step.table, step.key, [])
+        for p, kt in zip(seg.ops, texts, strict=True):
+            before = loads(baseline.get(kt))
+            op, pre = build_op(p, before, step.key, cs.options.on_existing_insert)
+            if pre is None:
+                plan.ops.append(op)
+            else:
+                plan.prechecks.append(Precheck(op, pre[0], pre[1]))
+        return plan
+
+    def _execute(
+        self,
+        cs: ChangeSet,
+        targets: Targets,
+        run_id: str,
+        corr: str,
+        size: int,
+        dry_run: bool,
+        *,
+        after_seg: int,
+        start_counts: tuple[int, int, int, int] = (0, 0, 0, 0),
+    ) -> RunReport:
+        started = time.monotonic()
+        applied, failed, conflicts, skipped = start_counts
+        total = cs.rows
+        done = applied + failed + conflicts + skipped
+        runners: dict[str, SegmentRunner] = {}
+        steps = list(cs.steps)
+        infos = {n: targets.table(cs, s) for n, s in enumerate(steps, start=1)}
+        try:
+            for seg in plan_segments(cs, targets.lookup(cs), size):
+                if seg.seg_no <= after_seg:
+                    continue
+                paused = self._pause_requested(run_id)
+                if paused:
+                    return self._pause(cs, run_id, corr, f"paused by {paused}", started,
+                                       (applied, failed, conflicts, skipped), dry_run)
+                step = steps[seg.step_no - 1]
+                ref = targets.ref(cs, step)
+                runner = runners.get(ref)
+                if runner is None:
+                    runner = runners[ref] = SegmentRunner(
+                        self.journal, targets.get(ref), self.holder, dry_run=dry_run
+                    )
+                plan = self._build(cs, seg, run_id, corr, infos[seg.step_no])
+                runner.journal_intent(plan)
+                result = runner.execute(plan)
+                pre_failed = sum(1 for p in plan.prechecks if p.kind == "op.failed")
+                pre_conflict = sum(1 for p in plan.prechecks if p.kind == "op.conflict")
+                pre_skipped = sum(1 for p in plan.prechecks if p.kind == "op.skipped")
+                applied += len(result.applied)
+                failed += len(result.failed) + pre_failed
+                conflicts += len(result.conflicts) + pre_conflict
+                skipped += pre_skipped
+                done += len(seg.ops)
+                if self.progress:
+                    self.progress(done, total)
+                counts = (applied, failed, conflicts, skipped)
+                bad_now = len(result.failed) + len(result.conflicts) + pre_failed + pre_conflict
+                on_error = step.on_error or cs.options.on_error
+                if bad_now and on_error != "continue":
+                    reason = (
+                        f"segment {seg.seg_no} failed: {result.error}" if result.error
+                        else f"segment {seg.seg_no}: {bad_now} row(s) failed or conflicted"
+                    )
+                    if on_error == "rollback":
+                        reason += " (on_error: rollback; roll the run back with its runbook)"
+                    return self._pause(cs, run_id, corr, reason, started, counts, dry_run)
+                if on_error == "continue":
+                    tripped = breaker(done - skipped, failed + conflicts, cs.options.max_failed_ratio)
+                    if tripped:
+                        return self._pause(cs, run_id, corr, tripped, started, counts, dry_run)
+                if step.invariants and not dry_run:
+                    trip = check_invariants(runner.target, list(step.invariants), seg.seg_no)
+                    if trip:
+                        self.journal.append(
+                            "guard.tripped", {"reason": trip.reason, **trip.payload},
+                            run_id=run_id, corr=corr,
+                        )
+                        return self._report(run_id, "paused", trip.reason, started, counts,
+                                            dry_run, Exit.FAILED)
+            elapsed = time.monotonic() - started
+            with self.journal.write() as w:
+                w.append(
+                    "run.completed",
+                    {"applied": applied, "failed": failed, "conflicts": conflicts,
+                     "skipped": skipped, "elapsed_s": round(elapsed, 3),
+                     "rows_per_s": round(applied / elapsed, 1) if elapsed else 0.0},
+                    run_id=run_id, corr=corr,
+                )
+                lease.release(w.conn, run_id, self.holder)
+            return self._report(run_id, "completed", None, started,
+                                (applied, failed, conflicts, skipped), dry_run, Exit.DONE)
+        except TransientError as exc:
+            return self._pause(cs, run_id, corr, f"target unavailable: {exc}", started,
+                               (applied, failed, conflicts, skipped), dry_run)
+        except KeyboardInterrupt:
+            self._pause(cs, run_id, corr, "interrupted", started,
+                        (applied, failed, conflicts, skipped), dry_run)
+            raise
+
+    def _pause_requested(self, run_id: str) -> str | None:
+        latest = self.queries.latest_event(
+            run_id, ["run.pause_requested", "run.resumed", "run.started"]
+        )
+        if latest is not None and latest.kind == "run.pause_requested":
+            return str(latest.payload.get("by", latest.actor))
+        return None
+
+    def _pause(
+        self,
+        cs: ChangeSet,
+        run_id: str,
+        corr: str,
+        reason: str,
+        started: float,
+        counts: tuple[int, int, int, int],
+        dry_run: bool,
+    ) -> RunReport:
+        with self.journal.write() as w:
+            w.append("run.paused", {"reason": reason, "by": self.journal.actor},
+                     run_id=run_id, corr=corr)
+            lease.release(w.conn, run_id, self.holder)
+        return self._report(run_id, "paused", reason, started, counts, dry_run, Exit.FAILED)
+
+    def _report(
+        self,
+        run_id: str,
+        status: str,
+        reason: str | None,
+        started: float,
+        counts: tuple[int, int, int, int],
+        dry_run: bool,
+        code: Exit,
+    ) -> RunReport:
+        run = self.journal.get_run(run_id)
+        applied, failed, conflicts, skipped = counts
+        if status == "completed":
+            message = (f"run {run_id} {'dry run ' if dry_run else ''}completed: "
+                       f"{run.rows_applied} of {run.rows_total} rows "
+                       f"{'would be applied' if dry_run else 'applied'}")
+        else:
+            message = f"run {run_id} paused: {reason}; `backout resume {run_id}` continues it"
+        if run.rows_conflict or run.rows_failed:
+            message += f" ({run.rows_failed} failed, {run.rows_conflict} conflicts)"
+        return RunReport(
+            run_id=run_id, status=status, message=message, exit_code=code, dry_run=dry_run,
+            total=run.rows_total, applied=run.rows_applied, failed=run.rows_failed,
+            conflicts=run.rows_conflict, skipped=run.rows_skipped,
+            elapsed_s=round(time.monotonic() - started, 3), reason=reason,
+        )
+
+    # --- resume and pause -----------------------------------------------------------
+
+    def resume(self, run_ref: str, *, changeset_path: str | None = None) -> RunReport:
+        run = self.journal.get_run(run_ref)
+        if run.kind not in ("apply", "reapply"):
+            raise BadInput(f"run {run.id} is a {run.kind}; resume it with its own command.")
+        if run.status not in RESUMABLE:
+            return RunReport(run.id, run.status, f"run {run.id} is {run.status}; nothing to "
+                             "resume.", Exit.DONE, total=run.rows_total, applied=run.rows_applied)
+        created = self.journal.events(run.id, kinds=["run.created"], limit=1)[0].payload
+        cs = self._reload(run, created, changeset_path)
+        targets = Targets(self.settings, created.get("target_override"))
+        try:
+            with self.journal.write() as w:
+                lease.acquire(w.conn, self.journal, run.id, self.holder)
+                segments = self.journal.segments(run.id)
+                doubt = [s.seg_no for s in segments if s.status in ("intent", "failed")]
+                w.append("run.resumed", {"by": self.journal.actor, "in_doubt": doubt},
+                         run_id=run.id, corr=run.corr)
+            if not segments:
+                # Killed before the first write: the baseline may be partial, so capture it
+                # again (nothing was written, so the target still is the baseline).
+                self.queries.drop_snapshot(run.id, "baseline")
+                self._baseline(cs, targets, run.id, run.corr)
+            dry = run.dry_run
+            for seg in segments:
+                if seg.status not in ("intent", "failed"):
+                    continue
+                self._finish_in_doubt(cs, targets, run, seg.seg_no, seg.step_no, seg.first_op,
+                                      seg.last_op, seg.status == "failed", dry)
+            run = self.journal.get_run(run.id)
+            after = max((s.seg_no for s in self.journal.segments(run.id)), default=0)
+            size = int(created.get("options", {}).get("segment_size", cs.options.segment_size))
+            return self._execute(
+                cs, targets, run.id, run.corr, size, dry, after_seg=after,
+                start_counts=(run.rows_applied, run.rows_failed, run.rows_conflict,
+                              run.rows_skipped),
+            )
+        finally:
+            targets.close()
+
+    def _finish_in_doubt(
+        self,
+        cs: ChangeSet,
+        targets: Targets,
+        run: Run,
+        seg_no: int,
+        step_no: int,
+        first_op: int,
+        last_op: int,
+        failed: bool,
+        dry_run: bool,
+    ) -> None:
+        step = cs.steps[step_no - 1]
+        ops = self.queries.operations_in(run.id, first_op, last_op)
+        if failed:
+            retry = [o.op_no for o in ops if o.status == "failed" and o.detail and
+                     loads(o.detail).get("segment")]
+            self.journal.append("segment.retry", {"seg_no": seg_no, "ops": retry},
+                                run_id=run.id, corr=run.corr)
+            ops = self.queries.operations_in(run.id, first_op, last_op)
+        pending = [JournalOp.from_operation(o) for o in ops if o.status == "pending"]
+        plan = SegmentPlan(run.id, run.corr, seg_no, step_no, step.table, step.key, pending)
+        runner = SegmentRunner(self.journal, targets.for_step(cs, step), self.holder,
+                               dry_run=dry_run)
+        runner.execute(plan, in_doubt=True)
+
+    def _reload(self, run: Run, created: dict[str, Any], path: str | None) -> ChangeSet:
+        source = path or created.get("source_file")
+        if not source or not Path(source).exists():
+            raise BadInput(
+                f"run {run.id}: its change set file {source or '(unknown)'} is gone; pass it "
+                f"with `backout resume {run.id} --changeset FILE`."
+            )
+        args = created.get("source_args") or {}
+        cs = load_changeset(source, **args)
+        if cs.digest != run.digest:
+            raise BadInput(
+                f"{source}: the change set changed since run {run.id} started (digest "
+                f"{cs.digest[:12]} ≠ {run.digest[:12]}); restore the original file to resume."
+            )
+        return cs
+
+    def request_pause(self, run_ref: str) -> RunReport:
+        run = self.journal.get_run(run_ref)
+        if run.status not in ("running", "planned"):
+            return RunReport(run.id, run.status, f"run {run.id} is {run.status}, not running; "
+                             "nothing to pause.", Exit.DONE)
+        self.journal.append("run.pause_requested", {"by": self.journal.actor},
+                            run_id=run.id, corr=run.corr)
+        return RunReport(run.id, run.status, f"pause requested for run {run.id}; it stops at "
+                         "the next segment boundary.", Exit.DONE)
+
+
+def build_op(
+    p: PlannedOp, before: Row | None, key_columns: tuple[str, ...], on_existing: str
+) -> tuple[JournalOp, tuple[str, dict[str, Any]] | None]:
+    """The journaled operation for a planned row, given the row's baseline.
+
+    Returns the op and, when it must not be written, (event kind, detail).
+    """
+    key = {c: p.key[c] for c in key_columns}
+    values = dict(p.values)
+
+    def op(kind: Any, after: Row | None, inverse: dict[str, Any]) -> JournalOp:
+        return JournalOp(p.op_no, p.table, kind, key, before, after, inverse, p.idem)
+
+    kind = p.op
+    if kind == "upsert":
+        kind = "insert" if before is None else "update"
+        if kind == "update":
+            values = {c: v for c, v in values.items() if c not in key_columns}
+    if kind == "update":
+        if before is None:
+            return op("update", None, {"op": "none"}), (
+                "op.failed", {"error": f"no row with key {canonical_json(key)} to update"})
+        return op("update", {**before, **values},
+                  {"op": "update", "set": {c: before.get(c) for c in values}}), None
+    if kind == "insert":
+        row = {**key, **values}
+        if before is not None:
+            detail = {"table": p.table, "key": key, "before": before, "ours": row, "now": before}
+            return op("insert", row, {"op": "delete"}), ("op.conflict", detail)
+        return op("insert", row, {"op": "delete"}), None
+    if before is None:
+        return op("delete", None, {"op": "none"}), (
+            "op.skipped", {"reason": f"no row with key {canonical_json(key)}; already absent"})
+    return op("delete", None, {"op": "insert", "row": before}), None
+
+
+def _chunks(items: Any, size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+

@@ -1,0 +1,51 @@
+"""Guards checked after every segment: invariants (trusted SQL) and the circuit breaker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from console.changes.model import Invariant
+from console.targets.sql import SqlTarget
+
+
+@dataclass(frozen=True)
+class Trip:
+    reason: str
+    payload: dict[str, Any]
+
+
+def _same_value(actual: Any, expected: Any) -> bool:
+    try:
+        return Decimal(str(actual)) == Decimal(str(expected))
+    except InvalidOperation:
+        return str(actual) == str(expected)
+
+
+def check_invariants(target: SqlTarget, invariants: list[Invariant], seg_no: int) -> Trip | None:
+    """Invariant SQL is trusted configuration; it runs read-only with the operator's rights."""
+    for inv in invariants:
+        actual = target.scalar(inv.sql)
+        if not _same_value(actual, inv.expect):
+            return Trip(
+                f"invariant '{inv.name}' returned {actual!r}, expected {inv.expect!r}",
+                {
+                    "invariant": inv.name,
+                    "sql": inv.sql,
+                    "expected": inv.expect,
+                    "actual": actual,
+                    "seg_no": seg_no,
+                },
+            )
+    return None
+
+
+def breaker(processed: int, bad: int, max_ratio: float) -> str | None:
+    """Pause once the share of failed and conflicting rows passes ``max_ratio``."""
+    if processed and bad / processed > max_ratio:
+        return (
+            f"circuit breaker: {bad} of {processed} rows failed or conflicted "
+            f"({bad / processed:.1%} > {max_ratio:.1%})"
+        )
+    return None

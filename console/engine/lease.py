@@ -1,0 +1,88 @@
+"""Leases: one live executor per run. A holder renews its lease at every segment; a lease
+expires when its holder stops renewing (killed, crashed), or at once when the holder was a
+process on this host that no longer exists."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection
+
+from console.errors import BackoutError, Exit
+from console.journal import Journal, format_ts, parse_ts
+from console.journal.store import T_LEASES
+
+LEASE_TTL = dt.timedelta(seconds=60)
+
+
+class RunHeld(BackoutError):
+    exit_code = Exit.BLOCKED
+
+
+@dataclass(frozen=True)
+class Holder:
+    host: str
+    pid: int
+    token: str
+
+    @classmethod
+    def me(cls) -> Holder:
+        return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.token}"
+
+    @classmethod
+    def parse(cls, text: str) -> Holder:
+        host, pid, token = text.rsplit(":", 2)
+        return cls(host, int(pid), token)
+
+
+def _process_gone(holder: Holder) -> bool:
+    if holder.host != socket.gethostname():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def acquire(conn: Connection, journal: Journal, run_id: str, holder: Holder) -> None:
+    """Take the run's lease inside a journal write transaction (which serialises takers)."""
+    now = journal.clock()
+    row = conn.execute(select(T_LEASES).where(T_LEASES.c.run_id == run_id)).mappings().first()
+    if row is not None and row["holder"] != str(holder):
+        current = Holder.parse(row["holder"])
+        alive = parse_ts(row["expires_at"]) > now and not _process_gone(current)
+        if alive:
+            raise RunHeld(
+                f"run {run_id} is being executed by process {current.pid} on {current.host}; "
+                f"wait for it, or pause it with `backout pause {run_id}`."
+            )
+    conn.execute(delete(T_LEASES).where(T_LEASES.c.run_id == run_id))
+    conn.execute(
+        T_LEASES.insert(),
+        [{"run_id": run_id, "holder": str(holder), "expires_at": format_ts(now + LEASE_TTL)}],
+    )
+
+
+def renew(conn: Connection, journal: Journal, run_id: str, holder: Holder) -> None:
+    conn.execute(
+        T_LEASES.update()
+        .where(T_LEASES.c.run_id == run_id, T_LEASES.c.holder == str(holder))
+        .values(expires_at=format_ts(journal.clock() + LEASE_TTL))
+    )
+
+
+def release(conn: Connection, run_id: str, holder: Holder) -> None:
+    conn.execute(
+        delete(T_LEASES).where(T_LEASES.c.run_id == run_id, T_LEASES.c.holder == str(holder))
+    )

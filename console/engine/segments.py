@@ -1,0 +1,303 @@
+"""The write-ahead protocol for one segment, shared by apply, resume and rollback.
+
+(1) journal ``segment.intent`` with every row's before, after, inverse and idempotency key,
+committed; (2) one target transaction that re-reads the rows under lock and writes only rows
+still equal to ``before``; (3) journal the outcome. A transient error or a crash leaves the
+segment in doubt; it is resolved by reading the target: row equals ``after`` → applied,
+equals ``before`` → not applied (write it), anything else → conflict. So nothing is lost and
+nothing is applied twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.canonical import loads
+from console.engine import lease
+from console.engine.lease import Holder
+from console.journal import Journal, Writer
+from console.journal.models import Operation
+from console.targets.sql import SqlTarget, key_tuple
+from console.targets.types import OpKind, Row, RowWrite, SegmentError, TableInfo, TransientError
+from console.targets.values import same
+
+MAX_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class JournalOp:
+    """One row of a segment, as journaled. ``before`` is what the row must be now; ``after``
+    what it will be (for an update, the whole row afterwards)."""
+
+    op_no: int
+    table: str
+    op: OpKind
+    key: Row
+    before: Row | None
+    after: Row | None
+    inverse: Mapping[str, Any]
+    idem: str
+    parent_op: int | None = None  # rollback: the operation of the parent run it reverses
+
+    @property
+    def set_columns(self) -> tuple[str, ...]:
+        """For an update, the columns written (the inverse restores exactly these)."""
+        return tuple(self.inverse.get("set", {})) if self.op == "update" else ()
+
+    def intent(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "op_no": self.op_no,
+            "table": self.table,
+            "op": self.op,
+            "key": self.key,
+            "before": self.before,
+            "after": self.after,
+            "inverse": dict(self.inverse),
+            "idem": self.idem,
+        }
+        if self.parent_op is not None:
+            entry["parent_op"] = self.parent_op
+        return entry
+
+    def row_write(self) -> RowWrite:
+        if self.op == "update":
+            assert self.after is not None
+            write: Row | None = {c: self.after[c] for c in self.set_columns}
+        else:
+            write = self.after
+        return RowWrite(self.op_no, self.op, dict(self.key), self.before, write)
+
+    @classmethod
+    def from_operation(cls, op: Operation, parent_op: int | None = None) -> JournalOp:
+        return cls(
+            op_no=op.op_no,
+            table=op.tbl,
+            op=op.op,  # type: ignore[arg-type]
+            key=loads(op.key),
+            before=loads(op.before),
+            after=loads(op.after),
+            inverse=loads(op.inverse),
+            idem=op.idem_key,
+            parent_op=parent_op,
+        )
+
+
+@dataclass(frozen=True)
+class Precheck:
+    """An operation decided before any write (e.g. update of a row that does not exist)."""
+
+    op: JournalOp  # journaled with the intent, never written
+    kind: str  # op.failed | op.skipped | op.conflict
+    detail: Mapping[str, Any]
+
+
+@dataclass
+class SegmentPlan:
+    run_id: str
+    corr: str
+    seg_no: int
+    step_no: int
+    table: str
+    key_columns: tuple[str, ...]
+    ops: list[JournalOp]
+    prechecks: list[Precheck] = field(default_factory=list)
+    # Extra payload for the outcome event (rollback: parent_run, counter, op_status).
+    outcome_extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def intent_payload(self) -> dict[str, Any]:
+        every = [*self.ops, *(p.op for p in self.prechecks)]
+        ops = sorted([o.intent() for o in every], key=lambda o: int(o["op_no"]))
+        return {"seg_no": self.seg_no, "step_no": self.step_no, "ops": ops}
+
+
+@dataclass
+class SegmentResult:
+    seg_no: int
+    applied: list[int] = field(default_factory=list)
+    conflicts: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    error: str | None = None
+    attempts: int = 1
+
+    @property
+    def processed(self) -> int:
+        return len(self.applied) + len(self.conflicts) + len(self.failed) + len(self.skipped)
+
+
+def matches(info: TableInfo, row: Row | None, image: Row | None) -> bool:
+    """Does the row equal the image on the image's columns (NULL-safe, by meaning)?"""
+    if image is None or row is None:
+        return image is None and row is None
+    return all(c in row and same(info.columns.get(c), row[c], v) for c, v in image.items())
+
+
+class SegmentRunner:
+    """Executes segments of one run on one target through the write-ahead protocol."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        target: SqlTarget,
+        holder: Holder,
+        *,
+        dry_run: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.journal = journal
+        self.target = target
+        self.holder = holder
+        self.dry_run = dry_run
+        self.sleep = sleep
+
+    # --- journal writes -------------------------------------------------------------
+
+    def _renew(self, w: Writer, run_id: str) -> None:
+        lease.renew(w.conn, self.journal, run_id, self.holder)
+
+    def journal_intent(self, plan: SegmentPlan) -> None:
+        with self.journal.write() as w:
+            self._renew(w, plan.run_id)
+            w.append("segment.intent", plan.intent_payload(), run_id=plan.run_id, corr=plan.corr)
+            for pre in plan.prechecks:
+                w.append(
+                    pre.kind,
+                    {"op_no": pre.op.op_no, "detail": dict(pre.detail)},
+                    run_id=plan.run_id,
+                    corr=plan.corr,
+                )
+
+    def _journal_outcome(
+        self,
+        plan: SegmentPlan,
+        result: SegmentResult,
+        conflicts: Sequence[tuple[JournalOp, Row | None]],
+        started: float,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        with self.journal.write() as w:
+            self._renew(w, plan.run_id)
+            for op, now in conflicts:
+                w.append(
+                    "op.conflict",
+                    {
+                        "op_no": op.op_no,
+                        "detail": {
+                            "table": op.table,
+                            "key": op.key,
+                            "before": op.before,
+                            "ours": op.after,
+                            "now": now,
+                        },
+                    },
+                    run_id=plan.run_id,
+                    corr=plan.corr,
+                )
+            payload: dict[str, Any] = {
+                "seg_no": plan.seg_no,
+                "applied": result.applied,
+                "attempt": result.attempts,
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            }
+            payload.update(plan.outcome_extra)
+            payload.update(extra or {})
+            if "reverted_ops" in plan.outcome_extra:
+                applied = set(result.applied)
+                payload["reverted_ops"] = [
+                    o.parent_op for o in plan.ops if o.op_no in applied and o.parent_op
+                ]
+            kind = "segment.dry_run" if self.dry_run else "segment.applied"
+            w.append(kind, payload, run_id=plan.run_id, corr=plan.corr)
+            w.append(
+                "checkpoint",
+                {"seg_no": plan.seg_no, "op_no": plan.ops[-1].op_no if plan.ops else 0},
+                run_id=plan.run_id,
+                corr=plan.corr,
+            )
+
+    def _journal_failure(self, plan: SegmentPlan, error: SegmentError, ops: list[int]) -> None:
+        with self.journal.write() as w:
+            self._renew(w, plan.run_id)
+            w.append(
+                "segment.failed",
+                {"seg_no": plan.seg_no, "error": error.message, "op_no": error.op_no, "ops": ops},
+                run_id=plan.run_id,
+                corr=plan.corr,
+            )
+
+    # --- execution ------------------------------------------------------------------
+
+    def resolve(
+        self, plan: SegmentPlan, ops: Sequence[JournalOp]
+    ) -> tuple[list[JournalOp], list[JournalOp], list[tuple[JournalOp, Row | None]]]:
+        """Read the target: (already applied, not applied, conflicts with the row found)."""
+        info = self.target.table(plan.table)
+        rows = self.target.read_rows(plan.table, plan.key_columns, [o.key for o in ops])
+        applied: list[JournalOp] = []
+        pending: list[JournalOp] = []
+        conflicts: list[tuple[JournalOp, Row | None]] = []
+        for op in ops:
+            now = rows.get(key_tuple(info, plan.key_columns, op.key))
+            if matches(info, now, op.after):
+                applied.append(op)
+            elif matches(info, now, op.before):
+                pending.append(op)
+            else:
+                conflicts.append((op, now))
+        return applied, pending, conflicts
+
+    def execute(self, plan: SegmentPlan, *, in_doubt: bool = False) -> SegmentResult:
+        """Write the (already journaled) segment and journal its outcome.
+
+        ``in_doubt``: the intent may have been written to the target already (crash, lost
+        connection): resolve by reading the target before writing anything.
+        """
+        started = time.monotonic()
+        result = SegmentResult(plan.seg_no, attempts=0)
+        todo = list(plan.ops)
+        conflicts: list[tuple[JournalOp, Row | None]] = []
+        if in_doubt and not self.dry_run:
+            done, todo, found = self.resolve(plan, todo)
+            result.applied.extend(o.op_no for o in done)
+            conflicts.extend(found)
+        by_no = {o.op_no: o for o in todo}
+        while todo:
+            result.attempts += 1
+            try:
+                outcomes = self.target.write_segment(
+                    plan.table, plan.key_columns, [o.row_write() for o in todo],
+                    dry_run=self.dry_run,
+                )
+            except TransientError:
+                if result.attempts >= MAX_ATTEMPTS:
+                    raise
+                self.sleep(min(2.0, 0.05 * 2 ** (result.attempts - 1)))
+                if self.dry_run:
+                    continue
+                # The commit may or may not have happened: find out before writing again.
+                done, todo, found = self.resolve(plan, todo)
+                result.applied.extend(o.op_no for o in done)
+                conflicts.extend(found)
+                continue
+            except SegmentError as exc:
+                failed = [o.op_no for o in todo]
+                self._journal_failure(plan, exc, failed)
+                result.failed.extend(failed)
+                result.error = exc.message
+                return result
+            for out in outcomes:
+                if out.status == "applied":
+                    result.applied.append(out.op_no)
+                elif out.status == "conflict":
+                    conflicts.append((by_no[out.op_no], out.now))
+            break
+        result.applied.sort()
+        result.conflicts = sorted(op.op_no for op, _ in conflicts)
+        extra = {"resolved": True} if in_doubt else None
+        if self.dry_run:
+            extra = {"op_status": "would_apply"}
+        self._journal_outcome(plan, result, conflicts, started, extra)
+        return result
