@@ -99,10 +99,16 @@ def resume(
     from console.engine.apply import Engine
 
     c = get_ctx(ctx)
+    kind = c.journal.get_run(run).kind
     with progress_bar(f"resume {run}", enabled=not as_json) as bar:
-        report = Engine(c.journal, c.settings, progress=bar).resume(
-            run, changeset_path=str(changeset) if changeset else None
-        )
+        if kind == "rollback":
+            from console.rollback.execute import Rollback
+
+            report = Rollback(c.journal, c.settings, progress=bar).resume(run)
+        else:
+            report = Engine(c.journal, c.settings, progress=bar).resume(
+                run, changeset_path=str(changeset) if changeset else None
+            )
     _emit(report, as_json)
 
 

@@ -18,7 +18,7 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
-from console.canonical import canonical_json, loads
+from console.canonical import canonical_json, loads, mask_url
 from console.changes import (
     ChangeSet,
     ChangeSetInvalid,
@@ -218,11 +218,14 @@ class Engine:
         dry_run: bool = False,
         segment_size: int | None = None,
         source_args: dict[str, Any] | None = None,
+        kind: str = "apply",
+        parent_run: str | None = None,
+        reapply_scope: dict[str, Any] | None = None,
     ) -> RunReport:
         targets = Targets(self.settings, target)
         try:
             self._validate(cs, targets)
-            if not dry_run:
+            if not dry_run and kind == "apply":
                 duplicate = self._identity(cs)
                 if duplicate is not None:
                     return duplicate
@@ -237,6 +240,9 @@ class Engine:
                     "key": list(s.key),
                     "operations": s.count,
                     "target": targets.get(targets.ref(cs, s)).display_url,
+                    # What rollback reconnects with: a name from backout.toml or a URL
+                    # (a password is never journaled; pass --target then).
+                    "target_ref": mask_url(targets.ref(cs, s)),
                 }
                 for n, s in enumerate(cs.steps, start=1)
             ]
@@ -246,7 +252,8 @@ class Engine:
                 w.append(
                     "run.created",
                     {
-                        "kind": "apply",
+                        "kind": kind,
+                        "parent_run": parent_run,
                         "changeset": cs.name,
                         "version": cs.version,
                         "digest": cs.digest,
@@ -266,6 +273,7 @@ class Engine:
                         "touchpoints": cs.touchpoints.as_dict(),
                         "source_file": str(Path(cs.source).resolve()) if cs.source else None,
                         "source_args": source_args or {},
+                        "reapply_scope": reapply_scope,
                         "steps": steps,
                     },
                     run_id=run_id,
@@ -487,7 +495,7 @@ class Engine:
             return RunReport(run.id, run.status, f"run {run.id} is {run.status}; nothing to "
                              "resume.", Exit.DONE, total=run.rows_total, applied=run.rows_applied)
         created = self.journal.events(run.id, kinds=["run.created"], limit=1)[0].payload
-        cs = self._reload(run, created, changeset_path)
+        cs = self.reload(run, created, changeset_path)
         targets = Targets(self.settings, created.get("target_override"))
         try:
             with self.journal.write() as w:
@@ -544,7 +552,9 @@ class Engine:
                                dry_run=dry_run)
         runner.execute(plan, in_doubt=True)
 
-    def _reload(self, run: Run, created: dict[str, Any], path: str | None) -> ChangeSet:
+    def reload(self, run: Run, created: dict[str, Any], path: str | None) -> ChangeSet:
+        """The run's change set from its file, checked against the journaled digest (and
+        limited to the reapply scope for a reapply run)."""
         source = path or created.get("source_file")
         if not source or not Path(source).exists():
             raise BadInput(
@@ -558,6 +568,11 @@ class Engine:
                 f"{source}: the change set changed since run {run.id} started (digest "
                 f"{cs.digest[:12]} ≠ {run.digest[:12]}); restore the original file to resume."
             )
+        scope = created.get("reapply_scope")
+        if scope:
+            from console.engine.reapply import filter_changeset
+
+            cs = filter_changeset(cs, scope.get("steps", []), scope.get("keys", []))
         return cs
 
     def request_pause(self, run_ref: str) -> RunReport:

@@ -20,6 +20,8 @@ segment.dry_run  {seg_no, applied: [op_no]}  as segment.applied; nothing was wri
 op.conflict      {op_no, detail: {table, key, before, ours, now}}
 op.failed        {op_no, detail: {error}}
 op.skipped       {op_no, detail: {reason}}
+op.forced        {op_no, by, detail: {table, key, before, ours, now}}   (--force-conflicts)
+rollback.planned {plan_digest, scope, items, conflicts}       (on the rollback run)
 checkpoint       {seg_no, op_no, done}
 guard.tripped    {reason, invariant, sql, expected, actual, seg_no}     (run -> paused)
 guard.passed     {invariant, seg_no}                                    (no projection)
@@ -28,7 +30,8 @@ run.paused       {reason, by}
 run.resumed      {by, in_doubt: [seg_no]}
 run.completed    {applied, failed, conflicts, elapsed_s, rows_per_s}
 run.failed       {reason}
-run.status       {status, reason, final: bool}   (rolling_back, rolled_back, rollback_partial)
+run.status       {status, reason, final: bool, rollback_run}
+                 (on the parent run: rolling_back, rolled_back, rollback_partial)
 run.drift        {drifted: bool}
 changeset.rejected  {changeset, version, file, problems: [{file, line, field, message}]}
 changeset.duplicate {changeset, version, digest, previous_run}

@@ -123,6 +123,7 @@ class Operation(SQLModel, table=True):
     idem_key: str = Field(max_length=64)
     status: str = Field(max_length=24)  # pending | applied | failed | conflict | reverted | ...
     detail: str | None = Field(default=None, sa_column=Column(Text))
+    parent_op: int | None = None  # rollback: the parent run's operation this one reverses
 
 
 class Checkpoint(SQLModel, table=True):

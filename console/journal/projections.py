@@ -68,6 +68,8 @@ PASSIVE_KINDS = frozenset(
         "guard.passed",
         "journal.note",
         "run.pause_requested",
+        "op.forced",
+        "rollback.planned",
     }
 )
 
@@ -224,6 +226,7 @@ def _segment_intent(e: EventView) -> Iterable[Change]:
                 "idem_key": op["idem"],
                 "status": "pending",
                 "detail": None,
+                "parent_op": op.get("parent_op"),
             },
         )
 

@@ -20,6 +20,7 @@ from console.journal import models
 from console.journal.chain import event_bytes, next_hash
 from console.journal.db import READONLY, ensure_schema, make_engine, resolve_url
 from console.journal.projections import (
+    HANDLERS,
     PRIMARY_KEYS,
     Change,
     EventView,
@@ -125,7 +126,6 @@ class Writer:
         self.seq: int = head.seq
         self.hash: str = head.hash
         self.events: list[StoredEvent] = []
-        self._views: list[EventView] = []
         self._snapshot_rows: list[dict[str, Any]] = []
 
     def append(
@@ -144,7 +144,6 @@ class Writer:
         ev = StoredEvent(seq, ts, kind, run_id, corr, actor, text, h)
         self.seq, self.hash = seq, h
         self.events.append(ev)
-        self._views.append(EventView(seq, ts, kind, run_id, actor, corr, json.loads(text)))
         return ev
 
     def add_snapshot_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -157,8 +156,10 @@ class Writer:
             self._snapshot_rows = []
         if not self.events:
             return
-        self.conn.execute(
-            T_EVENTS.insert(),
+        events = self.events
+        _insert_many(
+            self.conn,
+            T_EVENTS,
             [
                 {
                     "seq": e.seq,
@@ -170,20 +171,33 @@ class Writer:
                     "payload": e.payload_text,
                     "hash": e.hash,
                 }
-                for e in self.events
+                for e in events
             ],
         )
+        # Kinds without a handler project nothing: their payload is not decoded here.
+        views = [
+            EventView(
+                e.seq,
+                e.ts,
+                e.kind,
+                e.run_id,
+                e.actor,
+                e.corr,
+                json.loads(e.payload_text) if e.kind in HANDLERS else _NO_PAYLOAD,
+            )
+            for e in events
+        ]
         changes: list[Change] = []
-        for view in self._views:
-            changes.extend(project(view))
-        changes.extend(last_seq_changes(self._views))
+        for view in views:
+            if view.kind in HANDLERS:
+                changes.extend(project(view))
+        changes.extend(last_seq_changes(views))
         _apply_changes(self.conn, changes)
         self.conn.execute(
             T_HEAD.update().where(T_HEAD.c.id == 1).values(seq=self.seq, hash=self.hash)
         )
         self.journal._committed.extend(self.events)
         self.events = []
-        self._views = []
 
 
 def _apply_changes(conn: Connection, changes: Sequence[Change]) -> None:
@@ -238,14 +252,60 @@ def _apply_changes(conn: Connection, changes: Sequence[Change]) -> None:
         params.update({f"i_{k}": v for k, v in incs.items()})
         by_shape.setdefault(shape, []).append(params)
     for (table_name, where_cols, value_cols, inc_cols), batch in by_shape.items():
-        conn.execute(_update_statement(table_name, where_cols, value_cols, inc_cols), batch)
+        if conn.dialect.name == "sqlite":
+            sql = _sqlite_update_sql(table_name, where_cols, value_cols, inc_cols)
+            conn.exec_driver_sql(sql, batch)
+        else:
+            conn.execute(_update_statement(table_name, where_cols, value_cols, inc_cols), batch)
 
     for table_name, rows in inserts.items():
         by_cols: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
             by_cols.setdefault(tuple(row), []).append(row)
         for batch in by_cols.values():
-            conn.execute(TABLES[table_name].insert(), batch)
+            _insert_many(conn, TABLES[table_name], batch)
+
+
+_NO_PAYLOAD: Mapping[str, Any] = {}
+
+
+def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """``executemany`` of rows that all have the same keys, in that order.
+
+    On SQLite the statement goes straight to the driver (named parameters, no per-row
+    processing by SQLAlchemy: these are plain str/int/bool/None values); elsewhere through Core.
+    """
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_sqlite_insert_sql(table.name, tuple(rows[0])), rows)
+    else:
+        conn.execute(table.insert(), rows)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@lru_cache(maxsize=64)
+def _sqlite_insert_sql(table_name: str, cols: tuple[str, ...]) -> str:
+    return (
+        f"INSERT INTO {_q(table_name)} ({', '.join(_q(c) for c in cols)}) "
+        f"VALUES ({', '.join(':' + c for c in cols)})"
+    )
+
+
+@lru_cache(maxsize=256)
+def _sqlite_update_sql(
+    table_name: str,
+    where_cols: tuple[str, ...],
+    value_cols: tuple[str, ...],
+    inc_cols: tuple[str, ...],
+) -> str:
+    sets = [f"{_q(c)} = :v_{c}" for c in value_cols]
+    sets += [f"{_q(c)} = {_q(c)} + :i_{c}" for c in inc_cols]
+    where = " AND ".join(f"{_q(c)} = :w_{c}" for c in where_cols)
+    return f"UPDATE {_q(table_name)} SET {', '.join(sets)} WHERE {where}"
 
 
 @lru_cache(maxsize=256)

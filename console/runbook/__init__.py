@@ -1,0 +1,1 @@
+"""Runbooks, approvals and the one gate every action passes through."""

@@ -1,0 +1,227 @@
+"""Rollback on real SQLite, PostgreSQL and MariaDB targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from console.changes import load_changeset
+from console.config import Settings
+from console.engine.apply import Engine
+from console.engine.reapply import reapply
+from console.errors import Blocked, Exit
+from console.journal import Journal
+from console.journal.verify import verify
+from console.rollback.execute import Options, Rollback
+from console.rollback.plan import Scope
+from console.rollback.readiness import check
+from tests.engine.helpers import (
+    changeset_doc,
+    dump,
+    make_items,
+    sqlite_dump,
+    write_changeset,
+    write_counts,
+)
+
+
+def _applied(url: str, tmp: Path, **ranges: range) -> tuple[Journal, str]:
+    j = Journal(f"sqlite:///{tmp / 'journal.db'}", actor="oncall")
+    cs = load_changeset(write_changeset(tmp / "cs.yaml", changeset_doc(url, **ranges)))
+    report = Engine(j, Settings()).apply(cs)
+    assert report.exit_code == Exit.DONE, report.message
+    return j, report.run_id or ""
+
+
+def test_rollback_restores_baseline_exactly(target_url: str, tmp_path: Path) -> None:
+    make_items(target_url, 120)
+    baseline = dump(target_url)
+    j, run_id = _applied(target_url, tmp_path, updates=range(1, 61), inserts=range(500, 520),
+                         deletes=range(100, 111))
+    assert dump(target_url) != baseline
+    report = Rollback(j, Settings()).execute(run_id, Options())
+    assert report.exit_code == Exit.DONE, report.message
+    assert report.extra["counts"] == {"reverted": 91, "conflicts": 0, "skipped": 0}
+    assert dump(target_url) == baseline
+    run = j.get_run(run_id)
+    assert run.status == "rolled_back" and run.rows_reverted == 91
+    assert j.count_operations(run_id, ["reverted"]) == 91
+    assert all(n == 2 for n in write_counts(target_url).values())  # apply + rollback, once each
+    assert verify(j, remember=False).ok
+
+
+def test_sqlite_rollback_is_byte_for_byte(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 80)
+    before = sqlite_dump(tmp_path / "t.db")
+    j, run_id = _applied(url, tmp_path, updates=range(1, 50), deletes=range(60, 70))
+    Rollback(j, Settings()).execute(run_id, Options())
+    assert sqlite_dump(tmp_path / "t.db") == before  # values AND storage classes
+
+
+def test_conflicts_are_not_overwritten(target_url: str, tmp_path: Path) -> None:
+    make_items(target_url, 50)
+    baseline = {r[0]: r for r in dump(target_url)}
+    j, run_id = _applied(target_url, tmp_path, updates=range(1, 31), deletes=range(40, 43))
+    other = create_engine(target_url)
+    with other.begin() as conn:
+        conn.execute(text("UPDATE items SET note = 'hand fix' WHERE id IN (3, 17)"))
+        conn.execute(text("INSERT INTO items VALUES (41, 'someone', 2.00, NULL, NULL)"))
+    other.dispose()
+    plan = Rollback(j, Settings()).plan(run_id, Options())
+    assert sorted(i.parent_op for i in plan.conflicts) == sorted(
+        i.parent_op for i in plan.items if i.key["id"] in (3, 17, 41)
+    )
+    report = Rollback(j, Settings()).execute(run_id, Options())
+    assert report.exit_code == Exit.REVIEW
+    assert report.extra["counts"]["conflicts"] == 3
+    keys = sorted(c["key"]["id"] for c in report.extra["conflicts"])
+    assert keys == [3, 17, 41]
+    c3 = next(c for c in report.extra["conflicts"] if c["key"]["id"] == 3)
+    assert c3["now"]["note"] == "hand fix" and c3["ours"]["note"] == "v2"
+    rows = {r[0]: r for r in dump(target_url)}
+    assert rows[3][3] == "hand fix" and rows[17][3] == "hand fix" and rows[41][1] == "someone"
+    for i in (*range(1, 31), 40, 42):
+        if i not in (3, 17):
+            assert rows[i] == baseline[i]
+    assert j.get_run(run_id).status == "rollback_partial"
+
+
+def test_skip_and_force(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 20)
+    baseline = dump(url)
+    j, run_id = _applied(url, tmp_path, updates=range(1, 11))
+    eng = create_engine(url)
+    with eng.begin() as conn:
+        conn.execute(text("UPDATE items SET note = 'x' WHERE id = 4"))
+    eng.dispose()
+    skipped = Rollback(j, Settings()).execute(run_id, Options(on_conflict="skip"))
+    assert skipped.exit_code == Exit.DONE and skipped.extra["counts"]["skipped"] == 1
+    assert j.get_run(run_id).status == "rollback_partial"
+    forced = Rollback(j, Settings()).execute(run_id, Options(force=True))
+    assert forced.exit_code == Exit.DONE, forced.message
+    assert dump(url) == baseline
+    assert j.get_run(run_id).status == "rolled_back"
+    events = j.events(None, kinds=["op.forced"])
+    assert len(events) == 1 and events[0].actor == "oncall"
+
+
+def test_plan_writes_nothing_and_digest_tracks_conflicts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 20)
+    j, run_id = _applied(url, tmp_path, updates=range(1, 11))
+    head = j.head()
+    target = sqlite_dump(tmp_path / "t.db")
+    first = Rollback(j, Settings()).plan(run_id, Options())
+    second = Rollback(j, Settings()).plan(run_id, Options())
+    assert first.digest == second.digest and len(first.items) == 10
+    assert j.head() == head and sqlite_dump(tmp_path / "t.db") == target
+    eng = create_engine(url)
+    with eng.begin() as conn:
+        conn.execute(text("UPDATE items SET note = 'late' WHERE id = 2"))
+    eng.dispose()
+    assert Rollback(j, Settings()).plan(run_id, Options()).digest != first.digest
+
+
+def test_dry_run_leaves_target_byte_identical(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 30)
+    j, run_id = _applied(url, tmp_path, updates=range(1, 21), inserts=range(90, 95))
+    after_apply = sqlite_dump(tmp_path / "t.db")
+    report = Rollback(j, Settings()).execute(run_id, Options(dry_run=True))
+    assert report.exit_code == Exit.DONE and report.applied == 25
+    assert sqlite_dump(tmp_path / "t.db") == after_apply
+    assert j.get_run(run_id).status == "completed"
+
+
+def test_scoped_rollback_then_rest_then_reapply(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 30)
+    baseline = {r[0]: r for r in dump(url)}
+    j, run_id = _applied(url, tmp_path, updates=range(1, 21))
+    applied_state = {r[0]: r for r in dump(url)}
+    scope = Scope(keys=({"id": "3"}, {"id": "7"}))
+    report = Rollback(j, Settings()).execute(run_id, Options(scope=scope))
+    assert report.exit_code == Exit.DONE and report.applied == 2
+    rows = {r[0]: r for r in dump(url)}
+    assert rows[3] == baseline[3] and rows[7] == baseline[7] and rows[4] == applied_state[4]
+    assert j.get_run(run_id).status == "rollback_partial"
+    rest = Rollback(j, Settings()).execute(run_id, Options())
+    assert rest.applied == 18 and j.get_run(run_id).status == "rolled_back"
+    assert {r[0]: r for r in dump(url)} == baseline
+    again = reapply(j, Settings(), run_id, keys=({"id": "5"},))
+    assert again.exit_code == Exit.DONE and again.applied == 1
+    rows = {r[0]: r for r in dump(url)}
+    assert rows[5] == applied_state[5] and rows[6] == baseline[6]
+
+
+def test_rollback_of_a_rollback_reapplies(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 20)
+    j, run_id = _applied(url, tmp_path, updates=range(1, 11), deletes=range(15, 17))
+    applied_state = dump(url)
+    rb = Rollback(j, Settings()).execute(run_id, Options())
+    rb_run = rb.extra["rollback_run"]
+    undo = Rollback(j, Settings()).execute(rb_run, Options())
+    assert undo.exit_code == Exit.DONE, undo.message
+    assert dump(url) == applied_state
+
+
+def test_foreign_keys_hold_in_reverse_order(tmp_path: Path) -> None:
+    path = tmp_path / "fk.db"
+    url = f"sqlite:///{path}"
+    eng = create_engine(url)
+    with eng.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.exec_driver_sql(
+            "CREATE TABLE child (id INTEGER PRIMARY KEY, "
+            "parent_id INTEGER NOT NULL REFERENCES parent(id), v TEXT)"
+        )
+    eng.dispose()
+    doc = {
+        "changeset": "fk", "version": 1, "target": url, "options": {"segment_size": 3},
+        "steps": [
+            {"name": "parents", "table": "parent", "key": ["id"],
+             "operations": [{"op": "insert", "row": {"id": i, "name": f"p{i}"}}
+                            for i in range(1, 6)]},
+            {"name": "children", "table": "child", "key": ["id"],
+             "operations": [{"op": "insert", "row": {"id": i, "parent_id": 1 + i % 5, "v": "c"}}
+                            for i in range(1, 11)]},
+        ],
+    }
+    j = Journal(f"sqlite:///{tmp_path / 'j.db'}", actor="oncall")
+    run = Engine(j, Settings()).apply(load_changeset(write_changeset(tmp_path / "fk.yaml", doc)))
+    assert run.exit_code == Exit.DONE, run.message
+    report = Rollback(j, Settings()).execute(run.run_id or "", Options())
+    assert report.exit_code == Exit.DONE, report.message
+    assert dump(url, "parent") == [] and dump(url, "child") == []
+
+
+def test_policy_requires_runbook(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 10)
+    j, run_id = _applied(url, tmp_path, updates=range(1, 5))
+    settings = Settings.model_validate(
+        {"policy": {"version": 3, "rollback": {"require_runbook": True}}}
+    )
+    with pytest.raises(Blocked) as err:
+        Rollback(j, settings).execute(run_id, Options())
+    assert err.value.exit_code == Exit.BLOCKED and "rollback-batch" in err.value.message
+    assert "v3" in err.value.message
+
+
+def test_check_reports_schema_drift_and_conflicts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 10)
+    j, run_id = _applied(url, tmp_path, updates=range(1, 5))
+    ready = check(Rollback(j, Settings()), j.get_run(run_id), Options())
+    assert ready.ready and ready.inverses == 4
+    eng = create_engine(url)
+    with eng.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE items DROP COLUMN note")
+    eng.dispose()
+    drift = check(Rollback(j, Settings()), j.get_run(run_id), Options())
+    assert not drift.ready and any("note" in r for r in drift.reasons)
