@@ -11,15 +11,9 @@ from console.cli.context import Ctx, get_ctx
 
 
 def open_console(c: Ctx, *, run: str | None, readonly: bool) -> None:
-    try:
-        from console.tui.app import run_console  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the console package lands with its issue
-        from console.cli.journal_cmds import run_summary
+    # Textual is imported here only, so that `backout --help` and every other command stay fast.
+    from console.tui.app import run_console
 
-        for r in c.journal.runs(limit=50):
-            s = run_summary(r)
-            typer.echo(f"{s['id']}  {s['status']:<16} {s['changeset']} v{s['version']}")
-        return
     run_console(c, run=run, readonly=readonly)
 
 

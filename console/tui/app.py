@@ -1,0 +1,237 @@
+"""The incident console: a Textual app over the shared journal.
+
+Screens: runs → run (tabs) → row diff. Every journal read runs in a named thread worker and
+posts a message; a timer polls the journal head (one cheap query) so that every screen
+refreshes when someone else appends. Read-only by default; ``--readonly`` forbids arming.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.worker import WorkerState
+
+from console.journal import Journal
+from console.tui.commands import ConsoleCommands
+from console.tui.messages import ArmedChanged, HeadMoved
+from console.tui.screens.base import ConsoleScreen, PaletteCommand
+from console.tui.screens.help import HelpScreen, entries
+from console.tui.screens.run import RunScreen
+from console.tui.screens.runs import RunsScreen
+
+if TYPE_CHECKING:
+    from console.cli.context import Ctx
+    from console.config import ConsoleConfig
+
+Clock = Callable[[], dt.datetime]
+
+
+def journal_label(journal: Journal) -> str:
+    """Short and stable: the file name of a SQLite journal, host/db of a server one."""
+    url = journal.display_url
+    if url.startswith("sqlite"):
+        return url.rsplit("/", 1)[-1] or url
+    return url.split("://", 1)[-1]
+
+
+class BackoutApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "backout"
+    SUB_TITLE = "incident console"
+    COMMANDS: ClassVar = App.COMMANDS | {ConsoleCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark,f1", "help", "Help", id="app.help"),
+        Binding("colon", "command_palette", "Commands", show=False, id="app.palette"),
+        Binding("A", "toggle_armed", "Arm/disarm", show=False, id="app.arm"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    class HeadRead(HeadMoved):
+        """The head as read by the poller (the app decides whether it moved)."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        user: str,
+        console: ConsoleConfig | None = None,
+        readonly: bool = False,
+        run: str | None = None,
+        clock: Clock | None = None,
+        poll_interval: float | None = 1.0,
+    ) -> None:
+        super().__init__()
+        self.journal = journal
+        self.user = user
+        self.readonly_forced = readonly
+        self.armed = False
+        self.start_run = run
+        self.clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.poll_interval = poll_interval
+        self.head_seq: int | None = None
+        self.journal_label = journal_label(journal)
+        self._console = console
+        self._unknown_keys: list[str] = []
+        if console is not None and console.keys:
+            known = known_binding_ids()
+            self._unknown_keys = sorted(k for k in console.keys if k not in known)
+            self.set_keymap({k: v for k, v in console.keys.items() if k in known})
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    @property
+    def mode(self) -> str:
+        if self.armed:
+            return "armed"
+        return "read-only (forced)" if self.readonly_forced else "read-only"
+
+    def on_mount(self) -> None:
+        theme = self._console.theme if self._console is not None else None
+        if theme:
+            if theme in self.available_themes:
+                self.theme = theme
+            else:
+                names = ", ".join(sorted(self.available_themes))
+                self.notify(f"theme '{theme}' is unknown; use one of {names}.", severity="warning")
+        if self._unknown_keys:
+            self.notify(
+                f"[console.keys] names unknown binding ids: {', '.join(self._unknown_keys)}; "
+                "press ? to see the ids.",
+                severity="warning",
+            )
+        self.push_screen(RunsScreen())
+        if self.start_run:
+            self.open_run(self.start_run)
+        self._read_head()
+        if self.poll_interval:
+            self.set_interval(self.poll_interval, self._poll)
+
+    # --- live refresh ---------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        if not any(w.group == "head" and not w.is_finished for w in self.workers):
+            self._read_head()
+
+    @work(thread=True, group="head", exclusive=True, exit_on_error=False)
+    def _read_head(self) -> None:
+        seq, _ = self.journal.head()
+        self.post_message(self.HeadRead(seq))
+
+    @on(HeadRead)
+    def _head_read(self, message: HeadRead) -> None:
+        if self.head_seq is None:
+            self.head_seq = message.seq
+            return
+        if message.seq == self.head_seq:
+            return
+        self.head_seq = message.seq
+        for screen in self.screen_stack:
+            if isinstance(screen, ConsoleScreen):
+                screen.post_message(HeadMoved(message.seq))
+
+    # --- errors: one handler for every worker ---------------------------------------------
+
+    def on_worker_state_changed(self, event: object) -> None:
+        from textual.worker import Worker
+
+        worker: Worker[object] = event.worker  # type: ignore[attr-defined]
+        if worker.state != WorkerState.ERROR:
+            return
+        error = worker.error
+        text = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+        self.log.error(f"worker {worker.group}/{worker.name} failed", error)
+        self.notify(str(text), title=f"journal read failed ({worker.group})", severity="error")
+
+    # --- navigation -----------------------------------------------------------------------
+
+    def open_run(self, run_id: str) -> None:
+        self.push_screen(RunScreen(run_id))
+
+    def action_help(self) -> None:
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        bindings = screen.active_bindings
+        display = {key: self.get_key_display(active.binding) for key, active in bindings.items()}
+        focused = screen.focused
+        where = getattr(focused, "HELP_TITLE", "") if focused is not None else ""
+        title = getattr(screen, "HELP_TITLE", type(screen).__name__)
+        notes = ""
+        parent = focused.parent if focused is not None else None
+        if parent is not None:
+            from console.tui.widgets.filter_bar import FilterBar
+
+            bars = list(parent.query_children(FilterBar))
+            notes = f"Filter (/): {bars[0].hint}" if bars else ""
+        self.push_screen(
+            HelpScreen(
+                f"{title}{' › ' + where if where else ''}", entries(bindings, display), notes
+            )
+        )
+
+    def action_toggle_armed(self) -> None:
+        if self.readonly_forced:
+            self.notify("Read-only was forced (--readonly): actions that write stay off.")
+            return
+        self.armed = not self.armed
+        self.notify(
+            "ARMED: actions that write are offered; each shows its operations and asks first."
+            if self.armed
+            else "Back to read-only.",
+            severity="warning" if self.armed else "information",
+        )
+        for screen in self.screen_stack:
+            screen.post_message(ArmedChanged(self.armed))
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("Help: keys here", "? or f1", self.action_help)
+        if not self.readonly_forced:
+            yield PaletteCommand(
+                "Disarm (read-only)" if self.armed else "Arm actions that write",
+                "A",
+                self.action_toggle_armed,
+            )
+
+
+def known_binding_ids() -> set[str]:
+    """Every binding id of the console's widgets and screens (to check ``[console.keys]``)."""
+    from console.tui.screens.event import EventScreen
+    from console.tui.screens.row_diff import RowDiffScreen
+    from console.tui.tabs.audit import AuditPane
+    from console.tui.widgets.filter_bar import FilterBar
+    from console.tui.widgets.timeline import Timeline
+    from console.tui.widgets.virtual_list import VirtualList
+
+    ids: set[str] = set()
+    classes = (
+        BackoutApp,
+        RunsScreen,
+        RunScreen,
+        RowDiffScreen,
+        EventScreen,
+        HelpScreen,
+        VirtualList,
+        Timeline,
+        FilterBar,
+        AuditPane,
+    )
+    for cls in classes:
+        for b in cls.BINDINGS:
+            if isinstance(b, Binding) and b.id:
+                ids.add(b.id)
+    return ids
+
+
+def run_console(ctx: Ctx, run: str | None, readonly: bool) -> None:
+    """Open the console for ``backout`` / ``backout console`` (blocks until quit)."""
+    settings = ctx.settings
+    app = BackoutApp(
+        ctx.journal, user=ctx.user, console=settings.console, readonly=readonly, run=run
+    )
+    app.run()

@@ -1,0 +1,537 @@
+"""Journal access for the console's thread workers (headless, no Textual).
+
+Lists are virtual: a ``PagedSource`` counts its rows and fetches one page of ``PAGE_SIZE``
+rows at a time, by keyset from a neighbouring page when one is cached, else from an anchor
+found by offset over the key columns only, counted from whichever end is nearer (so the last
+page of a million events is as cheap as the first). Nothing here loads a whole run.
+
+Every function here blocks: call it from a thread worker, never from the event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select, tuple_
+from sqlalchemy.engine import RowMapping
+
+from console.journal import Journal, models
+from console.journal.store import T_EVENTS, T_OPS, T_RUNS, T_SEGMENTS
+from console.status import RUN_STATUSES
+from console.tui import describe, fmt
+from console.tui.filters import EMPTY, Filter, FilterError, match_prefix, parse, truthy
+
+PAGE_SIZE = 256
+R = TypeVar("R")
+Key = tuple[Any, ...]
+
+OP_STATUSES = (
+    "pending",
+    "applied",
+    "failed",
+    "conflict",
+    "skipped",
+    "reverted",
+    "would_apply",
+)
+
+
+class PagedSource(Generic[R]):
+    """Rows of one table, filtered and ordered by a unique key, fetched a page at a time."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        base: Select[Any],
+        order: Sequence[ColumnElement[Any]],
+        *,
+        descending: bool,
+        row: Callable[[RowMapping], R],
+        key: Callable[[R], Key],
+        enrich: Callable[[list[R]], list[R]] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.enrich = enrich
+        self.base = base
+        self.order = list(order)
+        self.descending = descending
+        self.row = row
+        self.key = key
+
+    def _ordered(self, stmt: Select[Any], reverse: bool = False) -> Select[Any]:
+        desc = self.descending != reverse
+        return stmt.order_by(*(c.desc() if desc else c.asc() for c in self.order))
+
+    def _beyond(self, key: Key, reverse: bool = False, inclusive: bool = False) -> Any:
+        """Rows after ``key`` in list order (before it when ``reverse``)."""
+        left = tuple_(*self.order) if len(self.order) > 1 else self.order[0]
+        right = tuple_(*key) if len(self.order) > 1 else key[0]
+        if self.descending == reverse:  # walking towards larger keys
+            return left >= right if inclusive else left > right
+        return left <= right if inclusive else left < right
+
+    def count(self) -> int:
+        stmt = select(func.count()).select_from(self.base.subquery())
+        with self.journal.read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def _fetch(self, stmt: Select[Any]) -> list[R]:
+        with self.journal.read() as conn:
+            rows = [self.row(r) for r in conn.execute(stmt).mappings().all()]
+        return self.enrich(rows) if self.enrich is not None and rows else rows
+
+    def _key_at(self, index: int, total: int) -> Key | None:
+        """The key of row ``index``, counted from whichever end is nearer."""
+        from_end = index >= total // 2
+        offset = total - 1 - index if from_end else index
+        stmt = self._ordered(self.base.with_only_columns(*self.order), reverse=from_end)
+        with self.journal.read() as conn:
+            found = conn.execute(stmt.offset(max(0, offset)).limit(1)).first()
+        return tuple(found) if found is not None else None
+
+    def page(self, page: int, total: int, prev_last: R | None, next_first: R | None) -> list[R]:
+        """Rows ``page*PAGE_SIZE ...``; neighbours (if cached) make it a keyset read."""
+        start = page * PAGE_SIZE
+        size = max(0, min(PAGE_SIZE, total - start))
+        if size == 0:
+            return []
+        if prev_last is not None:
+            stmt = self._ordered(self.base.where(self._beyond(self.key(prev_last))))
+            return self._fetch(stmt.limit(size))
+        if next_first is not None:
+            stmt = self._ordered(
+                self.base.where(self._beyond(self.key(next_first), reverse=True)), reverse=True
+            )
+            return self._fetch(stmt.limit(size))[::-1]
+        if start == 0:
+            return self._fetch(self._ordered(self.base).limit(size))
+        last = start + size - 1
+        if last >= total // 2:  # nearer the end: anchor on the page's last row, read backwards
+            anchor = self._key_at(last, total)
+            if anchor is None:
+                return []
+            stmt = self._ordered(
+                self.base.where(self._beyond(anchor, reverse=True, inclusive=True)), reverse=True
+            )
+            return self._fetch(stmt.limit(size))[::-1]
+        anchor = self._key_at(start, total)
+        if anchor is None:
+            return []
+        stmt = self._ordered(self.base.where(self._beyond(anchor, inclusive=True)))
+        return self._fetch(stmt.limit(size))
+
+    def index_of(self, key: Key) -> int:
+        """How many rows come before ``key`` (to keep a selection across refreshes)."""
+        stmt = select(func.count()).select_from(
+            self.base.where(self._beyond(key, reverse=True)).subquery()
+        )
+        with self.journal.read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+
+def _ilike_any(columns: Sequence[Any], word: str) -> Any:
+    pattern = f"%{word}%"
+    return or_(*(func.coalesce(c, "").ilike(pattern) for c in columns))
+
+
+def _apply_terms(stmt: Select[Any], f: Filter, build: Callable[[str, tuple[str, ...]], Any]) -> Any:
+    for term in f.terms:
+        clause = build(term.field, term.values)
+        stmt = stmt.where(not_(clause) if term.negate else clause)
+    return stmt
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+RUN_FIELDS = {
+    "status": "status",
+    "s": "status",
+    "target": "target",
+    "t": "target",
+    "changeset": "changeset",
+    "cs": "changeset",
+    "automation": "automation",
+    "auto": "automation",
+    "actor": "actor",
+    "by": "actor",
+    "kind": "kind",
+    "drill": "drill",
+    "drift": "drift",
+    "id": "id",
+}
+
+RUN_SORTS: dict[str, tuple[str, Callable[[], ColumnElement[Any]]]] = {
+    "started": ("started", lambda: T_RUNS.c.created_at),
+    "status": ("status", lambda: T_RUNS.c.status),
+    "changeset": ("change set", lambda: T_RUNS.c.changeset),
+    "target": ("target", lambda: T_RUNS.c.target),
+    "problems": ("failed+conflicts", lambda: T_RUNS.c.rows_failed + T_RUNS.c.rows_conflict),
+    "applied": ("rows applied", lambda: T_RUNS.c.rows_applied),
+}
+SORT_ORDER = tuple(RUN_SORTS)
+
+
+def _run_term(field_: str, values: tuple[str, ...]) -> Any:
+    c = T_RUNS.c
+    if field_ == "status":
+        return c.status.in_(match_prefix(values, RUN_STATUSES, "status"))
+    if field_ in ("target", "changeset", "automation", "actor", "kind", "id"):
+        return or_(*(_ilike_any([c[field_]], v) for v in values))
+    if field_ == "drill":
+        return c.drill == truthy(values[0])
+    if field_ == "drift":
+        return c.drifted == truthy(values[0])
+    word = values[0]
+    return _ilike_any(
+        [c.id, c.changeset, c.automation, c.target, c.description, c.actor, c.status, c.reason],
+        word,
+    )
+
+
+def parse_run_filter(text: str) -> Filter:
+    return parse(text, RUN_FIELDS) if text.strip() else EMPTY
+
+
+def run_source(
+    journal: Journal, f: Filter = EMPTY, sort: str = "started", descending: bool = True
+) -> PagedSource[models.Run]:
+    stmt = _apply_terms(select(T_RUNS), f, _run_term)
+    column = RUN_SORTS[sort][1]()
+    return PagedSource(
+        journal,
+        stmt,
+        [column, T_RUNS.c.id],
+        descending=descending,
+        row=lambda r: models.Run(**r),
+        key=lambda run: (_sort_value(run, sort), run.id),
+    )
+
+
+def _sort_value(run: models.Run, sort: str) -> Any:
+    if sort == "started":
+        return run.created_at
+    if sort == "problems":
+        return run.rows_failed + run.rows_conflict
+    if sort == "applied":
+        return run.rows_applied
+    return getattr(run, sort)
+
+
+def run_key(run: models.Run, sort: str) -> Key:
+    return (_sort_value(run, sort), run.id)
+
+
+# --- operations -----------------------------------------------------------------------------
+
+OP_FIELDS = {
+    "status": "status",
+    "s": "status",
+    "op": "op",
+    "table": "table",
+    "step": "step",
+    "seg": "seg",
+    "segment": "seg",
+    "key": "key",
+}
+
+
+def _op_term(field_: str, values: tuple[str, ...]) -> Any:
+    c = T_OPS.c
+    if field_ == "status":
+        return c.status.in_(match_prefix(values, OP_STATUSES, "operation status"))
+    if field_ == "op":
+        return c.op.in_(match_prefix(values, ("insert", "update", "delete"), "operation"))
+    if field_ == "table":
+        return c.tbl.in_(values)
+    if field_ in ("step", "seg"):
+        col = c.step_no if field_ == "step" else c.seg_no
+        try:
+            return col.in_([int(v) for v in values])
+        except ValueError:
+            raise FilterError(f"{field_}: takes numbers, as in {field_}:3.") from None
+    return or_(*(_ilike_any([c.key], v) for v in values))
+
+
+def parse_op_filter(text: str) -> Filter:
+    if not text.strip():
+        return EMPTY
+    f = parse(text, OP_FIELDS)
+    # A bare status word (``conflict``, ``!applied``) is the common case: treat it as status.
+    terms = tuple(
+        type(t)("status", t.values, t.negate)
+        if not t.field and t.values[0].lower() in OP_STATUSES
+        else t
+        for t in f.terms
+    )
+    return Filter(f.text, terms)
+
+
+def op_source(journal: Journal, run_id: str, f: Filter = EMPTY) -> PagedSource[models.Operation]:
+    stmt = _apply_terms(select(T_OPS).where(T_OPS.c.run_id == run_id), f, _op_term)
+    return PagedSource(
+        journal,
+        stmt,
+        [T_OPS.c.op_no],
+        descending=False,
+        row=lambda r: models.Operation(**r),
+        key=lambda op: (op.op_no,),
+    )
+
+
+# --- events ---------------------------------------------------------------------------------
+
+EVENT_FIELDS = {"kind": "kind", "k": "kind", "actor": "actor", "by": "actor", "text": "text"}
+_PREVIEW = 3000
+
+
+@dataclass(frozen=True, slots=True)
+class EventLine:
+    """An event as a list shows it: payload summarised, never the whole of a big payload."""
+
+    seq: int
+    ts: str
+    kind: str
+    actor: str
+    corr: str | None
+    size: int
+    summary: str
+
+
+def _kinds_clause(values: Sequence[str]) -> Any:
+    exact = [v for v in values if not v.endswith("*") and not v.endswith(".")]
+    prefixes = [v.rstrip("*") for v in values if v.endswith(("*", "."))]
+    clauses: list[Any] = [T_EVENTS.c.kind.in_(exact)] if exact else []
+    # A bare family name (``segment``) means the whole family.
+    clauses += [T_EVENTS.c.kind.startswith(v + ".", autoescape=True) for v in exact if "." not in v]
+    clauses += [T_EVENTS.c.kind.startswith(p, autoescape=True) for p in prefixes]
+    return or_(*clauses)
+
+
+def _event_term(field_: str, values: tuple[str, ...]) -> Any:
+    if field_ == "actor":
+        return T_EVENTS.c.actor.in_(values)
+    if field_ == "text":
+        return or_(*(T_EVENTS.c.payload.contains(v, autoescape=True) for v in values))
+    return _kinds_clause(values)  # kind: and bare words both filter by kind
+
+
+def parse_event_filter(text: str) -> Filter:
+    return parse(text, EVENT_FIELDS) if text.strip() else EMPTY
+
+
+_INTENT_TAIL = re.compile(r'"seg_no":(\d+),"step_no":(\d+)\}$')
+
+
+def _event_line(r: RowMapping) -> EventLine:
+    size = int(r["size"])
+    preview = str(r["preview"])
+    if size <= _PREVIEW:
+        payload = fmt.loads(preview)
+        text = describe.summary(r["kind"], payload if isinstance(payload, dict) else {})
+    elif r["kind"] == "segment.intent":
+        # Canonical JSON sorts keys, so seg_no and step_no close the payload; the op range
+        # is filled in from the segments projection (``_with_op_ranges``).
+        m = _INTENT_TAIL.search(str(r["tail"]))
+        where = f"seg {m.group(1)} step {m.group(2)}" if m else "segment"
+        text = f"{where}: intent ({fmt.size(size)})"
+    else:
+        text = f"{fmt.compact(preview, 200)} ({fmt.size(size)})"
+    return EventLine(r["seq"], r["ts"], r["kind"], r["actor"], r["corr"], size, text)
+
+
+def event_source(
+    journal: Journal,
+    run_id: str | None,
+    f: Filter = EMPTY,
+    kinds: Sequence[str] | None = None,
+) -> PagedSource[EventLine]:
+    e = T_EVENTS.c
+    stmt = select(
+        e.seq,
+        e.ts,
+        e.kind,
+        e.actor,
+        e.corr,
+        func.length(e.payload).label("size"),
+        func.substr(e.payload, 1, _PREVIEW).label("preview"),
+        func.substr(e.payload, func.length(e.payload) - 40, 41).label("tail"),
+    )
+    if run_id is not None:
+        stmt = stmt.where(e.run_id == run_id)
+    if kinds:
+        stmt = stmt.where(_kinds_clause(kinds))
+    stmt = _apply_terms(stmt, f, _event_term)
+    return PagedSource(
+        journal,
+        stmt,
+        [e.seq],
+        descending=False,
+        row=_event_line,
+        key=lambda ev: (ev.seq,),
+        enrich=lambda rows: _with_op_ranges(journal, run_id, rows),
+    )
+
+
+def _with_op_ranges(journal: Journal, run_id: str | None, rows: list[EventLine]) -> list[EventLine]:
+    """Big ``segment.intent`` payloads are summarised from the segments projection."""
+    big = [r.seq for r in rows if r.kind == "segment.intent" and r.size > _PREVIEW]
+    if not big or run_id is None:
+        return rows
+    s = T_SEGMENTS.c
+    with journal.read() as conn:
+        found = {
+            int(r.intent_seq): r
+            for r in conn.execute(
+                select(s.intent_seq, s.seg_no, s.step_no, s.first_op, s.last_op).where(
+                    and_(s.run_id == run_id, s.intent_seq.in_(big))
+                )
+            )
+        }
+    out: list[EventLine] = []
+    for line in rows:
+        seg = found.get(line.seq)
+        if seg is not None:
+            n = seg.last_op - seg.first_op + 1
+            text = (
+                f"seg {seg.seg_no} step {seg.step_no}: intent, {n} ops "
+                f"#{seg.first_op}–{seg.last_op} ({fmt.size(line.size)})"
+            )
+            out.append(dataclasses.replace(line, summary=text))
+        else:
+            out.append(line)
+    return out
+
+
+def full_event(journal: Journal, seq: int) -> dict[str, Any] | None:
+    found = journal.events(after_seq=seq - 1, before_seq=seq + 1, limit=1)
+    return found[0].as_dict() if found else None
+
+
+# --- one run --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSpan:
+    seg_no: int
+    step_no: int
+    status: str
+    start: float
+    end: float | None
+    first_op: int
+    last_op: int
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    seq: int
+    at: float
+    kind: str
+    summary: str
+    seg_no: int | None
+    style: describe.MarkerStyle
+
+
+MARKER_CAP = 20_000
+
+
+@dataclass
+class RunBundle:
+    """What the run screen needs up front: small, whatever the run's size."""
+
+    run: models.Run
+    steps: list[models.Step]
+    segments: list[SegmentSpan]
+    markers: list[Marker]
+    markers_capped: bool
+    op_counts: dict[str, int]
+    events_total: int
+    first_at: float | None = None
+    last_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_markers(journal: Journal, run_id: str) -> tuple[list[Marker], bool]:
+    out: list[Marker] = []
+    after = 0
+    while len(out) < MARKER_CAP:
+        batch = journal.events(
+            run_id, after_seq=after, limit=2000, kinds=list(describe.TIMELINE_KINDS)
+        )
+        for ev in batch:
+            style = describe.marker(ev.kind, ev.payload)
+            at = fmt.epoch(ev.ts)
+            if style is None or at is None:
+                continue
+            seg = ev.payload.get("seg_no")
+            out.append(
+                Marker(
+                    ev.seq,
+                    at,
+                    ev.kind,
+                    describe.summary(ev.kind, ev.payload),
+                    int(seg) if isinstance(seg, int) else None,
+                    style,
+                )
+            )
+        if len(batch) < 2000:
+            return out, False
+        after = batch[-1].seq
+    return out, True
+
+
+def load_run(journal: Journal, ref: str) -> RunBundle:
+    run = journal.get_run(ref)
+    segments = [
+        SegmentSpan(
+            s.seg_no,
+            s.step_no,
+            s.status,
+            fmt.epoch(s.started_at) or 0.0,
+            fmt.epoch(s.finished_at),
+            s.first_op,
+            s.last_op,
+        )
+        for s in journal.segments(run.id)
+    ]
+    markers, capped = load_markers(journal, run.id)
+    times = [m.at for m in markers] + [s.start for s in segments]
+    times += [s.end for s in segments if s.end is not None]
+    for ts in (run.created_at, run.started_at, run.finished_at):
+        if (t := fmt.epoch(ts)) is not None:
+            times.append(t)
+    return RunBundle(
+        run=run,
+        steps=journal.steps(run.id),
+        segments=segments,
+        markers=markers,
+        markers_capped=capped,
+        op_counts=journal.operation_status_counts(run.id),
+        events_total=journal.count_events(run.id),
+        first_at=min(times) if times else None,
+        last_at=max(times) if times else None,
+    )
+
+
+def run_changed(journal: Journal, run_id: str, last_seq: int) -> models.Run | None:
+    """The run if anything happened to it since ``last_seq``; None otherwise (cheap)."""
+    run = journal.get_run(run_id)
+    return run if run.last_seq != last_seq else None
+
+
+def operation(journal: Journal, run_id: str, op_no: int) -> models.Operation | None:
+    found = journal.operations(run_id, after_op=op_no - 1, limit=1)
+    return found[0] if found and found[0].op_no == op_no else None
+
+
+def segment_of_intent(journal: Journal, run_id: str, seq: int) -> int | None:
+    with journal.read() as conn:
+        value = conn.execute(
+            select(T_SEGMENTS.c.seg_no).where(
+                and_(T_SEGMENTS.c.run_id == run_id, T_SEGMENTS.c.intent_seq == seq)
+            )
+        ).scalar()
+    return None if value is None else int(value)

@@ -1,0 +1,56 @@
+"""Statuses and flags as styled text: a symbol and a word, never colour alone."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from console.status import STYLE, SYMBOL
+
+_EXTRA_SYMBOL = {"would_apply": "◌", "intent": "…", "in_doubt": "?", "dry_run": "◌"}
+_EXTRA_STYLE = {"failed": "bold red", "would_apply": "cyan", "in_doubt": "bold yellow"}
+
+
+def symbol(status: str) -> str:
+    return SYMBOL.get(status) or _EXTRA_SYMBOL.get(status, "?")
+
+
+def style(status: str) -> str:
+    return STYLE.get(status) or _EXTRA_STYLE.get(status, "")
+
+
+def status(status: str, *, word: bool = True) -> Text:
+    label = f"{symbol(status)} {status.replace('_', ' ')}" if word else symbol(status)
+    return Text(label, style=style(status))
+
+
+def short_target(url: str) -> str:
+    """``sqlite:///srv/crm/crm.db`` → ``crm.db``; ``postgresql+psycopg://u@h/db`` → ``pg h/db``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    if scheme.startswith("sqlite"):
+        return rest.rsplit("/", 1)[-1] or url
+    engine = scheme.split("+", 1)[0]
+    engine = {"postgresql": "pg", "mysql": "mysql", "mariadb": "mariadb"}.get(engine, engine)
+    return f"{engine} {rest.rpartition('@')[2]}"
+
+
+def flags(drift: bool, drill: bool, dry_run: bool = False, *, words: bool) -> Text:
+    out = Text()
+    for on, sym, word, st in (
+        (drift, "≠", "drift", "bold yellow"),
+        (drill, "◇", "drill", "cyan"),
+        (dry_run, "◌", "dry-run", "dim"),
+    ):
+        if on:
+            if out:
+                out.append(" ")
+            out.append(f"{sym} {word}" if words else sym, style=st)
+    return out
+
+
+def count(n: int, sym: str, style_: str) -> Text:
+    """``✗ 12`` in red, or a dim ``·`` for zero (so problems stand out in a column)."""
+    if not n:
+        return Text("·", style="dim")
+    return Text(f"{sym} {n:,}", style=style_)

@@ -1,0 +1,1 @@
+"""Screens of the console: runs → run (tabs) → row diff; help."""

@@ -1,0 +1,1 @@
+"""One module per run tab, so each can grow with its service."""

@@ -1,0 +1,47 @@
+"""The Timeline tab: the run over time, with failures one key away (f/F)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+
+from console.tui import fmt
+from console.tui.data import RunBundle
+from console.tui.tabs.base import RunPane
+from console.tui.widgets.timeline import Timeline
+
+
+class TimelinePane(RunPane):
+    TAB_ID = "timeline"
+    TAB_TITLE = "Timeline"
+    HELP_TITLE = "Timeline"
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Timeline(now=lambda: self.console_app.now().timestamp(), id="timeline")
+
+    @property
+    def timeline(self) -> Timeline:
+        return self.query_one(Timeline)
+
+    def show_bundle(self, bundle: RunBundle, *, changed: bool) -> None:
+        super().show_bundle(bundle, changed=changed)
+        self.timeline.show(bundle)
+
+    def focus_target(self) -> Widget | None:
+        return self.timeline
+
+    def set_follow(self, on: bool) -> None:
+        t = self.timeline
+        if on != t.follow:
+            t.action_toggle_follow()
+
+    def following(self) -> bool:
+        return self.timeline.follow
+
+    def position(self) -> str:
+        t = self.timeline
+        if t.bundle is None:
+            return "…"
+        return f"{fmt.at(t.cursor)} ×{t.zoom:g}"

@@ -1,0 +1,1 @@
+"""Widgets of the console: Line API lists, the timeline, the status bar."""

@@ -1,0 +1,341 @@
+"""A Line API list over a ``PagedSource``: rows render on demand from an LRU of pages.
+
+Only the visible rows are rendered (``render_line``); a missing page renders as a
+placeholder and is fetched by a thread worker that posts it back. A refresh (the journal
+moved) keeps the old pages on screen until the new ones arrive, so nothing flickers. Memory
+is bounded by ``MAX_PAGES`` pages whatever the size of the run.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, ClassVar, Generic, TypeVar
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events, work
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from console.tui.data import PAGE_SIZE, Key, PagedSource
+from console.tui.widgets.columns import Column, Layout
+
+R = TypeVar("R")
+MAX_PAGES = 24
+
+
+class VirtualList(ScrollView, Generic[R], can_focus=True):
+    """Rows from a paged source; a sticky header; a cursor; j/k/g/G and friends."""
+
+    HELP_TITLE: ClassVar[str] = "List"
+    COLUMNS: ClassVar[tuple[Column, ...]] = ()
+    EMPTY_TEXT: ClassVar[str] = "Nothing to show."
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j,down", "cursor_down", "Down", show=False, id="list.down"),
+        Binding("k,up", "cursor_up", "Up", show=False, id="list.up"),
+        Binding("g,home", "first", "First row", show=False, id="list.first"),
+        Binding("G,end", "last", "Last row", show=False, id="list.last"),
+        Binding("pagedown,ctrl+d,space", "page_down", "Page down", show=False, id="list.page_down"),
+        Binding("pageup,ctrl+u", "page_up", "Page up", show=False, id="list.page_up"),
+        Binding("enter", "open", "Open", id="list.open"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "virtual-list--cursor",
+        "virtual-list--header",
+        "virtual-list--placeholder",
+    }
+
+    DEFAULT_CSS = """
+    VirtualList {
+        height: 1fr;
+        scrollbar-size-vertical: 1;
+        overflow-x: hidden;
+    }
+    VirtualList > .virtual-list--cursor { background: $accent 40%; text-style: bold; }
+    VirtualList:focus > .virtual-list--cursor { background: $accent 70%; }
+    VirtualList > .virtual-list--header { color: $text-muted; text-style: bold; }
+    VirtualList > .virtual-list--placeholder { color: $text-disabled; }
+    """
+
+    class Counted(Message):
+        def __init__(self, generation: int, total: int, cursor: int | None) -> None:
+            super().__init__()
+            self.generation = generation
+            self.total = total
+            self.cursor = cursor
+
+    class PageLoaded(Message):
+        def __init__(self, generation: int, page: int, rows: list[Any]) -> None:
+            super().__init__()
+            self.generation = generation
+            self.page = page
+            self.rows = rows
+
+    class CursorMoved(Message):
+        """The position changed (the status bar shows it)."""
+
+        def __init__(self, widget: VirtualList[Any], index: int, total: int) -> None:
+            super().__init__()
+            self.widget = widget
+            self.index = index
+            self.total = total
+
+        @property
+        def control(self) -> VirtualList[Any]:
+            return self.widget
+
+    class Opened(Message):
+        def __init__(self, widget: VirtualList[Any], row: Any) -> None:
+            super().__init__()
+            self.widget = widget
+            self.row = row
+
+        @property
+        def control(self) -> VirtualList[Any]:
+            return self.widget
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.source: PagedSource[R] | None = None
+        self.total = 0
+        self.cursor = 0
+        self.generation = 0
+        self.counted = False  # the first count of the current source arrived
+        self.follow = False  # keep the cursor on the last row as rows arrive
+        self._pages: OrderedDict[int, list[R]] = OrderedDict()
+        self._stale: dict[int, list[R]] = {}
+        self._wanted: set[int] = set()
+        self._requested: set[int] = set()
+        self._layout: Layout | None = None
+        self._layout_width = -1
+        self._fetch_scheduled = False
+
+    # --- data -----------------------------------------------------------------------------
+
+    def set_source(self, source: PagedSource[R], *, keep: Key | None = None) -> None:
+        """Show ``source`` (a new filter or sort): count it, then load what is visible."""
+        self.source = source
+        self.counted = False
+        self._reload(keep=keep, keep_stale=False)
+
+    def reload(self, *, keep: Key | None = None) -> None:
+        """The journal moved: count again and refetch, showing the old rows meanwhile."""
+        if self.source is not None:
+            self._reload(keep=keep, keep_stale=True)
+
+    def _reload(self, *, keep: Key | None, keep_stale: bool) -> None:
+        assert self.source is not None
+        self.generation += 1
+        self._stale = dict(self._pages) if keep_stale else {}
+        self._pages.clear()
+        self._requested.clear()
+        self._wanted.clear()
+        self._count(self.generation, self.source, keep)
+        self.refresh()
+
+    @work(thread=True, group="count", exclusive=True, exit_on_error=False)
+    def _count(self, generation: int, source: PagedSource[R], keep: Key | None) -> None:
+        total = source.count()
+        cursor = source.index_of(keep) if keep is not None and total else None
+        self.post_message(self.Counted(generation, total, cursor))
+
+    @work(thread=True, group="pages", exclusive=True, exit_on_error=False)
+    def _fetch(
+        self,
+        generation: int,
+        source: PagedSource[R],
+        total: int,
+        wanted: list[tuple[int, R | None, R | None]],
+    ) -> None:
+        for page, prev_last, next_first in wanted:
+            rows = source.page(page, total, prev_last, next_first)
+            self.post_message(self.PageLoaded(generation, page, rows))
+
+    def _on_virtual_list_counted(self, message: VirtualList.Counted) -> None:
+        message.stop()
+        if message.generation != self.generation:
+            return
+        grew = message.total > self.total
+        self.total = message.total
+        self.counted = True
+        if message.cursor is not None:
+            self.cursor = message.cursor
+        if self.follow and grew:
+            self.cursor = max(0, self.total - 1)
+        self.cursor = max(0, min(self.cursor, self.total - 1))
+        self._stale = {p: rows for p, rows in self._stale.items() if p * PAGE_SIZE < self.total}
+        self.virtual_size = Size(self.size.width, self.total + 1)
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self._announce()
+
+    def _on_virtual_list_page_loaded(self, message: VirtualList.PageLoaded) -> None:
+        message.stop()
+        if message.generation != self.generation:
+            return
+        self._pages[message.page] = message.rows
+        self._pages.move_to_end(message.page)
+        self._stale.pop(message.page, None)
+        self._requested.discard(message.page)
+        while len(self._pages) > MAX_PAGES:
+            self._pages.popitem(last=False)
+        self.refresh()
+        if message.page == self.cursor // PAGE_SIZE:
+            self._announce()
+
+    def row_at(self, index: int) -> R | None:
+        """The row at ``index`` if its page is in memory (else ask for it)."""
+        page, offset = divmod(index, PAGE_SIZE)
+        rows = self._pages.get(page)
+        if rows is not None:
+            self._pages.move_to_end(page)
+        else:
+            rows = self._stale.get(page)
+            self._want(page)
+        if rows is None or offset >= len(rows):
+            return None
+        return rows[offset]
+
+    @property
+    def current(self) -> R | None:
+        return self.row_at(self.cursor) if self.total else None
+
+    def _want(self, page: int) -> None:
+        if page in self._requested or page in self._pages:
+            return
+        self._wanted.add(page)
+        if not self._fetch_scheduled:
+            self._fetch_scheduled = True
+            self.call_after_refresh(self._fetch_wanted)
+
+    def _fetch_wanted(self) -> None:
+        self._fetch_scheduled = False
+        if self.source is None or not self.counted or not self._wanted:
+            return
+        wanted: list[tuple[int, R | None, R | None]] = []
+        for page in sorted(self._wanted):
+            before = self._pages.get(page - 1)
+            after = self._pages.get(page + 1)
+            wanted.append((page, before[-1] if before else None, after[0] if after else None))
+        self._requested |= self._wanted
+        self._wanted.clear()
+        self._fetch(self.generation, self.source, self.total, wanted)
+
+    # --- rendering ------------------------------------------------------------------------
+
+    def columns_for(self, width: int) -> tuple[Column, ...]:
+        """The columns to offer at this width (subclasses may offer more when wide)."""
+        return self.COLUMNS
+
+    def layout_for(self, width: int) -> Layout:
+        if self._layout is None or self._layout_width != width:
+            self._layout = Layout(self.columns_for(width), width)
+            self._layout_width = width
+        return self._layout
+
+    def render_row(self, row: R, layout: Layout) -> Text:
+        raise NotImplementedError
+
+    def empty_text(self) -> str:
+        return self.EMPTY_TEXT if self.counted else "Loading…"
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(event.size.width, self.total + 1)
+        self._scroll_cursor_into_view()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        layout = self.layout_for(width)
+        if y == 0:
+            header = self.get_component_rich_style("virtual-list--header")
+            return self._strip(layout.header(), width, base + header)
+        index = self.scroll_offset.y + y - 1
+        if index >= self.total:
+            if index == 0:
+                style = base + self.get_component_rich_style("virtual-list--placeholder")
+                return self._strip(Text(f" {self.empty_text()}"), width, style)
+            return Strip.blank(width, base)
+        row = self.row_at(index)
+        if row is None:
+            style = base + self.get_component_rich_style("virtual-list--placeholder")
+            return self._strip(Text(" …"), width, style)
+        text = self.render_row(row, layout)
+        style = base
+        if index == self.cursor:
+            style = base + self.get_component_rich_style("virtual-list--cursor")
+        return self._strip(text, width, style)
+
+    def _strip(self, text: Text, width: int, style: Style) -> Strip:
+        segments = [s for s in text.render(self.app.console) if s.text != "\n"]
+        return Strip(Segment.apply_style(segments, style)).crop_extend(0, width, style)
+
+    # --- cursor ---------------------------------------------------------------------------
+
+    @property
+    def body_height(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def move_to(self, index: int) -> None:
+        if not self.total:
+            return
+        index = max(0, min(index, self.total - 1))
+        self.follow = self.follow and index == self.total - 1
+        if index == self.cursor:
+            self._scroll_cursor_into_view()
+            return
+        self.cursor = index
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self._announce()
+
+    def _scroll_cursor_into_view(self) -> None:
+        top = int(self.scroll_offset.y)
+        height = self.body_height
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+
+    def _announce(self) -> None:
+        self.post_message(self.CursorMoved(self, self.cursor, self.total))
+
+    def action_cursor_down(self) -> None:
+        self.move_to(self.cursor + 1)
+
+    def action_cursor_up(self) -> None:
+        self.move_to(self.cursor - 1)
+
+    def action_first(self) -> None:
+        self.move_to(0)
+
+    def action_last(self) -> None:
+        self.move_to(self.total - 1)
+
+    def action_page_down(self) -> None:
+        self.move_to(self.cursor + self.body_height)
+
+    def action_page_up(self) -> None:
+        self.move_to(self.cursor - self.body_height)
+
+    def action_open(self) -> None:
+        row = self.current
+        if row is not None:
+            self.post_message(self.Opened(self, row))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y >= 1:
+            index = int(self.scroll_offset.y) + event.y - 1
+            if index < self.total:
+                if index == self.cursor and event.chain >= 2:
+                    self.action_open()
+                self.move_to(index)
+
+    def on_focus(self) -> None:
+        self._announce()
