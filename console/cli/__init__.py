@@ -6,9 +6,11 @@ import os
 import sys
 
 from console.cli import (  # noqa: F401  (registration, in help order)
-    console_cmd,
-    demo_cmd,
     journal_cmds,
+    engine_cmds,
+    rollback_cmds,
+    demo_cmd,
+    console_cmd,
 )
 from console.cli.app import app
 from console.errors import BackoutError, Exit

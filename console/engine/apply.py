@@ -35,14 +35,21 @@ from console.engine import lease
 from console.engine.guards import breaker, check_invariants
 from console.engine.lease import Holder
 from console.engine.report import ProgressFn, RunReport
-from console.engine.segments import JournalOp, Precheck, SegmentPlan, SegmentRunner
+from console.engine.segments import (
+    JournalOp,
+    Precheck,
+    SegmentPlan,
+    SegmentResult,
+    SegmentRunner,
+)
 from console.errors import BadInput, Exit
 from console.journal import Journal, new_id
 from console.journal.models import Run
 from console.journal.store import EngineQueries
 from console.targets.resolve import open_target
-from console.targets.sql import SqlTarget, key_tuple
+from console.targets.sql import SqlTarget
 from console.targets.types import Row, TableInfo, TransientError
+from console.targets.values import key_tuple
 
 RESUMABLE = ("planned", "running", "paused", "failed")
 
@@ -314,7 +321,9 @@ class Engine:
                 count += len(rows)
                 with self.journal.write() as w:
                     w.add_snapshot_rows(rows)
-            numeric = [c.name for c in info.columns.values() if c.kind in ("int", "decimal", "float")]
+            numeric = [
+                c.name for c in info.columns.values() if c.kind in ("int", "decimal", "float")
+            ]
             aggregates = target.aggregates(step.table, numeric).as_dict()
             with self.journal.write() as w:
                 lease.renew(w.conn, self.journal, run_id, self.holder)
@@ -402,7 +411,9 @@ class Engine:
                         reason += " (on_error: rollback; roll the run back with its runbook)"
                     return self._pause(cs, run_id, corr, reason, started, counts, dry_run)
                 if on_error == "continue":
-                    tripped = breaker(done - skipped, failed + conflicts, cs.options.max_failed_ratio)
+                    tripped = breaker(
+                        done - skipped, failed + conflicts, cs.options.max_failed_ratio
+                    )
                     if tripped:
                         return self._pause(cs, run_id, corr, tripped, started, counts, dry_run)
                 if step.invariants and not dry_run:
@@ -469,7 +480,6 @@ class Engine:
         code: Exit,
     ) -> RunReport:
         run = self.journal.get_run(run_id)
-        applied, failed, conflicts, skipped = counts
         if status == "completed":
             message = (f"run {run_id} {'dry run ' if dry_run else ''}completed: "
                        f"{run.rows_applied} of {run.rows_total} rows "
@@ -510,11 +520,24 @@ class Engine:
                 self.queries.drop_snapshot(run.id, "baseline")
                 self._baseline(cs, targets, run.id, run.corr)
             dry = run.dry_run
+            started = time.monotonic()
             for seg in segments:
                 if seg.status not in ("intent", "failed"):
                     continue
-                self._finish_in_doubt(cs, targets, run, seg.seg_no, seg.step_no, seg.first_op,
-                                      seg.last_op, seg.status == "failed", dry)
+                result = self._finish_in_doubt(cs, targets, run, seg.seg_no, seg.step_no,
+                                               seg.first_op, seg.last_op,
+                                               seg.status == "failed", dry)
+                step = cs.steps[seg.step_no - 1]
+                on_error = step.on_error or cs.options.on_error
+                if (result.error or result.conflicts) and on_error != "continue":
+                    now = self.journal.get_run(run.id)
+                    reason = (f"segment {seg.seg_no} failed again: {result.error}"
+                              if result.error else
+                              f"segment {seg.seg_no}: {len(result.conflicts)} row(s) changed by "
+                              "someone else while the run was interrupted")
+                    return self._pause(cs, run.id, run.corr, reason, started,
+                                       (now.rows_applied, now.rows_failed, now.rows_conflict,
+                                        now.rows_skipped), dry)
             run = self.journal.get_run(run.id)
             after = max((s.seg_no for s in self.journal.segments(run.id)), default=0)
             size = int(created.get("options", {}).get("segment_size", cs.options.segment_size))
@@ -537,7 +560,7 @@ class Engine:
         last_op: int,
         failed: bool,
         dry_run: bool,
-    ) -> None:
+    ) -> SegmentResult:
         step = cs.steps[step_no - 1]
         ops = self.queries.operations_in(run.id, first_op, last_op)
         if failed:
@@ -550,7 +573,7 @@ class Engine:
         plan = SegmentPlan(run.id, run.corr, seg_no, step_no, step.table, step.key, pending)
         runner = SegmentRunner(self.journal, targets.for_step(cs, step), self.holder,
                                dry_run=dry_run)
-        runner.execute(plan, in_doubt=True)
+        return runner.execute(plan, in_doubt=True)
 
     def reload(self, run: Run, created: dict[str, Any], path: str | None) -> ChangeSet:
         """The run's change set from its file, checked against the journaled digest (and

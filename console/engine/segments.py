@@ -20,9 +20,9 @@ from console.engine import lease
 from console.engine.lease import Holder
 from console.journal import Journal, Writer
 from console.journal.models import Operation
-from console.targets.sql import SqlTarget, key_tuple
+from console.targets.sql import SqlTarget
 from console.targets.types import OpKind, Row, RowWrite, SegmentError, TableInfo, TransientError
-from console.targets.values import same
+from console.targets.values import key_tuple, same
 
 MAX_ATTEMPTS = 6
 

@@ -7,7 +7,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from console.config import Settings
@@ -31,7 +31,7 @@ OnConflict = Literal["review", "skip"]
 
 @dataclass
 class Options:
-    scope: Scope = Scope()
+    scope: Scope = field(default_factory=Scope)
     on_conflict: OnConflict = "review"
     force: bool = False
     dry_run: bool = False
@@ -85,8 +85,10 @@ class Rollback:
         run = self._parent(run_ref)
         self._check_scope(run, options.scope)
         try:
-            return build_plan(self.journal, run, options.scope, self.target_for(run, options.target),
-                              exclude=self._handled_by_unfinished(run))
+            return build_plan(
+                self.journal, run, options.scope, self.target_for(run, options.target),
+                exclude=self._handled_by_unfinished(run),
+            )
         finally:
             self.close()
 

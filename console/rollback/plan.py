@@ -16,8 +16,9 @@ from console.canonical import canonical_json, digest, loads
 from console.engine.segments import JournalOp, matches
 from console.journal import Journal
 from console.journal.models import Operation, Run
-from console.targets.sql import SqlTarget, key_tuple
+from console.targets.sql import SqlTarget
 from console.targets.types import OpKind, Row
+from console.targets.values import key_tuple
 
 PAGE = 2000
 

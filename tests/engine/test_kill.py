@@ -38,7 +38,7 @@ def _expected(url: str, tmp: Path) -> list[tuple[object, ...]]:
     cs = write_changeset(tmp / "ref.yaml", changeset_doc(
         ref, updates=UPDATES, inserts=INSERTS, deletes=DELETES, segment_size=25))
     proc = _backout(tmp / "ref-journal.db", "apply", str(cs))
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
     return dump(ref)
 
@@ -58,7 +58,7 @@ def _trial(tmp: Path, seed: int, delay: float, expected: list[tuple[object, ...]
         runs = j.runs(limit=5, drills=None)
         args = ["resume", runs[0].id] if runs else ["apply", str(cs)]
         done = _backout(journal, *args)
-        out, err = done.communicate(timeout=120)
+        _out, err = done.communicate(timeout=120)
         if done.returncode == 0:
             break
     else:
