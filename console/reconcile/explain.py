@@ -96,8 +96,8 @@ def _deepdiff(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[dict[str, lis
     (empty mapping) differs in every column."""
     if not a or not b:
         present = a or b
-        paths = {c: [f"root[{c!r}]"] for c in present}
-        return paths, ({} if not present else {"row": "removed" if a else "added"})
+        whole = {c: [f"root[{c!r}]"] for c in present}
+        return whole, ({} if not present else {"row": "removed" if a else "added"})
     dd = DeepDiff(dict(a), dict(b), verbose_level=2)
     paths: dict[str, list[str]] = {}
     for levels in dd.tree.values():
