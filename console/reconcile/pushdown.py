@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from console.errors import BadInput
 from console.reconcile.diff import LaterWriters, reconcile
 from console.reconcile.fingerprint import NormKey, RowCodec
 from console.reconcile.normalise import Normalisers
@@ -310,6 +311,36 @@ def _sum_text(info: TableInfo, conn: Connection, column: str, value: Any) -> str
     return str(value)
 
 
+def copy_table(conn: Connection, source: TableRef, dest: TableRef) -> int:
+    """A full-table baseline for detection: ``source`` copied into ``dest`` (an attached
+    database) with the same definition, so the same keys are indexed. SQLite only."""
+    if conn.dialect.name != "sqlite":
+        raise BadInput("A full-table baseline copy is made on SQLite only.")
+    master = f'"{source.schema}".sqlite_master' if source.schema else "sqlite_master"
+    ddl = conn.execute(
+        sa.text(f"SELECT sql FROM {master} WHERE type = 'table' AND name = :n"),
+        {"n": source.name},
+    ).scalar()
+    if ddl is None:
+        raise BadInput(f"No table {source.name} to copy.")
+    prep = conn.dialect.identifier_preparer
+    qualified = (
+        prep.quote(dest.name)
+        if not dest.schema
+        else (f"{prep.quote(dest.schema)}.{prep.quote(dest.name)}")
+    )
+    _head, _, body = str(ddl).partition("(")
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {qualified}"))
+    conn.execute(sa.text(f"CREATE TABLE {qualified} ({body}"))
+    src = (
+        prep.quote(source.name)
+        if not source.schema
+        else (f"{prep.quote(source.schema)}.{prep.quote(source.name)}")
+    )
+    conn.execute(sa.text(f"INSERT INTO {qualified} SELECT * FROM {src}"))
+    return _count(conn, dest)
+
+
 def table_aggregates(
     conn: Connection,
     info: TableInfo,
@@ -420,6 +451,7 @@ __all__ = [
     "Detection",
     "Hygiene",
     "TableRef",
+    "copy_table",
     "detect",
     "fetch_rows",
     "key_hygiene",

@@ -134,7 +134,7 @@ class Report:
     def of_class(self, cls: str) -> list[Finding]:
         return [f for f in self.findings if f.cls == cls]
 
-    def keys(self, cls: str | None = None) -> set[KeyTuple]:
+    def keys_of(self, cls: str | None = None) -> set[KeyTuple]:
         return {f.key for f in self.findings if cls is None or f.cls == cls}
 
     def with_findings(self, extra: Iterable[Finding], checked: Mapping[str, int]) -> Report:
