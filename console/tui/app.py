@@ -46,7 +46,8 @@ class BackoutApp(App[None]):
     COMMANDS: ClassVar = App.COMMANDS | {ConsoleCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark,f1", "help", "Help", id="app.help"),
-        Binding("colon", "command_palette", "Commands", show=False, id="app.palette"),
+        Binding("ctrl+p", "command_palette", "Commands", priority=True, id="app.palette"),
+        Binding("colon", "command_palette", "Commands", show=False, id="app.palette_colon"),
         Binding("A", "toggle_armed", "Arm/disarm", show=False, id="app.arm"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]

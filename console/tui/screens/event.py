@@ -12,10 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.tui import data, describe
 from console.tui.screens.base import ConsoleScreen
+from console.tui.widgets.key_bar import KeyBar
 
 MAX_SHOWN = 400_000  # characters of pretty JSON; a bigger payload is cut (with a note)
 
@@ -44,7 +45,7 @@ class EventScreen(ConsoleScreen):
         with VerticalScroll(id="event-body"):
             yield Static(Text("Loading…", style="dim"), id="event")
         yield self.status_bar()
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         super().on_mount()

@@ -16,12 +16,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.journal import models
 from console.tui import fmt, look
 from console.tui.diff import MISSING, RowDiff, row_diff
 from console.tui.screens.base import ConsoleScreen
+from console.tui.widgets.key_bar import KeyBar
 
 TITLES = {"before": "before", "ours": "ours (after)", "now": "now"}
 
@@ -133,7 +134,7 @@ class RowDiffScreen(ConsoleScreen):
         with VerticalScroll(id="diff-body"):
             yield Static(render_diff(self.op, row_diff(self.op)), id="diff")
         yield self.status_bar()
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         super().on_mount()

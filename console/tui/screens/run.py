@@ -10,7 +10,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from console.errors import BackoutError
 from console.journal import models
@@ -23,6 +23,7 @@ from console.tui.tabs.operations import OperationsPane
 from console.tui.tabs.reconciliation import ReconciliationPane
 from console.tui.tabs.runbook import RunbookPane
 from console.tui.tabs.timeline import TimelinePane
+from console.tui.widgets.key_bar import KeyBar
 from console.tui.widgets.timeline import Timeline
 from console.tui.widgets.virtual_list import VirtualList
 
@@ -75,7 +76,7 @@ class RunScreen(ConsoleScreen):
                 with TabPane(pane.TAB_TITLE, id=pane.TAB_ID):
                     yield pane(self.run_id)
         yield self.status_bar()
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -182,7 +183,7 @@ class RunScreen(ConsoleScreen):
     def _timeline_moved(self, message: Timeline.Moved) -> None:
         self._sync_status()
 
-    @on(VirtualList.Opened, "#operations")
+    @on(VirtualList.Opened, "#op-list")
     def _open_operation(self, message: VirtualList.Opened) -> None:
         from console.tui.screens.row_diff import RowDiffScreen
 

@@ -10,7 +10,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.journal import Journal, models
 from console.status import RUN_STATUSES
@@ -18,6 +18,7 @@ from console.tui import data, fmt, look
 from console.tui.filters import EMPTY, Filter, FilterError
 from console.tui.screens.base import ConsoleScreen, PaletteCommand
 from console.tui.widgets.filter_bar import FilterBar
+from console.tui.widgets.key_bar import KeyBar
 from console.tui.widgets.run_list import RunList
 from console.tui.widgets.virtual_list import VirtualList
 
@@ -59,7 +60,7 @@ class RunsScreen(ConsoleScreen):
         yield RunList(now=self.console_app.now().timestamp(), id="runs")
         yield Static(id="run-detail", classes="detail")
         yield self.status_bar()
-        yield Footer()
+        yield KeyBar()
 
     @property
     def runs(self) -> RunList:

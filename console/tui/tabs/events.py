@@ -22,7 +22,7 @@ class EventsPane(ListPane[data.EventLine]):
 
     def compose(self) -> ComposeResult:
         yield FilterBar(HINT)
-        yield EventList(id="events")
+        yield EventList(id="event-list")
 
     def make_source(self, f: Filter) -> Any:
         return data.event_source(self.console_app.journal, self.run_id, f)

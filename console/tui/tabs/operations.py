@@ -26,7 +26,7 @@ class OperationsPane(ListPane[models.Operation]):
     def compose(self) -> ComposeResult:
         yield Static(id="op-summary", classes="pane-summary")
         yield FilterBar(HINT)
-        yield OperationList(id="operations")
+        yield OperationList(id="op-list")
 
     def make_source(self, f: Filter) -> Any:
         return data.op_source(self.console_app.journal, self.run_id, f)

@@ -19,7 +19,7 @@ class TimelinePane(RunPane):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Timeline(now=lambda: self.console_app.now().timestamp(), id="timeline")
+            yield Timeline(now=lambda: self.console_app.now().timestamp(), id="timeline-view")
 
     @property
     def timeline(self) -> Timeline:
