@@ -113,11 +113,9 @@ def plan_fixes(
     by_key: dict[str, list[Finding]] = {}
     review: list[dict[str, Any]] = []
     for f in findings:
-        if f.cls not in wanted:
-            continue
-        if f.cls in FIXABLE or (f.cls == "later_overwrite" and classes is not None):
+        if f.cls in wanted and (f.cls in FIXABLE or f.cls == "later_overwrite"):
             by_key.setdefault(key_text(f.key), []).append(f)
-        elif f.cls in REVIEW_REASONS:
+        elif f.cls in REVIEW_REASONS and (classes is None or f.cls in wanted):
             review.append({"key": list(f.key), "class": f.cls, "reason": REVIEW_REASONS[f.cls]})
     ops = [op for kt in sorted(by_key) if (op := _fix(by_key[kt], key, reference)) is not None]
     review.sort(key=lambda r: (key_text(r["key"]), r["class"]))

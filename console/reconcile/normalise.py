@@ -22,7 +22,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 from console.canonical import canonical_json, digest
@@ -36,6 +36,7 @@ _OPTIONS = ("decimals", "epsilon", "truncate", "trim", "case")
 _UNITS = ("day", "hour", "minute", "second", "millisecond")
 _NUMERIC = ("decimal", "float", "int")
 _TEXTUAL = ("text", "other")
+_WIDE = Context(prec=400)  # rounding to N places must never fail for lack of digits
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,11 @@ def _check_kind(column: str, rule: Rule, col: ColumnInfo) -> None:
 
 
 def decimal_text(d: Decimal) -> str:
-    """One text per numeric value: 10.50, 10.5 and 1.05E+1 all give ``10.5``."""
-    if d == 0:
+    """One text per numeric value, without exponent: 10.50, 10.5 and 1.05E+1 all give
+    ``10.5``; 1E+2 gives ``100``."""
+    if not d:
         return "0"
-    return str(d.normalize())
+    return format(d.normalize(), "f")
 
 
 def _to_decimal(v: Any) -> Decimal | None:
@@ -211,7 +213,7 @@ def _decimal_fast(slow: Norm) -> Norm:
             return slow(v)
         if not d.is_finite():
             return slow(v)
-        return "0" if not d else str(d.normalize())
+        return "0" if not d else format(d.normalize(), "f")
 
     return norm
 
@@ -282,7 +284,7 @@ class Normalisers:
             d = base if isinstance(base, Decimal) else _to_decimal(base)
             if d is not None:
                 exp = Decimal(1).scaleb(-rule.decimals)
-                return decimal_text(d.quantize(exp, rounding=ROUND_HALF_UP))
+                return decimal_text(d.quantize(exp, rounding=ROUND_HALF_UP, context=_WIDE))
         if rule.truncate is not None:
             if isinstance(base, str) and col is not None and col.kind == "time":
                 try:
