@@ -66,19 +66,29 @@ def intended_deltas(
     table (``{(): Deltas}``) or per group (a row that changes group moves between groups)."""
     out: dict[Group, Deltas] = {}
 
+    whole: dict[Group, dict[str, int]] = {}  # integer parts summed as ints: no Decimal per value
+
     def add(row: Row, sign: int) -> None:
         g: Group = () if group_by is None else (_group(table, group_by, row.get(group_by)),)
         d = out.setdefault(g, Deltas(sums=dict.fromkeys(numeric, Decimal(0))))
+        ints = whole.setdefault(g, dict.fromkeys(numeric, 0))
         d.count += sign
         d.rows += 1
         for c in numeric:
-            d.sums[c] += sign * _num(row.get(c))
+            v = row.get(c)
+            if type(v) is int:
+                ints[c] += sign * v
+            elif v is not None:
+                d.sums[c] += sign * _num(v)
 
     for before, after in changes:
         if before is not None:
             add(before, -1)
         if after is not None:
             add(after, 1)
+    for g, ints in whole.items():
+        for c, v in ints.items():
+            out[g].sums[c] += v
     if group_by is None and () not in out:
         out[()] = Deltas(sums=dict.fromkeys(numeric, Decimal(0)))
     return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from console.errors import BadInput
+from console.reconcile.aggregates import Deltas, Group, check_aggregates
 from console.reconcile.diff import LaterWriters, reconcile
 from console.reconcile.fingerprint import NormKey, RowCodec
 from console.reconcile.normalise import Normalisers
@@ -385,18 +386,25 @@ def reconcile_pushdown(
     later: LaterWriters = None,
     workers: int = 2,
     worst: int = 20,
+    aggregates: AggregateCheck | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Report:
     """``diff.reconcile`` with a full-table baseline held in SQL next to the target.
 
     ``baseline_table`` is B for the whole table (a copy taken before the run); ``baseline`` is
     B for the touched keys (the journal's before-images), as in ``diff.reconcile``. SQL finds
     the differing keys; only their rows, the scope's rows and the rows of suspicious keys are
-    read and classified in Python."""
+    read and classified in Python. With ``aggregates``, the target's count and sums are
+    computed in SQL while Python classifies (another connection, so another core), and their
+    findings join the report. ``timings`` receives seconds per phase."""
+    clock = _Clock(timings)
     key = tuple(key_columns or info.primary_key)
     codec = RowCodec(info, key, normalisers)
-    touched_keys = [tuple(k) for k in touched]
+    if not isinstance(touched, Mapping):
+        touched = [tuple(k) for k in touched]  # read twice below
     with _connect(bind) as conn:
         hygiene = key_hygiene(conn, info, target, key)
+    clock.lap("hygiene")
     found = detect(
         bind,
         info,
@@ -407,7 +415,85 @@ def reconcile_pushdown(
         workers=workers,
         unique_target=not hygiene.duplicate_keys,
     )
+    clock.lap("detect")
+    with ThreadPoolExecutor(1, thread_name_prefix="reconcile-aggregates") as pool:
+        pending = _start_aggregates(pool, bind, info, target, aggregates)
+        report = _classify_flagged(
+            bind,
+            info,
+            codec,
+            target,
+            baseline_table,
+            baseline,
+            expected,
+            touched,
+            hygiene,
+            found,
+            mode=mode,
+            later=later,
+            worst=worst,
+            clock=clock,
+        )
+        if aggregates is not None and pending is not None:
+            now = pending.result()
+            found_aggs = check_aggregates(
+                info,
+                aggregates.baseline,
+                now,
+                aggregates.deltas,
+                group_by=aggregates.group_by,
+                normalisers=codec.normalisers,
+            )
+            checked = {"aggregates": len(now) * (1 + len(aggregates.numeric))}
+            report = report.with_findings(found_aggs, checked, worst)
+            clock.lap("aggregates")
+    return report
 
+
+def _start_aggregates(
+    pool: ThreadPoolExecutor,
+    bind: Bind,
+    info: TableInfo,
+    target: TableRef,
+    aggregates: AggregateCheck | None,
+) -> Future[dict[Group, Aggregates]] | None:
+    """The target's aggregates, computed on another connection while Python classifies."""
+    if aggregates is None:
+        return None
+
+    def totals() -> dict[Group, Aggregates]:
+        with _connect(bind) as conn:
+            return table_aggregates(
+                conn, info, target, aggregates.numeric, group_by=aggregates.group_by
+            )
+
+    if isinstance(bind, Engine):
+        return pool.submit(totals)
+    done: Future[dict[Group, Aggregates]] = Future()  # one connection: no overlap
+    done.set_result(totals())
+    return done
+
+
+def _classify_flagged(
+    bind: Bind,
+    info: TableInfo,
+    codec: RowCodec,
+    target: TableRef,
+    baseline_table: TableRef,
+    baseline: Mapping[KeyTuple, Row | None],
+    expected: Mapping[KeyTuple, Row | None],
+    touched: Mapping[KeyTuple, int | None] | Iterable[KeyTuple],
+    hygiene: Hygiene,
+    found: Detection,
+    *,
+    mode: Mode,
+    later: LaterWriters,
+    worst: int,
+    clock: _Clock,
+) -> Report:
+    """Read the rows of the scope, of the flagged keys and of duplicate keys; classify."""
+    key = codec.key_columns
+    touched_keys = [tuple(k) for k in touched]
     scope = {codec.key(k) for k in touched_keys}
     need_a: dict[NormKey, KeyTuple] = {}
     need_b: dict[NormKey, KeyTuple] = {}
@@ -421,6 +507,7 @@ def reconcile_pushdown(
     with _connect(bind) as conn:
         actual = fetch_rows(conn, info, target, key, list(need_a.values()))
         before = fetch_rows(conn, info, baseline_table, key, list(need_b.values()))
+    clock.lap("fetch")
     full: dict[KeyTuple, Row | None] = dict(baseline)
     for row in before:
         full[codec.raw_key(row)] = row
@@ -444,10 +531,35 @@ def reconcile_pushdown(
         "flagged_in_sql": len(found.keys),
     }
     report.summary = dataclasses.replace(report.summary, checked=checked)
+    clock.lap("classify")
     return report
 
 
+@dataclass(frozen=True)
+class AggregateCheck:
+    """The aggregate side of a pushed-down reconciliation: the baseline's aggregates (as
+    journaled at snapshot time) and the change set's intended deltas."""
+
+    baseline: Mapping[Group, Aggregates]
+    deltas: Mapping[Group, Deltas]
+    numeric: Sequence[str]
+    group_by: str | None = None
+
+
+class _Clock:
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into = into
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.into is not None:
+            self.into[name] = now - self.last
+        self.last = now
+
+
 __all__ = [
+    "AggregateCheck",
     "Detection",
     "Hygiene",
     "TableRef",

@@ -137,12 +137,14 @@ class Report:
     def keys_of(self, cls: str | None = None) -> set[KeyTuple]:
         return {f.key for f in self.findings if cls is None or f.cls == cls}
 
-    def with_findings(self, extra: Iterable[Finding], checked: Mapping[str, int]) -> Report:
+    def with_findings(
+        self, extra: Iterable[Finding], checked: Mapping[str, int], worst: int = 20
+    ) -> Report:
         """This report plus more findings (aggregate checks), summary recomputed."""
         findings = sorted([*self.findings, *extra], key=Finding.sort_key)
         s = self.summary
         merged = {**s.checked, **checked}
-        return Report(findings, summarise(s.table, s.mode, findings, merged, s.digests))
+        return Report(findings, summarise(s.table, s.mode, findings, merged, s.digests, worst))
 
     def as_dict(self) -> dict[str, Any]:
         return {

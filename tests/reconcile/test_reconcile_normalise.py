@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -147,24 +148,28 @@ def test_fingerprints_are_stable_across_processes() -> None:
         "last_seen": "ignored",
     }
     here = codec.fingerprint_hex(row)
+    # another process, another hash seed: the same fingerprint (only console is imported)
     script = (
-        "from tests.reconcile.test_reconcile_normalise import TABLE, SPEC\n"
+        "import sys, json\n"
+        "from console.targets.types import ColumnInfo, TableInfo\n"
         "from console.reconcile.fingerprint import RowCodec\n"
         "from console.reconcile.normalise import Normalisers\n"
-        "c = RowCodec(TABLE, ['id'], Normalisers.parse(SPEC, TABLE, ['id']))\n"
-        f"print(c.fingerprint_hex({row!r}))\n"
+        "kinds, spec, row = json.loads(sys.argv[1])\n"
+        "cols = {c: ColumnInfo(c, k, c != 'id', c == 'id', 2 if c == 'price' else None)\n"
+        "        for c, k in kinds.items()}\n"
+        "t = TableInfo('items', cols, ('id',))\n"
+        "print(RowCodec(t, ['id'], Normalisers.parse(spec, t, ['id'])).fingerprint_hex(row))\n"
     )
-    for seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        out = subprocess.run(
-            [sys.executable, "-c", script],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=os.getcwd(),
-        )
-        assert out.stdout.strip() == here
+    kinds = {c: col.kind for c, col in TABLE.columns.items()}
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, json.dumps([kinds, SPEC, row])],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == here
     # pinned: a change of encoding would orphan every stored fingerprint
     encoded = '[1,"aé",null,true,2.5,"10.5"]'.encode()  # canonical JSON, UTF-8
     assert fingerprint_values([1, "aé", None, True, 2.5, "10.5"]) == (

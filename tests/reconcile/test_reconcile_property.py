@@ -76,7 +76,7 @@ def _write(conn: Any, k: Key, row: dict[str, Any] | None) -> None:
         insert(conn, "t", [row])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario())
 def test_findings_are_exactly_the_edited_keys(case: dict[str, Any]) -> None:
     rows: dict[Key, dict[str, Any]] = case["rows"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from console.reconcile import Change, Normalisers, Scope, reconcile
+from console.reconcile import Change, Normalisers, Scope, intended_deltas, reconcile
 from console.reconcile import pushdown as pd
 from console.reconcile.pushdown import TableRef
 from console.reconcile.report import Finding, Report
@@ -93,8 +93,8 @@ def items(tmp_path: Path) -> Iterator[tuple[Path, Path, Scope]]:
     db, base_db = tmp_path / "target.db", tmp_path / "baseline.db"
     create(db, ITEMS, "items", [item(i) for i in range(1, 301)])
     engine = pd.sqlite_engine(str(db), {"b": str(base_db)})
-    with engine.begin() as conn:
-        assert pd.copy_table(conn, TableRef("items"), TableRef("items", "b")) == 300
+    with engine.begin() as sa_conn:
+        assert pd.copy_table(sa_conn, TableRef("items"), TableRef("items", "b")) == 300
     engine.dispose()
     base = by_key(read(db, "items"), ["id"])
     scope = Scope.from_changes(
@@ -218,3 +218,43 @@ def test_exact_aggregates_in_sql(tmp_path: Path) -> None:
     assert whole.sums["price"] == "100.00"  # 1000 x 0.10 exactly, though SQLite stores REAL
     assert sum(a.count for a in grouped.values()) == 1000
     assert set(grouped) == {(0,), (1,)}
+
+
+def test_aggregates_are_checked_alongside(items: tuple[Path, Path, Scope]) -> None:
+    db, base_db, scope = items
+    info = reflect(db, "items")
+    engine = pd.sqlite_engine(str(db), {"b": str(base_db)})
+    with engine.connect() as conn:
+        before = pd.table_aggregates(conn, info, TableRef("items", "b"), ["qty", "price"])
+    check = pd.AggregateCheck(
+        before, intended_deltas(info, scope.changes(), ["qty", "price"]), ["qty", "price"]
+    )
+    timings: dict[str, float] = {}
+    report = pd.reconcile_pushdown(
+        engine,
+        info,
+        TableRef("items"),
+        TableRef("items", "b"),
+        scope.baseline,
+        scope.expected,
+        scope.touched,
+        aggregates=check,
+        timings=timings,
+    )
+    with engine.connect() as conn:  # one connection: the same, without overlap
+        serial = pd.reconcile_pushdown(
+            conn,
+            info,
+            TableRef("items"),
+            TableRef("items", "b"),
+            scope.baseline,
+            scope.expected,
+            scope.touched,
+            aggregates=check,
+        )
+    engine.dispose()
+    (agg,) = report.of_class("aggregate_mismatch")
+    assert agg.columns == ["count", "price", "qty"]  # the out-of-band rows moved all three
+    assert comparable(report) == comparable(serial)
+    assert report.summary.checked["aggregates"] == 3
+    assert set(timings) == {"hygiene", "detect", "fetch", "classify", "aggregates"}
