@@ -44,26 +44,41 @@ class TargetConfig(_Strict):
     statement_timeout_ms: int = Field(default=5000, ge=1)
 
 
+Exclusion = Literal["requester", "executor", "owner"]
+
+
 class ApprovalPolicy(_Strict):
+    """Defaults for every approval step; a runbook step may ask for more, never less."""
+
     quorum: int = Field(default=1, ge=1)
-    require_roles: list[str] = Field(default_factory=list)
-    exclude: list[Literal["requester", "executor", "owner"]] = Field(
+    require_roles: list[str] = Field(default_factory=list)  # at least one approver from each
+    # requester: who started the runbook execution; executor: who runs a step of it;
+    # owner: the human owner of the automation that produced the run (``[policy.owners]``).
+    exclude: list[Exclusion] = Field(
         default_factory=lambda: ["requester", "executor", "owner"]  # type: ignore[arg-type]
     )
-    expires_after: Duration = "30m"
+    expires_after: Duration = "30m"  # fail closed: an expired approval never counts
 
 
 class RollbackPolicy(_Strict):
-    require_runbook: bool = False
+    require_runbook: bool = False  # a direct `backout rollback` exits 4 and names `runbook`
     runbook: str = "rollback-batch"
-    window: Duration = "30d"
+    window: Duration = "30d"  # default rollback window when the environment sets none
 
 
 class EnvironmentPolicy(_Strict):
+    """Governance for the targets of one environment (``[targets.X] environment``)."""
+
     operations: list[Literal["insert", "update", "delete", "upsert"]] = Field(
         default_factory=lambda: ["insert", "update", "delete", "upsert"]  # type: ignore[arg-type]
     )
-    rollback_window: Duration | None = None
+    # An operation outside ``operations`` (a rollback of an insert is a delete) needs one extra
+    # approval through a runbook; a direct entry point is refused.
+    rollback_window: Duration | None = None  # else ``[policy.rollback] window``
+    # A run older than the window: one extra approval through a runbook, or refused outright.
+    past_window: Literal["extra_approval", "refuse"] = "extra_approval"
+    require_runbook: bool = False  # rollbacks and fixes here only through a runbook
+    require_approval: bool = False  # ... and only after an approval step
 
 
 class Policy(_Strict):
@@ -77,6 +92,14 @@ class Policy(_Strict):
 
     def roles_of(self, user: str) -> list[str]:
         return sorted(role for role, users in self.roles.items() if user in users)
+
+    def environment(self, name: str | None) -> EnvironmentPolicy | None:
+        return None if name is None else self.environments.get(name)
+
+    def rollback_window(self, environment: str | None) -> dt.timedelta:
+        env = self.environment(environment)
+        window = env.rollback_window if env and env.rollback_window else self.rollback.window
+        return parse_duration(window)
 
 
 class NotifyConfig(_Strict):

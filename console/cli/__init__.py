@@ -9,6 +9,7 @@ from console.cli import (  # noqa: F401  (registration, in help order)
     journal_cmds,
     engine_cmds,
     rollback_cmds,
+    runbook_cmds,
     demo_cmd,
     console_cmd,
 )

@@ -36,6 +36,28 @@ run.drift        {drifted: bool}
 changeset.rejected  {changeset, version, file, problems: [{file, line, field, message}]}
 changeset.duplicate {changeset, version, digest, previous_run}
 annotation       {text, ref_seq}
+
+Runbooks and approvals (run_id: the run the execution is for; ``exec``: the execution id):
+runbook.started       {exec, runbook, version, title, digest, content, source, owner,
+                       backup_ref, prerequisites, steps: [{id, kind}]}
+                       (``content`` pins the runbook: editing the file changes nothing here)
+runbook.step.started  {exec, step, kind, attempt, holder}
+runbook.step.finished {exec, step, kind, outcome, state, ran, result, output_digest, next,
+                       status, reason}        (``ran``: the step spec; evidence of the result)
+runbook.step.failed   {exec, step, kind, error, result, next, status, reason}
+runbook.finished      {exec, status: completed|escalated|denied|aborted, reason}
+approval.requested    {exec, step, request, plan_digest, runbook_digest, requirement,
+                       expires_at, reason: first|plan_changed|expired|runbook_changed, void:
+                       [seq], plan: {...summary}, guards}
+approval.granted      {exec, step, request, roles, comment, plan_digest, runbook_digest,
+                       head: {seq, hash}}                 (actor: the approver)
+approval.denied       as approval.granted, plus {status, next}
+approval.expired      {exec, step, request, approvals: [seq], expired_at, reason}
+gate.refused          {action, rule, policy_version, policy_digest, message, exec, step,
+                       actor}                             (every refusal of the gate)
+escalation            {exec, step, page: [who], message}
+target.locked         {exec, target}
+target.unlocked       {exec, target, lock_seq}
 """
 
 from __future__ import annotations

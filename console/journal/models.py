@@ -4,7 +4,8 @@
 ``segments``, ``operations`` and ``checkpoints`` are projections written in the same
 transaction as the events they derive from (``projections.py``) and rebuildable from them.
 ``snapshots`` hold captured rows; their digest is journaled in a ``snapshot.taken`` event.
-``leases`` and ``meta`` are operational state, outside the chain.
+``runbook_execs``, ``runbook_steps``, ``approvals`` and ``target_locks`` project the runbook and
+approval events. ``leases`` and ``meta`` are operational state, outside the chain.
 """
 
 from __future__ import annotations
@@ -155,7 +156,97 @@ class Lease(SQLModel, table=True):
     expires_at: str = Field(max_length=40)
 
 
-PROJECTION_TABLES = ("runs", "steps", "segments", "operations", "checkpoints")
+class RunbookExec(SQLModel, table=True):
+    """A runbook execution: one walk through a pinned runbook for one run."""
+
+    __tablename__ = "runbook_execs"
+    __table_args__ = (Index("ix_runbook_execs_run", "run_id", "started_at"),)
+    id: str = Field(primary_key=True, max_length=64)
+    runbook: str = Field(max_length=255)
+    version: int = 0
+    title: str = Field(default="", max_length=255)
+    digest: str = Field(max_length=64)  # sha256 of the runbook file, pinned at start
+    run_id: str = Field(max_length=64)
+    # active | running | awaiting_approval | blocked | completed | escalated | denied | aborted
+    status: str = Field(max_length=24)
+    current_step: str | None = Field(default=None, max_length=255)
+    requested_by: str = Field(max_length=128)
+    owner: str | None = Field(default=None, max_length=128)  # the automation's owner
+    backup_ref: str | None = Field(default=None, max_length=512)
+    started_at: str = Field(max_length=40)
+    updated_at: str = Field(max_length=40)
+    finished_at: str | None = Field(default=None, max_length=40)
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class RunbookStep(SQLModel, table=True):
+    """One step of an execution: its state and the evidence of its last result."""
+
+    __tablename__ = "runbook_steps"
+    exec_id: str = Field(primary_key=True, max_length=64)
+    step_id: str = Field(primary_key=True, max_length=255)
+    idx: int
+    kind: str = Field(max_length=16)
+    # pending | ready | running | done | failed | awaiting_approval | approved | denied | expired
+    state: str = Field(max_length=24)
+    attempts: int = 0
+    by: str | None = Field(default=None, max_length=128)
+    started_at: str | None = Field(default=None, max_length=40)
+    finished_at: str | None = Field(default=None, max_length=40)
+    outcome: str | None = Field(default=None, max_length=24)
+    output_digest: str | None = Field(default=None, max_length=64)
+    result: str | None = Field(default=None, sa_column=Column(Text))  # canonical JSON
+    request_no: int = 0  # the current approval request (approval steps)
+    plan_digest: str | None = Field(default=None, max_length=64)
+    requested_at: str | None = Field(default=None, max_length=40)
+    expires_at: str | None = Field(default=None, max_length=40)
+    requirement: str | None = Field(default=None, sa_column=Column(Text))  # canonical JSON
+
+
+class Approval(SQLModel, table=True):
+    """An approval or a denial, as given (``seq`` of its event)."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_exec", "exec_id", "step_id", "request_no"),)
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    exec_id: str = Field(max_length=64)
+    step_id: str = Field(max_length=255)
+    request_no: int
+    run_id: str = Field(max_length=64)
+    decision: str = Field(max_length=16)  # approved | denied
+    state: str = Field(max_length=16)  # given | void (plan changed) | expired
+    approver: str = Field(max_length=128)
+    roles: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON list
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    plan_digest: str = Field(max_length=64)
+    runbook_digest: str = Field(max_length=64)
+    head_seq: int
+    ts: str = Field(max_length=40)
+
+
+class TargetLock(SQLModel, table=True):
+    """A target locked by a runbook execution (``seq`` of the lock event)."""
+
+    __tablename__ = "target_locks"
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    target: str = Field(max_length=512, index=True)
+    exec_id: str = Field(max_length=64)
+    run_id: str = Field(max_length=64)
+    locked_at: str = Field(max_length=40)
+    released_at: str | None = Field(default=None, max_length=40)
+
+
+PROJECTION_TABLES = (
+    "runs",
+    "steps",
+    "segments",
+    "operations",
+    "checkpoints",
+    "runbook_execs",
+    "runbook_steps",
+    "approvals",
+    "target_locks",
+)
 
 
 def table_of(model: Any) -> Table:
@@ -163,4 +254,19 @@ def table_of(model: Any) -> Table:
     return cast(Table, model.__table__)
 
 
-ALL_MODELS = (Meta, Head, Event, Run, Step, Segment, Operation, Checkpoint, Snapshot, Lease)
+ALL_MODELS = (
+    Meta,
+    Head,
+    Event,
+    Run,
+    Step,
+    Segment,
+    Operation,
+    Checkpoint,
+    Snapshot,
+    Lease,
+    RunbookExec,
+    RunbookStep,
+    Approval,
+    TargetLock,
+)

@@ -21,6 +21,10 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "segments": ("run_id", "seg_no"),
     "operations": ("run_id", "op_no"),
     "checkpoints": ("seq",),
+    "runbook_execs": ("id",),
+    "runbook_steps": ("exec_id", "step_id"),
+    "approvals": ("seq",),
+    "target_locks": ("seq",),
 }
 
 
@@ -70,6 +74,8 @@ PASSIVE_KINDS = frozenset(
         "run.pause_requested",
         "op.forced",
         "rollback.planned",
+        "gate.refused",
+        "escalation",
     }
 )
 
@@ -322,6 +328,182 @@ def _checkpoint(e: EventView) -> Iterable[Change]:
         "checkpoints",
         {"seq": e.seq, "run_id": e.run_id, "ts": e.ts, "payload": canonical_json(e.payload)},
     )
+
+
+# --- runbook executions and approvals ----------------------------------------------------
+# Each event carries the transition it records (next step, resulting status), so these
+# handlers only copy values: the executor decides, the journal remembers.
+
+
+def _exec(e: EventView, **values: Any) -> Update:
+    return Update("runbook_execs", {"id": e.payload["exec"]}, {"updated_at": e.ts, **values})
+
+
+def _exec_step(e: EventView, step: str, **values: Any) -> Update:
+    return Update("runbook_steps", {"exec_id": e.payload["exec"], "step_id": step}, values)
+
+
+@handles("runbook.started")
+def _runbook_started(e: EventView) -> Iterable[Change]:
+    p = e.payload
+    steps = p["steps"]
+    yield Insert(
+        "runbook_execs",
+        {
+            "id": p["exec"],
+            "runbook": p["runbook"],
+            "version": int(p.get("version", 0)),
+            "title": p.get("title", ""),
+            "digest": p["digest"],
+            "run_id": e.run_id,
+            "status": "active",
+            "current_step": steps[0]["id"] if steps else None,
+            "requested_by": e.actor,
+            "owner": p.get("owner"),
+            "backup_ref": p.get("backup_ref"),
+            "started_at": e.ts,
+            "updated_at": e.ts,
+            "finished_at": None,
+            "reason": None,
+        },
+    )
+    for n, step in enumerate(steps):
+        yield Insert(
+            "runbook_steps",
+            {
+                "exec_id": p["exec"],
+                "step_id": step["id"],
+                "idx": n,
+                "kind": step["kind"],
+                "state": "ready" if n == 0 else "pending",
+                "attempts": 0,
+                "by": None,
+                "started_at": None,
+                "finished_at": None,
+                "outcome": None,
+                "output_digest": None,
+                "result": None,
+                "request_no": 0,
+                "plan_digest": None,
+                "requested_at": None,
+                "expires_at": None,
+                "requirement": None,
+            },
+        )
+
+
+@handles("runbook.step.started")
+def _runbook_step_started(e: EventView) -> Iterable[Change]:
+    p = e.payload
+    yield _exec(e, status="running", current_step=p["step"], reason=None)
+    yield _exec_step(e, p["step"], state="running", attempts=int(p["attempt"]), by=e.actor,
+                     started_at=e.ts, finished_at=None)
+
+
+@handles("runbook.step.finished", "runbook.step.failed")
+def _runbook_step_finished(e: EventView) -> Iterable[Change]:
+    """A step's result; ``next`` (None: none) becomes current, ``status`` the execution's."""
+    p = e.payload
+    failed = e.kind == "runbook.step.failed"
+    yield _exec_step(
+        e,
+        p["step"],
+        state="failed" if failed else p.get("state", "done"),
+        by=e.actor,
+        finished_at=e.ts,
+        outcome=p.get("outcome", "failed" if failed else "done"),
+        output_digest=p.get("output_digest"),
+        result=_json(p.get("result")),
+    )
+    nxt = p.get("next")
+    yield _exec(e, status=p["status"], current_step=nxt, reason=p.get("reason"))
+    if nxt is not None and nxt != p["step"]:
+        yield _exec_step(e, nxt, state="ready")
+
+
+@handles("runbook.finished")
+def _runbook_finished(e: EventView) -> Iterable[Change]:
+    p = e.payload
+    yield _exec(e, status=p["status"], current_step=None, finished_at=e.ts,
+                reason=p.get("reason"))
+
+
+@handles("approval.requested")
+def _approval_requested(e: EventView) -> Iterable[Change]:
+    p = e.payload
+    yield _exec(e, status="awaiting_approval", current_step=p["step"])
+    yield _exec_step(
+        e,
+        p["step"],
+        state="awaiting_approval",
+        request_no=int(p["request"]),
+        plan_digest=p["plan_digest"],
+        requested_at=e.ts,
+        expires_at=p.get("expires_at"),
+        requirement=_json(p.get("requirement")),
+    )
+    for seq in p.get("void", []):
+        yield Update("approvals", {"seq": int(seq)}, {"state": "void"})
+
+
+@handles("approval.granted", "approval.denied")
+def _approval_given(e: EventView) -> Iterable[Change]:
+    p = e.payload
+    denied = e.kind == "approval.denied"
+    yield Insert(
+        "approvals",
+        {
+            "seq": e.seq,
+            "exec_id": p["exec"],
+            "step_id": p["step"],
+            "request_no": int(p["request"]),
+            "run_id": e.run_id,
+            "decision": "denied" if denied else "approved",
+            "state": "given",
+            "approver": e.actor,
+            "roles": canonical_json(p.get("roles", [])),
+            "comment": p.get("comment"),
+            "plan_digest": p["plan_digest"],
+            "runbook_digest": p["runbook_digest"],
+            "head_seq": int(p["head"]["seq"]),
+            "ts": e.ts,
+        },
+    )
+    if denied:
+        yield _exec_step(e, p["step"], state="denied", finished_at=e.ts, outcome="denied")
+        yield _exec(e, status=p["status"], current_step=p.get("next"), reason=p.get("comment"))
+        if p.get("next"):
+            yield _exec_step(e, p["next"], state="ready")
+
+
+@handles("approval.expired")
+def _approval_expired(e: EventView) -> Iterable[Change]:
+    p = e.payload
+    for seq in p.get("approvals", []):
+        yield Update("approvals", {"seq": int(seq)}, {"state": "expired"})
+    yield _exec_step(e, p["step"], state="expired")
+    yield _exec(e, status="blocked", current_step=p["step"], reason=p.get("reason"))
+
+
+@handles("target.locked")
+def _target_locked(e: EventView) -> Iterable[Change]:
+    p = e.payload
+    yield Insert(
+        "target_locks",
+        {
+            "seq": e.seq,
+            "target": p["target"],
+            "exec_id": p["exec"],
+            "run_id": e.run_id,
+            "locked_at": e.ts,
+            "released_at": None,
+        },
+    )
+
+
+@handles("target.unlocked")
+def _target_unlocked(e: EventView) -> Iterable[Change]:
+    yield Update("target_locks", {"seq": int(e.payload["lock_seq"])}, {"released_at": e.ts})
 
 
 def last_seq_changes(events: Iterable[EventView]) -> list[Change]:

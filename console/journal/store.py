@@ -41,12 +41,20 @@ T_OPS = models.table_of(models.Operation)
 T_CHECKPOINTS = models.table_of(models.Checkpoint)
 T_SNAPSHOTS = models.table_of(models.Snapshot)
 T_LEASES = models.table_of(models.Lease)
+T_EXECS = models.table_of(models.RunbookExec)
+T_EXEC_STEPS = models.table_of(models.RunbookStep)
+T_APPROVALS = models.table_of(models.Approval)
+T_LOCKS = models.table_of(models.TargetLock)
 TABLES: dict[str, Table] = {
     "runs": T_RUNS,
     "steps": T_STEPS,
     "segments": T_SEGMENTS,
     "operations": T_OPS,
     "checkpoints": T_CHECKPOINTS,
+    "runbook_execs": T_EXECS,
+    "runbook_steps": T_EXEC_STEPS,
+    "approvals": T_APPROVALS,
+    "target_locks": T_LOCKS,
 }
 
 
