@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import math
+import struct
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
-from console.canonical import canonical_json
-from console.targets.types import ColumnInfo
+from console.canonical import canonical_json, jsonable
+from console.targets.types import ColumnInfo, KeyTuple, TableInfo
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
@@ -46,6 +50,26 @@ def _datetime(value: Any) -> dt.datetime:
         raise ValueError(
             f"'{value}' is not a timestamp (use ISO 8601, e.g. 2026-11-27T10:00:00)"
         ) from None
+
+
+def _padded(col: ColumnInfo) -> bool:
+    """CHAR(n): PostgreSQL pads to n, MariaDB strips; trailing blanks carry no meaning."""
+    name = col.type_name.upper()
+    return name.startswith(("CHAR(", "NCHAR(", "CHARACTER(", "BPCHAR")) or name in (
+        "CHAR",
+        "NCHAR",
+        "CHARACTER",
+    )
+
+
+def _json_text(value: Any) -> str:
+    """The canonical text of a JSON document given as text (as databases return it) or value."""
+    if isinstance(value, str):
+        try:
+            return canonical_json(json.loads(value))
+        except ValueError:
+            return value  # not a JSON document: compare the text as written
+    return canonical_json(value)
 
 
 def _bytes(value: Any) -> bytes:
@@ -144,6 +168,10 @@ def normalize(col: ColumnInfo | None, value: Any) -> Any:
             return coerce(col, value) if col is not None else value
         if kind == "bytes":
             return _bytes(value)
+        if kind == "json":
+            return _json_text(value)
+        if kind == "text" and isinstance(value, str) and col is not None and _padded(col):
+            return value.rstrip(" ")
     except (ValueError, TypeError):
         pass  # a value the column should not hold: compare it as written
     if isinstance(value, dict | list):
@@ -154,3 +182,168 @@ def normalize(col: ColumnInfo | None, value: Any) -> Any:
 def same(col: ColumnInfo | None, a: Any, b: Any) -> bool:
     """NULL-safe equality by meaning for one column."""
     return bool(normalize(col, a) == normalize(col, b))
+
+
+# --- database values: images <-> driver values (SqlTarget) ---------------------------------
+
+Dialect = Literal["sqlite", "postgresql", "mysql"]
+
+
+def _b64(raw: bytes | bytearray | memoryview) -> dict[str, str]:
+    return {"$b64": base64.b64encode(bytes(raw)).decode("ascii")}
+
+
+def _decimal_image(value: Decimal) -> str:
+    return str(value)  # keeps the scale: Decimal('10.50') -> '10.50'
+
+
+def _float_image(value: float) -> float | str:
+    # JSON has no NaN/Infinity; their SQL spellings convert back through ``to_db``.
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def float32_image(value: float | None) -> float | str | None:
+    """A single-precision value read widened to double, as the shortest decimal that reads
+    back to the same float32 (what PostgreSQL prints for ``real``)."""
+    if value is None or not math.isfinite(value):
+        return None if value is None else _float_image(value)
+    packed = struct.pack("<f", value)
+    for digits in range(6, 10):
+        candidate = float(f"{value:.{digits}g}")
+        if struct.pack("<f", candidate) == packed:
+            return candidate
+    return value
+
+
+def _duration_image(value: dt.timedelta) -> str:
+    """MariaDB TIME comes back as a timedelta (it may be negative or past 24 h)."""
+    sign = "-" if value < dt.timedelta(0) else ""
+    value = abs(value)
+    seconds, micros = divmod(
+        value.days * 86_400_000_000 + value.seconds * 1_000_000 + value.microseconds, 1_000_000
+    )
+    hours, rest = divmod(seconds, 3600)
+    text = f"{sign}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{text}.{micros:06d}" if micros else text
+
+
+def _isoformat(value: dt.date | dt.time) -> str:
+    return value.isoformat()
+
+
+_FROM_DB: dict[type, Callable[[Any], Any]] = {
+    Decimal: _decimal_image,
+    float: _float_image,
+    dt.datetime: _isoformat,
+    dt.date: _isoformat,
+    dt.time: _isoformat,
+    dt.timedelta: _duration_image,
+    bytes: _b64,
+    bytearray: _b64,
+    memoryview: _b64,
+    uuid.UUID: str,
+}
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def from_db(col: ColumnInfo | None, raw: Any) -> Any:
+    """The canonical image value of a raw driver value (read without type processing).
+
+    Exact by construction: SQLite's stored int/float/str/bytes are kept as they are,
+    PostgreSQL/MariaDB decimals keep their scale, timestamps their microseconds and offset.
+    """
+    kind = type(raw)
+    if kind in _PLAIN:
+        return raw
+    convert = _FROM_DB.get(kind)
+    if convert is not None:
+        return convert(raw)
+    if isinstance(raw, list | dict):
+        return raw
+    try:
+        return jsonable(raw)
+    except (TypeError, ValueError):
+        return str(raw)
+
+
+def to_db(col: ColumnInfo, value: Any, dialect: Dialect) -> Any:
+    """The bind parameter for an image value: what ``from_db`` read is written back as it was.
+
+    SQLite gets the JSON scalars as they are (its storage classes are what was read);
+    PostgreSQL and MariaDB get Decimal / datetime / date / time objects. A value that does not
+    parse is passed through unchanged, so the database (not this layer) judges it.
+    """
+    if value is None:
+        return None
+    kind = col.kind
+    if kind == "json":
+        return value if isinstance(value, str) else canonical_json(value)
+    if isinstance(value, dict):
+        if set(value) == {"$b64"}:
+            return base64.b64decode(value["$b64"])
+        return canonical_json(value)
+    if isinstance(value, list):
+        return canonical_json(value)
+    try:
+        if kind == "float" and isinstance(value, str):
+            return float(value)  # "NaN", "Infinity" (see _float_image)
+        if dialect == "sqlite":
+            return str(value) if isinstance(value, Decimal) else value
+        if kind == "decimal" and not isinstance(value, bool | Decimal):
+            return _decimal(value)
+        if kind == "datetime" and isinstance(value, str):
+            moment = _datetime(value)
+            if dialect == "mysql" and moment.tzinfo is not None:
+                # MariaDB literals carry no offset; the session time zone is UTC.
+                moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+            return moment
+        if kind == "date" and isinstance(value, str):
+            return dt.date.fromisoformat(value)
+        if kind == "time" and isinstance(value, str) and dialect == "postgresql":
+            return dt.time.fromisoformat(value)  # MariaDB TIME takes the text (may pass 24 h)
+        if kind == "bool" and dialect == "postgresql" and not isinstance(value, bool):
+            return coerce(col, value)
+        if kind == "text" and dialect == "postgresql" and not isinstance(value, str):
+            return str(value)  # PostgreSQL will not compare text with a number
+    except ValueError:
+        pass
+    return value
+
+
+def passthrough(col: ColumnInfo, dialect: Dialect) -> frozenset[type]:
+    """Types whose values ``to_db`` returns unchanged for ``col`` (lets the hot path skip it)."""
+    kind = col.kind
+    if kind == "json":
+        return frozenset({type(None), str})
+    if dialect == "sqlite":
+        plain = {type(None), int, float, bool, bytes}
+        return frozenset(plain if kind == "float" else plain | {str})
+    types: set[type] = {type(None)}
+    if kind in ("text", "other"):
+        types.add(str)
+    if kind in ("int", "other"):
+        types.add(int)
+    if kind == "bool":
+        types.add(bool)
+    return frozenset(types)
+
+
+def key_tuple(
+    info: TableInfo, key_columns: Sequence[str], row_or_key: Mapping[str, Any]
+) -> KeyTuple:
+    """The one way to build a row's key: ``normalize``d values in ``key_columns`` order."""
+    cols = info.columns
+    return tuple(_key_part(cols.get(c), row_or_key.get(c)) for c in key_columns)
+
+
+def _key_part(col: ColumnInfo | None, value: Any) -> Any:
+    # Fast paths for the common keys; the result is exactly ``normalize``'s.
+    kind = type(value)
+    if col is not None:
+        if kind is int and col.kind == "int":
+            return value
+        if kind is str and col.kind == "text" and not _padded(col):
+            return value
+    return normalize(col, value)

@@ -1,0 +1,791 @@
+"""SQL targets (SQLite, PostgreSQL, MariaDB) through SQLAlchemy Core.
+
+Values cross this boundary untouched by SQLAlchemy types (the reflected mirror is typed
+NullType): rows are read as the driver returns them and turned into canonical images by
+``values.from_db``; images are bound back through ``values.to_db``. That is what makes a
+rollback byte-for-byte exact (see ``values.py`` and ``reflect.py`` for the per-database cases).
+
+``write_segment`` is the hot path of every apply and rollback: one transaction, one locking
+re-read, conflicts decided in Python, consecutive same-shaped writes sent as one executemany
+of a statement compiled once per shape.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+import pymysql
+from sqlalchemy import (
+    Engine,
+    Numeric,
+    bindparam,
+    cast,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Connection, RootTransaction
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.sql import Select
+
+from console.canonical import mask_url
+from console.errors import BackoutError, BadInput
+from console.targets.reflect import Reflected, reflect
+from console.targets.types import (
+    Aggregates,
+    ColumnInfo,
+    KeyTuple,
+    Row,
+    RowWrite,
+    SegmentError,
+    TableInfo,
+    TransientError,
+    WriteOutcome,
+)
+from console.targets.values import (
+    Dialect,
+    float32_image,
+    from_db,
+    key_tuple,
+    same,
+    to_db,
+)
+
+__all__ = ["SqlTarget", "classify", "key_tuple", "sqlalchemy_url"]
+
+Verdict = Literal["transient", "timeout", "error"]
+
+# PostgreSQL SQLSTATEs worth a retry: serialization failure, deadlock, lock not available,
+# admin/crash shutdown, cannot connect now, too many connections (class 08 too, below).
+_PG_TRANSIENT = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"}
+# MariaDB: deadlock, lock wait timeout, gone away, lost connection, can't connect, killed,
+# too many connections, disconnected for inactivity.
+_MYSQL_TRANSIENT = {1213, 1205, 2006, 2013, 2003, 1927, 1040, 4031}
+_MYSQL_TIMEOUT = {1969, 3024}  # max_statement_time (MariaDB), max_execution_time (MySQL)
+
+
+def sqlalchemy_url(url_or_path: str) -> str:
+    """A SQLAlchemy URL for a target URL or a plain file path (a path means SQLite)."""
+    text = url_or_path.strip()
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().resolve()}"
+    scheme, rest = text.split("://", 1)
+    base = scheme.lower().split("+", 1)[0]
+    if base in ("postgresql", "postgres"):
+        return "postgresql+psycopg://" + rest
+    if base in ("mysql", "mariadb"):
+        return "mysql+pymysql://" + rest
+    if base == "sqlite":
+        return text
+    raise BadInput(
+        f"target URL '{mask_url(text)}' is not supported; use a SQLite file path or "
+        "sqlite:///, postgresql:// or mysql:// (MariaDB)."
+    )
+
+
+def classify(dialect: str, exc: BaseException) -> Verdict:
+    """Is a database error worth a retry, a statement timeout, or a plain failure?"""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return "transient"
+        orig: BaseException | None = exc.orig
+    else:
+        orig = exc
+    if dialect == "sqlite":
+        code = getattr(orig, "sqlite_errorcode", None)
+        message = str(orig).lower()
+        if (code is not None and code & 0xFF in (5, 6)) or "locked" in message:
+            return "transient"  # SQLITE_BUSY / SQLITE_LOCKED
+        return "timeout" if "interrupted" in message else "error"
+    if dialect == "postgresql":
+        state = getattr(orig, "sqlstate", None) or ""
+        if state == "57014":
+            return "timeout"
+        if state in _PG_TRANSIENT or state.startswith("08"):
+            return "transient"
+        # No SQLSTATE on an OperationalError: the connection itself broke.
+        if not state and isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
+            return "transient"
+        return "error"
+    args = getattr(orig, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    if code in _MYSQL_TIMEOUT:
+        return "timeout"
+    if code in _MYSQL_TRANSIENT or isinstance(orig, pymysql.err.InterfaceError):
+        return "transient"
+    return "error"
+
+
+def _driver_message(exc: BaseException) -> str:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return f"{args[1]} ({args[0]})"  # PyMySQL: (code, message)
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return "; ".join(lines[:2]) or type(orig).__name__
+
+
+def _sum_text(value: Any) -> str:
+    if value is None:
+        return "0"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _exact(value: Any) -> Decimal:
+    """A stored SQLite value as SUM() counts it, exactly (SUM of REALs rounds)."""
+    if isinstance(value, bool | int):
+        return Decimal(int(value))
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation:
+        return Decimal(0)  # SQLite sums non-numeric text as 0
+
+
+_PLAIN = frozenset({int, str, type(None)})  # driver values that are already images
+_NO_KEY: Mapping[str, Any] = {}  # an insert has no WHERE
+
+
+class _Refused(Exception):
+    """A write that cannot be bound or executed as asked (rolled back as a SegmentError)."""
+
+    def __init__(self, message: str, op_no: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.op_no = op_no
+
+
+@dataclass(frozen=True)
+class _Statement:
+    sql: str
+    binds: tuple[str, ...] | None  # named paramstyle: bind names; None: positional
+    kind: str
+    order: tuple[int, ...] | None = None  # positional: value indexes in bind order
+
+
+@dataclass
+class _Batch:
+    stmt: _Statement
+    params: list[Any] = field(default_factory=list)
+    op_nos: list[int] = field(default_factory=list)
+
+
+def _sqlite_hooks(engine: Engine, busy_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A segment takes the write lock up front, so its re-read is already locked.
+        write = conn.get_execution_options().get("backout_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _pg_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Timestamps with time zone come back in UTC whoever's server this is.
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+        dbapi_conn.commit()
+
+
+def _make_engine(url: str, timeout_ms: int) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"timeout": timeout_ms / 1000, "check_same_thread": False}
+        )
+        _sqlite_hooks(engine, timeout_ms)
+        return engine
+    if url.startswith("postgresql"):
+        engine = create_engine(url, pool_pre_ping=True)
+        _pg_hooks(engine)
+        return engine
+    # MariaDB TIMESTAMP columns convert through the session time zone: pin it.
+    return create_engine(
+        url, pool_pre_ping=True, connect_args={"init_command": "SET time_zone = '+00:00'"}
+    )
+
+
+def _dialect(engine: Engine) -> Dialect:
+    name = engine.dialect.name
+    if name == "sqlite":
+        return "sqlite"
+    return "postgresql" if name == "postgresql" else "mysql"
+
+
+class SqlTarget:
+    """One target database: reflect tables, read keyed rows, apply segments."""
+
+    def __init__(self, url: str, *, statement_timeout_ms: int = 5000) -> None:
+        self.url = sqlalchemy_url(url)
+        self.display_url = mask_url(self.url)
+        self.statement_timeout_ms = statement_timeout_ms
+        self.engine = _make_engine(self.url, statement_timeout_ms)
+        self.dialect: Dialect = _dialect(self.engine)
+        self._tables: dict[str, Reflected] = {}
+        self._statements: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> SqlTarget:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqlTarget({self.display_url!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- reflection -----------------------------------------------------------------
+
+    def _reflected(self, name: str) -> Reflected:
+        found = self._tables.get(name)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._tables.get(name)
+            if found is None:
+                try:
+                    with self.engine.connect() as conn:
+                        found = reflect(conn, name, self.display_url)
+                except SQLAlchemyError as exc:
+                    raise BadInput(
+                        f"cannot read the schema of {self.display_url}: "
+                        f"{_driver_message(exc)}; check the URL and that the database is up."
+                    ) from None
+                self._tables[name] = found
+        return found
+
+    def table(self, name: str) -> TableInfo:
+        """The reflected table (cached); ``BadInput`` if it does not exist."""
+        return self._reflected(name).info
+
+    def unique_keys(self, name: str) -> tuple[tuple[str, ...], ...]:
+        """Primary key, unique constraints and unique indexes of a table."""
+        return self._reflected(name).unique_keys
+
+    def forget(self, name: str | None = None) -> None:
+        """Drop cached reflection (after DDL)."""
+        with self._lock:
+            if name is None:
+                self._tables.clear()
+                self._statements.clear()
+            else:
+                self._tables.pop(name, None)
+                for k in [k for k in self._statements if k[1] == name]:
+                    del self._statements[k]
+
+    def _key_columns(self, t: Reflected, key_columns: Sequence[str]) -> tuple[str, ...]:
+        keys = tuple(key_columns)
+        if not keys:
+            raise BadInput(f"table '{t.info.name}': no key columns given; name the key.")
+        for k in keys:
+            if k not in t.info.columns:
+                raise BadInput(
+                    f"key column '{k}' does not exist in table '{t.info.name}' of "
+                    f"{self.display_url}; check the key."
+                )
+        if len(set(keys)) != len(keys):
+            raise BadInput(f"table '{t.info.name}': key columns {list(keys)} repeat a column.")
+        return keys
+
+    # --- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self, *, write: bool, timeout: bool) -> Iterator[tuple[Connection, RootTransaction]]:
+        """A transaction that is rolled back unless the caller commits it."""
+        with self.engine.connect() as conn:
+            if write:
+                conn.execution_options(backout_write=True)
+            tx = conn.begin()
+            reset = False
+            try:
+                if timeout:
+                    reset = self._set_timeout(conn)
+                yield conn, tx
+            finally:
+                try:
+                    if tx.is_active:
+                        tx.rollback()
+                    if reset:
+                        conn.exec_driver_sql("SET SESSION max_statement_time = DEFAULT")
+                except SQLAlchemyError:
+                    conn.invalidate()  # a broken connection never goes back to the pool
+
+    def _set_timeout(self, conn: Connection) -> bool:
+        ms = self.statement_timeout_ms
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql(
+                "SELECT set_config('statement_timeout', %(ms)s, true)", {"ms": str(ms)}
+            )
+        elif self.dialect == "mysql":
+            conn.exec_driver_sql("SET SESSION max_statement_time = %(s)s", {"s": ms / 1000})
+            return True
+        return False
+
+    # --- reading --------------------------------------------------------------------
+
+    def _image(self, t: Reflected, row: Sequence[Any]) -> Row:
+        image = dict(zip(t.names, row, strict=True))
+        for name, raw in image.items():
+            if type(raw) not in _PLAIN:
+                image[name] = from_db(None, raw)
+        for name in t.float32:
+            value = image[name]
+            if isinstance(value, float):
+                image[name] = float32_image(value)
+        return image
+
+    def _select(self, t: Reflected, keys: tuple[str, ...], lock: bool, n: int) -> _Statement:
+        """SELECT the rows of ``n`` keys, compiled once per size (sizes come in few buckets)."""
+        ck = ("select", t.info.name, keys, lock, n)
+        found: _Statement | None = self._statements.get(ck)
+        if found is not None:
+            return found
+        cols = [t.table.c[k] for k in keys]
+        names = [f"k{i}_{j}" for i in range(n) for j in range(len(keys))]
+        marks: Iterator[Any] = iter([bindparam(b) for b in names])
+        if len(cols) == 1:
+            where = cols[0].in_([next(marks) for _ in range(n)])
+        else:
+            where = tuple_(*cols).in_([tuple_(*(next(marks) for _ in cols)) for _ in range(n)])
+        stmt = select(*t.reads).where(where)
+        if lock and self.dialect != "sqlite":
+            stmt = stmt.with_for_update()
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        if compiled.positional and list(compiled.positiontup or ()) != names:
+            raise AssertionError(f"unexpected bind order in {compiled.string!r}")
+        found = _Statement(compiled.string, None if compiled.positional else tuple(names), "select")
+        self._statements[ck] = found
+        return found
+
+    def _fetch(
+        self,
+        conn: Connection,
+        t: Reflected,
+        keys: tuple[str, ...],
+        wanted: Sequence[Mapping[str, Any]],
+        *,
+        lock: bool,
+        kts: Sequence[KeyTuple] | None = None,
+    ) -> dict[KeyTuple, Row]:
+        """The rows of ``wanted`` keys (``kts``: their key tuples, if already known)."""
+        info = t.info
+        key_infos = [info.columns[k] for k in keys]
+        as_is = [t.as_is[k] for k in keys]
+        dialect = self.dialect
+        bound: dict[KeyTuple, tuple[Any, ...]] = {}
+        for i, key in enumerate(wanted):
+            kt = kts[i] if kts is not None else key_tuple(info, keys, key)
+            if kt not in bound:
+                values = []
+                for c, plain in zip(key_infos, as_is, strict=True):
+                    v = key.get(c.name)
+                    values.append(v if type(v) in plain else to_db(c, v, dialect))
+                bound[kt] = tuple(values)
+        params = list(bound.values())
+        chunk = max(1, (512 if dialect == "sqlite" else 1024) // len(keys))
+        found: dict[KeyTuple, Row] = {}
+        for start in range(0, len(params), chunk):
+            part = params[start : start + chunk]
+            # Pad to a power of two (repeating a key is harmless) so few sizes get compiled.
+            size = min(chunk, max(8, 1 << (len(part) - 1).bit_length()))
+            part += [part[-1]] * (size - len(part))
+            stmt = self._select(t, keys, lock, size)
+            flat = [v for values in part for v in values]
+            args = tuple(flat) if stmt.binds is None else dict(zip(stmt.binds, flat, strict=True))
+            for row in conn.exec_driver_sql(stmt.sql, args).all():
+                image = self._image(t, row)
+                kt = key_tuple(info, keys, image)
+                if kt not in bound:
+                    continue  # matched only by the database's looser comparison ('1x' = 1)
+                if kt in found:
+                    raise _Refused(
+                        f"table '{info.name}': key {list(keys)} = {list(kt)} matches more than "
+                        "one row; use a unique key."
+                    )
+                found[kt] = image
+        return found
+
+    def _read_error(self, exc: SQLAlchemyError, what: str) -> Exception:
+        message = f"{self.display_url}: {what} failed: {_driver_message(exc)}"
+        if classify(self.dialect, exc) == "transient":
+            return TransientError(message)
+        return BackoutError(message)
+
+    def read_rows(
+        self, table: str, key_columns: Sequence[str], keys: Sequence[Mapping[str, Any]]
+    ) -> dict[KeyTuple, Row]:
+        """Current full rows of these keys (absent keys are missing), by ``key_tuple``."""
+        t = self._reflected(table)
+        kc = self._key_columns(t, key_columns)
+        if not keys:
+            return {}
+        try:
+            with self._tx(write=False, timeout=False) as (conn, _):
+                return self._fetch(conn, t, kc, keys, lock=False)
+        except _Refused as exc:
+            raise BadInput(exc.message) from None
+        except SQLAlchemyError as exc:
+            raise self._read_error(exc, f"reading '{table}'") from exc
+
+    def scan(self, table: str, key_columns: Sequence[str], *, batch: int = 10_000) -> Iterator[Row]:
+        """Every row, ordered by the key, streamed (server-side cursor where there is one)."""
+        t = self._reflected(table)
+        kc = self._key_columns(t, key_columns)
+        stmt = select(*t.reads).order_by(*(t.table.c[k] for k in kc))
+        return self._stream(t, stmt, batch)
+
+    def _stream(self, t: Reflected, stmt: Select[Any], batch: int) -> Iterator[Row]:
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(yield_per=batch)
+                with conn.begin():
+                    for row in conn.execute(stmt):
+                        yield self._image(t, row)
+        except SQLAlchemyError as exc:
+            raise self._read_error(exc, f"scanning '{t.info.name}'") from exc
+
+    def aggregates(self, table: str, numeric: Sequence[str] | None = None) -> Aggregates:
+        """Row count and exact sums (decimal text) of numeric columns (default: int, decimal)."""
+        t = self._reflected(table)
+        cols = t.info.columns
+        names = (
+            [c for c, i in cols.items() if i.kind in ("int", "decimal")]
+            if numeric is None
+            else list(numeric)
+        )
+        for c in names:
+            if c not in cols or cols[c].kind not in ("int", "decimal", "float"):
+                raise BadInput(f"table '{table}': '{c}' is not a numeric column to sum.")
+        tbl = t.table
+        sums = [
+            func.sum(cast(tbl.c[c], Numeric))
+            if self.dialect == "postgresql" and cols[c].kind == "float"
+            else func.sum(tbl.c[c])  # PostgreSQL: float8 -> numeric is exact and order-free
+            for c in names
+        ]
+        try:
+            with self._tx(write=False, timeout=False) as (conn, _):
+                try:
+                    row = conn.execute(select(func.count(), *sums).select_from(tbl)).one()
+                    values = list(row[1:])
+                    count = int(row[0])
+                except DBAPIError as exc:
+                    if self.dialect != "sqlite" or "overflow" not in str(exc.orig):
+                        raise
+                    conn.rollback()
+                    count = int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+                    values = [1.0] * len(names)  # forces the exact path below
+                for i, c in enumerate(names):
+                    if self.dialect == "sqlite" and isinstance(values[i], float):
+                        column = tbl.c[c]
+                        stored = conn.execute(select(column).where(column.is_not(None)))
+                        values[i] = sum((_exact(v) for (v,) in stored), Decimal(0))
+        except SQLAlchemyError as exc:
+            raise self._read_error(exc, f"aggregating '{table}'") from exc
+        return Aggregates(
+            count=count, sums={c: _sum_text(v) for c, v in zip(names, values, strict=True)}
+        )
+
+    def scalar(self, sql: str) -> Any:
+        """First column of the first row of a trusted query, run read-only and rolled back."""
+        try:
+            with self.engine.connect() as conn:
+                return self._scalar(conn, sql)
+        except (SQLAlchemyError, psycopg.Error) as exc:
+            message = _driver_message(exc)
+            if classify(self.dialect, exc) == "transient":
+                raise TransientError(f"{self.display_url}: {message}") from exc
+            raise BadInput(
+                f"invariant query failed on {self.display_url}: {message}; an invariant must "
+                "be a single read-only SELECT."
+            ) from None
+
+    def _scalar(self, conn: Connection, sql: str) -> Any:
+        if self.dialect == "sqlite":
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+            try:
+                return conn.exec_driver_sql(sql).scalar()
+            finally:
+                conn.rollback()
+                conn.exec_driver_sql("PRAGMA query_only = OFF")
+                conn.rollback()
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # first in the transaction
+            self._set_timeout(conn)
+            try:
+                with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+                    # prepare=True: the extended protocol runs exactly one statement.
+                    cur.execute(sql, prepare=True)
+                    first = cur.fetchone()
+                return None if first is None else first[0]
+            finally:
+                conn.rollback()
+        self._set_timeout(conn)
+        try:
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # for the next transaction
+            result = conn.exec_driver_sql(sql, execution_options={"no_parameters": True})
+            return result.scalar()
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql("SET SESSION max_statement_time = DEFAULT")
+
+    # --- writing --------------------------------------------------------------------
+
+    def _statement(self, t: Reflected, keys: tuple[str, ...], shape: tuple[Any, ...]) -> _Statement:
+        ck = ("write", t.info.name, keys, shape)
+        found: _Statement | None = self._statements.get(ck)
+        if found is not None:
+            return found
+        kind, names = shape
+        for c in names:
+            if c not in t.info.columns:
+                raise _Refused(f"column '{c}' does not exist in table '{t.info.name}'")
+        tbl = t.table
+        prefix = "bo_"
+        while any(c.startswith(prefix) for c in t.names):
+            prefix += "_"  # bind names must not collide with column names
+        sets: dict[Any, Any] = {tbl.c[c]: bindparam(f"{prefix}p{i}") for i, c in enumerate(names)}
+        where = [tbl.c[k] == bindparam(f"{prefix}k{j}") for j, k in enumerate(keys)]
+        if kind == "insert":
+            stmt: Any = insert(tbl).values(sets)
+            binds = [f"{prefix}p{i}" for i in range(len(names))]
+        elif kind == "update":
+            stmt = update(tbl).values(sets).where(*where)
+            binds = [f"{prefix}p{i}" for i in range(len(names))]
+            binds += [f"{prefix}k{j}" for j in range(len(keys))]
+        else:
+            stmt = delete(tbl).where(*where)
+            binds = [f"{prefix}k{j}" for j in range(len(keys))]
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        sql = compiled.string
+        if kind == "insert" and self.dialect == "postgresql" and t.identity_always & set(names):
+            # Re-inserting a deleted row (a rollback) must keep its identity value.
+            sql = sql.replace(") VALUES (", ") OVERRIDING SYSTEM VALUE VALUES (", 1)
+        if compiled.positional:
+            # SQLAlchemy renders SET/VALUES in table order: map our order onto it.
+            order = tuple(binds.index(b) for b in compiled.positiontup or ())
+            identity = order == tuple(range(len(binds)))
+            found = _Statement(sql, None, kind, None if identity else order)
+        else:
+            found = _Statement(sql, tuple(binds), kind)
+        self._statements[ck] = found
+        return found
+
+    def _plan(
+        self,
+        t: Reflected,
+        keys: tuple[str, ...],
+        writes: Sequence[RowWrite],
+        kts: Sequence[KeyTuple],
+        current: dict[KeyTuple, Row],
+    ) -> tuple[list[WriteOutcome], list[_Batch]]:
+        """Decide every write against the locked rows; batch consecutive same-shaped ones.
+
+        ``current`` follows the segment's own writes, so a key written twice is checked
+        against what the first write left.
+        """
+        info = t.info
+        cols = info.columns
+        dialect = self.dialect
+        as_is = t.as_is
+        key_parts = [(k, cols[k], as_is[k]) for k in keys]
+        keyset = set(keys)
+        computed = t.computed
+        # Rows need tracking through the segment only when a key comes back.
+        repeats = len(set(kts)) != len(kts)
+        outcomes: list[WriteOutcome] = []
+        batches: list[_Batch] = []
+        last: tuple[Any, ...] | None = None
+        for w, kt in zip(writes, kts, strict=True):
+            now = current.get(kt)
+            if not _admissible(cols, w, now):
+                outcomes.append(WriteOutcome(w.op_no, "conflict", now=now))
+                continue
+            data = w.write or {}
+            kind = w.kind
+            where: Mapping[str, Any] = _NO_KEY
+            if kind == "update":
+                assert now is not None
+                where = now  # the key exactly as stored
+                if computed or not keyset.isdisjoint(data):
+                    names = tuple(
+                        c
+                        for c in data
+                        if c not in computed
+                        and not (c in keyset and same(cols.get(c), data[c], now.get(c)))
+                    )
+                else:
+                    names = tuple(data)
+                shape: tuple[Any, ...] | None = (kind, names) if names else None
+                if not keyset.isdisjoint(names):  # the key itself changes: follow the row
+                    moved = {**now, **data}
+                    del current[kt]
+                    current[key_tuple(info, keys, moved)] = moved
+                    repeats = True
+                elif repeats:
+                    current[kt] = {**now, **data}
+            elif kind == "insert":
+                names = tuple(c for c in data if c not in computed) if computed else tuple(data)
+                shape = (kind, names)
+                if repeats:
+                    current[kt] = dict(data)
+            else:
+                assert now is not None
+                where = now
+                names = ()
+                shape = (kind, names)
+                if repeats:
+                    del current[kt]
+            if shape is not None:
+                if shape != last:
+                    try:
+                        batches.append(_Batch(self._statement(t, keys, shape)))
+                    except _Refused as exc:
+                        raise _Refused(exc.message, w.op_no) from None
+                    last = shape
+                batch = batches[-1]
+                values = []
+                for c in names:
+                    v = data[c]
+                    values.append(v if type(v) in as_is[c] else to_db(cols[c], v, dialect))
+                if where is not _NO_KEY:
+                    for k, col, plain in key_parts:
+                        v = where[k]
+                        values.append(v if type(v) in plain else to_db(col, v, dialect))
+                stmt = batch.stmt
+                if stmt.binds is not None:
+                    batch.params.append(dict(zip(stmt.binds, values, strict=True)))
+                elif stmt.order is not None:
+                    batch.params.append(tuple([values[i] for i in stmt.order]))
+                else:
+                    batch.params.append(tuple(values))
+                batch.op_nos.append(w.op_no)
+            outcomes.append(WriteOutcome(w.op_no, "applied"))
+        return outcomes, batches
+
+    def _run(self, conn: Connection, batch: _Batch) -> None:
+        params = batch.params
+        many = len(params) > 1
+        result = conn.exec_driver_sql(batch.stmt.sql, params if many else params[0])
+        if (
+            batch.stmt.kind != "insert"
+            and (not many or self.engine.dialect.supports_sane_multi_rowcount)
+            and result.rowcount != len(params)
+        ):
+            raise _Refused(
+                f"{batch.stmt.kind} matched {result.rowcount} rows for {len(params)} keys; "
+                "the key columns may not be unique",
+                batch.op_nos[0] if not many else None,
+            )
+
+    def write_segment(
+        self,
+        table: str,
+        key_columns: Sequence[str],
+        writes: Sequence[RowWrite],
+        *,
+        dry_run: bool = False,
+    ) -> list[WriteOutcome]:
+        """Apply one segment in one transaction (see module docstring and DESIGN.md).
+
+        Raises ``TransientError`` (retry) or ``SegmentError`` (nothing of it was written).
+        """
+        t = self._reflected(table)
+        keys = self._key_columns(t, key_columns)
+        if not writes:
+            return []
+        try:
+            with self._tx(write=True, timeout=True) as (conn, tx):
+                if dry_run and self.dialect == "postgresql":
+                    conn.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
+                kts = [key_tuple(t.info, keys, w.key) for w in writes]
+                current = self._fetch(conn, t, keys, [w.key for w in writes], lock=True, kts=kts)
+                outcomes, batches = self._plan(t, keys, writes, kts, current)
+                for batch in batches:
+                    self._run(conn, batch)
+                if dry_run:
+                    tx.rollback()
+                else:
+                    tx.commit()
+            return outcomes
+        except _Refused as exc:
+            raise SegmentError(f"{table}: {exc.message}", exc.op_no) from None
+        except SQLAlchemyError as exc:
+            verdict = classify(self.dialect, exc)
+            message = f"{table}: {_driver_message(exc)}"
+            if verdict == "transient":
+                raise TransientError(f"{self.display_url}: {message}") from exc
+            if verdict == "timeout":
+                raise SegmentError(
+                    f"{table}: a statement ran past the {self.statement_timeout_ms} ms statement "
+                    "timeout (a row locked by another session, or a slow statement)"
+                ) from exc
+            raise SegmentError(message, self._failing_op(t, keys, writes)) from exc
+
+    def _failing_op(
+        self, t: Reflected, keys: tuple[str, ...], writes: Sequence[RowWrite]
+    ) -> int | None:
+        """Replay the failed segment row by row (rolled back) to name the row at fault."""
+        try:
+            with self._tx(write=True, timeout=True) as (conn, _):
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
+                kts = [key_tuple(t.info, keys, w.key) for w in writes]
+                current = self._fetch(conn, t, keys, [w.key for w in writes], lock=True, kts=kts)
+                _, batches = self._plan(t, keys, writes, kts, current)
+                for batch in batches:
+                    for params, op_no in zip(batch.params, batch.op_nos, strict=True):
+                        try:
+                            conn.exec_driver_sql(batch.stmt.sql, params)
+                        except DBAPIError:
+                            return op_no
+        except (SQLAlchemyError, _Refused):
+            return None
+        return None
+
+
+def _admissible(cols: Mapping[str, ColumnInfo], w: RowWrite, now: Row | None) -> bool:
+    """Does the row found match what the write expects (NULL-safe, by meaning)?"""
+    expect = w.expect
+    if expect is None:
+        if now is not None:
+            return False
+    else:
+        if now is None:
+            return False
+        names = w.compare if w.compare is not None else expect.keys()
+        for c in names:
+            a, b = now.get(c), expect.get(c)
+            # Identical values of one type are `same`; only differing ones need normalizing.
+            if type(a) is type(b) and a == b:
+                continue
+            if not same(cols.get(c), a, b):
+                return False
+    return now is None if w.kind == "insert" else now is not None
