@@ -106,6 +106,15 @@ class Classifier:
     def later(self, key: KeyTuple) -> bool:
         return self._later(key)
 
+    def _like(
+        self, raw: tuple[Any, ...] | None, ref: tuple[Any, ...] | None, ref_v: Values | None
+    ) -> Values | None:
+        if raw is None:
+            return None
+        if ref is None or ref_v is None:
+            return self.codec.values(raw)
+        return self.codec.values_like(raw, ref, ref_v)
+
     def _close(self, a: Values, b: Values) -> bool:
         """Equal in every column, or within tolerance."""
         tol = self.normalisers.tolerated
@@ -167,9 +176,18 @@ class Classifier:
 
         Fingerprints decide first; columns are looked at only when they differ."""
         codec = self.codec
-        bv = codec.row_values(e.before)
-        ev = bv if e.expected is e.before else codec.row_values(e.expected)
-        av = codec.row_values(actual)
+        # Raw tuples first; a state reuses the normalised values of the state it is most
+        # likely equal to (E of B, A of E), so only the columns that differ are normalised.
+        rb = None if e.before is None else codec.raw(e.before)
+        rx = (
+            rb
+            if e.expected is e.before
+            else (None if e.expected is None else codec.raw(e.expected))
+        )
+        ra = None if actual is None else codec.raw(actual)
+        bv = None if rb is None else codec.values(rb)
+        ev = bv if rx is rb else self._like(rx, rb, bv)
+        av = self._like(ra, rx, ev) if rx is not None else self._like(ra, rb, bv)
         fb = None if bv is None else fingerprint_values(bv)
         fe = fb if ev is bv else None if ev is None else fingerprint_values(ev)
         fa = None if av is None else fingerprint_values(av)
@@ -277,8 +295,9 @@ def reconcile(
     codec = RowCodec(table, key_columns or table.primary_key, normalisers)
     clf = Classifier(codec, mode, later)
 
+    key = codec.key
     by_key: dict[NormKey, tuple[KeyTuple, Row | None]] = {
-        codec.key(k): (tuple(k), row) for k, row in baseline.items()
+        key(k): (k if type(k) is tuple else tuple(k), row) for k, row in baseline.items()
     }
     exp: dict[NormKey, Row | None] = {codec.key(k): row for k, row in expected.items()}
     scope: dict[NormKey, _Entry] = {}
@@ -290,9 +309,10 @@ def reconcile(
     # Rows outside the scope are compared with B only when B covers the whole table.
     outside: dict[NormKey, tuple[KeyTuple, Row, tuple[Any, ...]]] = {}
     if full_baseline:
+        raw = codec.raw
         for nk, (k, row) in by_key.items():
             if row is not None and nk not in scope:
-                outside[nk] = (k, row, codec.raw(row))
+                outside[nk] = (k, row, raw(row))
 
     scan = _scan(codec, actual, scope, outside, full_baseline)
     findings = _hygiene(codec, scan, scope, outside)
@@ -353,30 +373,33 @@ def _scan(
     """One pass over A: key hygiene, and detection for rows outside the scope. Only rows that
     may need classifying are retained."""
     s = _Scan()
-    seen = s.seen
+    seen, key, raw_key, raw = s.seen, codec.key, codec.raw_key, codec.raw  # hot loop: locals
+    get_seen, get_outside, flagged = seen.get, outside.get, s.flagged
+    rows = outside_seen = 0
     for row in actual:
-        s.rows += 1
-        nk = codec.key(codec.raw_key(row))
+        rows += 1
+        nk = key(raw_key(row))
         if None in nk:
             s.nulls.append(row)
             continue
-        prev = seen.get(nk)
+        prev = get_seen(nk)
         if prev is not None:
             s.dups.setdefault(nk, [prev]).append(row)
             continue
         if nk in scope:
             seen[nk] = row
         elif full_baseline:
-            base = outside.get(nk)
+            base = get_outside(nk)
             if base is not None:
-                s.outside_seen += 1
-                if codec.raw(row) == base[2]:
+                outside_seen += 1
+                if raw(row) == base[2]:
                     seen[nk] = _SAME
                     continue
             seen[nk] = row
-            s.flagged.append(nk)
+            flagged.append(nk)
         else:
             seen[nk] = _OUT
+    s.rows, s.outside_seen = rows, outside_seen
     return s
 
 

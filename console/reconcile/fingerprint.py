@@ -96,6 +96,9 @@ class RowCodec:
         self._get = _getter(self.columns)
         self._key_get = _getter(self.key_columns)
         self.key_positions = tuple(self.columns.index(c) for c in self.key_columns)
+        # key(raw_key): the normalised key, equal for keys equal by meaning (1, "1", 1.0 in an
+        # int key); an attribute, not a method, because it runs once per row
+        self.key: Callable[[Sequence[Any]], NormKey] = self._make_key()
 
     # -- raw ------------------------------------------------------------------------------
 
@@ -114,12 +117,36 @@ class RowCodec:
 
     # -- normalised -----------------------------------------------------------------------
 
-    def key(self, raw_key: Sequence[Any]) -> NormKey:
-        """The normalised key: equal for keys equal by meaning (1, "1", 1.0 in an int key)."""
-        return tuple([f(v) for f, v in zip(self._key_fns, raw_key, strict=True)])
+    def _make_key(self) -> Callable[[Sequence[Any]], NormKey]:
+        """``key`` specialised: one key column of int or text (the common case) returns the
+        given tuple itself when it is already normal."""
+        fns = self._key_fns
+        if len(fns) == 1:
+            (f,) = fns
+            kind = self.table.columns[self.key_columns[0]].kind
+            plain = int if kind == "int" else str if kind == "text" else None
+
+            def one(rk: Sequence[Any]) -> NormKey:
+                v = rk[0]
+                if type(v) is plain and type(rk) is tuple:
+                    return rk
+                return (f(v),)
+
+            return one
+        return lambda rk: tuple([f(v) for f, v in zip(fns, rk, strict=True)])
 
     def values(self, raw: Sequence[Any]) -> Values:
         return tuple([f(v) for f, v in zip(self._fns, raw, strict=True)])
+
+    def values_like(self, raw: Sequence[Any], ref_raw: Sequence[Any], ref_values: Values) -> Values:
+        """``values(raw)``, reusing ``ref_values`` where the raw value is the reference's
+        (same type and value): rows of one key differ in a few columns only."""
+        return tuple(
+            [
+                rv if (r is rr or (type(r) is type(rr) and r == rr)) else f(r)
+                for f, r, rr, rv in zip(self._fns, raw, ref_raw, ref_values, strict=True)
+            ]
+        )
 
     def row_values(self, row: Row | None) -> Values | None:
         return None if row is None else self.values(self.raw(row))

@@ -156,7 +156,10 @@ def primitive(v: Any) -> Any:
     if v is None or isinstance(v, str | bool | int):
         return v
     if isinstance(v, float):
-        return v if math.isfinite(v) else repr(v)  # nan/inf cannot be encoded as JSON
+        if not math.isfinite(v):
+            return repr(v)  # nan/inf cannot be encoded as JSON
+        # 2.0 == 2 in Python: one encoding for both, so equal values hash alike
+        return int(v) if v.is_integer() and abs(v) < 2**53 else v
     if isinstance(v, Decimal):
         return decimal_text(v) if v.is_finite() else str(v)
     if isinstance(v, dt.datetime | dt.date | dt.time):
@@ -319,8 +322,12 @@ class Normalisers:
         if plain and kind == "text":
             return lambda v: v if type(v) is str or v is None else slow(v)
         if plain and kind == "float":
-            # x - x == 0.0 is false for nan and inf, which take the slow path
-            return lambda v: v if (type(v) is float and v - v == 0.0) or v is None else slow(v)
+            # x - x == 0.0 is false for nan and inf; integral floats encode as ints
+            return lambda v: (
+                v
+                if (type(v) is float and v - v == 0.0 and not v.is_integer()) or v is None
+                else slow(v)
+            )
         if plain and kind == "bool":
             return lambda v: (
                 v

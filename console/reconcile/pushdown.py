@@ -153,9 +153,9 @@ def key_hygiene(
             .group_by(*keys)
             .having(sa.func.count() > 1)
         )
-        dups = [tuple(r) for r in conn.execute(q)]
+        dups = [tuple(r) for r in conn.execute(q).fetchall()]
     q_null = sa.select(*(t.c[c] for c in info.columns)).where(sa.or_(*(k.is_(None) for k in keys)))
-    nulls = [dict(r._mapping) for r in conn.execute(q_null)]
+    nulls = [dict(r._mapping) for r in conn.execute(q_null).fetchall()]
     return Hygiene(dups, nulls)
 
 
@@ -237,7 +237,7 @@ def detect(
             .where(differs, *_in_range(a.c[key[0]], lo, hi))
         )
         with _connect(bind) as conn:
-            return [(tuple(r[: len(key)]), bool(r[-1])) for r in conn.execute(q)]
+            return [(tuple(r[: len(key)]), bool(r[-1])) for r in conn.execute(q).fetchall()]
 
     def gone(lo: Any, hi: Any) -> list[KeyTuple]:
         match = sa.select(sa.literal(1)).select_from(a).where(on)
@@ -245,7 +245,7 @@ def detect(
             ~match.exists(), *_in_range(b.c[key[0]], lo, hi)
         )
         with _connect(bind) as conn:
-            return [tuple(r) for r in conn.execute(q)]
+            return [tuple(r) for r in conn.execute(q).fetchall()]
 
     changed_rows = _run(changed, ranges)
     keys = [k for k, _ in changed_rows]
@@ -287,7 +287,8 @@ def fetch_rows(
             cond = sa.tuple_(*(t.c[k] for k in key_columns)).in_([tuple(k) for k in chunk])
         names = list(info.columns)
         out.extend(
-            dict(zip(names, r, strict=True)) for r in conn.execute(sa.select(*cols).where(cond))
+            dict(zip(names, r, strict=True))
+            for r in conn.execute(sa.select(*cols).where(cond)).fetchall()
         )
     return out
 
