@@ -119,9 +119,9 @@ def _kind(type_: Any) -> ColumnKind:
     return next((kind for cls, kind in checks if isinstance(type_, cls)), "other")
 
 
-def reflect(db: Path, table: str) -> TableInfo:
-    """TableInfo of a real SQLite table, reflected with SQLAlchemy."""
-    engine = sa.create_engine(f"sqlite:///{db}")
+def reflect(db: Path | str, table: str) -> TableInfo:
+    """TableInfo of a real table (a SQLite file or a database URL), reflected with SQLAlchemy."""
+    engine = sa.create_engine(db if isinstance(db, str) else f"sqlite:///{db}")
     insp = sa.inspect(engine)
     pk = tuple(insp.get_pk_constraint(table)["constrained_columns"] or ())
     cols = {}

@@ -258,3 +258,48 @@ def test_aggregates_are_checked_alongside(items: tuple[Path, Path, Scope]) -> No
     assert comparable(report) == comparable(serial)
     assert report.summary.checked["aggregates"] == 3
     assert set(timings) == {"hygiene", "detect", "fetch", "classify", "aggregates"}
+
+
+@pytest.mark.postgres
+def test_pushdown_on_postgresql_uses_is_distinct_from(pg_url: str) -> None:
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT NOT NULL, "
+            "price NUMERIC(10, 2), seen TIMESTAMP, note TEXT)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO items SELECT i, 'S' || i, i / 4.0, TIMESTAMP '2026-01-01' + i * "
+            "INTERVAL '1 minute', CASE WHEN mod(i, 3) = 0 THEN NULL ELSE 'n' END "
+            "FROM generate_series(1, 200) AS i"
+        )
+        conn.exec_driver_sql("CREATE TABLE items_b (LIKE items INCLUDING ALL)")
+        conn.exec_driver_sql("INSERT INTO items_b SELECT * FROM items")
+    info = reflect(pg_url, "items")
+    with engine.connect() as conn:
+        base = {(r.id,): dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM items"))}
+    scope = Scope.from_changes(
+        [Change((i,), base[(i,)], {"price": "9.99", "note": None}, i) for i in (3, 4, 5)]
+    )
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE items SET price = 9.99, note = NULL WHERE id IN (3, 4, 5)")
+        conn.exec_driver_sql("UPDATE items SET price = 1.00 WHERE id = 5")  # wrong value
+        conn.exec_driver_sql("UPDATE items SET note = 'x' WHERE id = 7")  # NULL-safe: n -> x
+        conn.exec_driver_sql("UPDATE items SET note = NULL WHERE id = 8")  # n -> NULL
+        conn.exec_driver_sql("DELETE FROM items WHERE id = 9")
+        rows = [dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM items"))]
+    python = reconcile(info, base, scope.expected, rows, scope.touched, full_baseline=True)
+    pushed = pd.reconcile_pushdown(
+        engine,
+        info,
+        TableRef("items"),
+        TableRef("items_b"),
+        scope.baseline,
+        scope.expected,
+        scope.touched,
+    )
+    engine.dispose()
+    assert comparable(python) == comparable(pushed)
+    assert python.keys_of("collateral") == {(7,), (8,), (9,)}
+    assert python.keys_of("wrong_value") == {(5,)}
+    assert python.keys_of("applied") == {(3,), (4,), (5,)}  # note applied on 5 too
