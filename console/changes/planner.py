@@ -1,0 +1,84 @@
+"""Cut a validated change set into segments of planned operations, lazily.
+
+Numbering is 1-based and global, in file order: ``op_no`` across all steps, ``seg_no`` across
+all segments; a segment never spans two steps (one step, one table, one target transaction).
+Each operation carries an idempotency key derived from the change-set digest, the step and the
+row key, so the same row of the same change set is recognised in any run, resume or retry.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from console.canonical import canonical_json, sha256_hex
+from console.changes.model import ChangeSet, OpName, Step
+from console.changes.validate import Tables, coerced_operations
+from console.errors import BadInput
+from console.targets.types import TableInfo
+
+
+@dataclass(frozen=True)
+class PlannedOp:
+    op_no: int
+    step_no: int
+    table: str
+    op: OpName
+    key: Mapping[str, Any]  # canonical values, in the step's key order
+    values: Mapping[str, Any]  # canonical values
+    idem: str
+    line: int | None
+
+
+@dataclass(frozen=True)
+class PlannedSegment:
+    seg_no: int
+    step_no: int
+    step: Step
+    ops: list[PlannedOp]
+
+
+def idempotency_key(digest: str, step_name: str, key: Mapping[str, Any]) -> str:
+    """sha256 of ``digest|step|canonical key``, first 32 hex characters."""
+    plain = key if isinstance(key, dict) else dict(key)
+    return sha256_hex(f"{digest}|{step_name}|{canonical_json(plain)}")[:32]
+
+
+def plan_segments(
+    cs: ChangeSet, tables: Tables, segment_size: int | None = None
+) -> Iterator[PlannedSegment]:
+    """The segments of ``cs`` in order; ``segment_size`` overrides the change set's option.
+
+    A generator: a million-row CSV streams through it one segment at a time.
+    """
+    size = segment_size if segment_size is not None else cs.options.segment_size
+    if size < 1:
+        raise BadInput(f"the segment size must be at least 1, not {size}; pass a positive size.")
+    op_no = 0
+    seg_no = 0
+    infos: dict[tuple[str | None, str], TableInfo] = {}
+    for step_no, step in enumerate(cs.steps, start=1):
+        ref = (step.target or cs.target, step.table)
+        if ref not in infos:
+            infos[ref] = tables(*ref)
+        ops = coerced_operations(step, infos[ref])
+        while chunk := list(itertools.islice(ops, size)):
+            planned = []
+            for op in chunk:
+                op_no += 1
+                planned.append(
+                    PlannedOp(
+                        op_no=op_no,
+                        step_no=step_no,
+                        table=step.table,
+                        op=op.op,
+                        key=op.key,
+                        values=op.values,
+                        idem=idempotency_key(cs.digest, step.name, op.key),
+                        line=op.line,
+                    )
+                )
+            seg_no += 1
+            yield PlannedSegment(seg_no, step_no, step, planned)

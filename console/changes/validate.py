@@ -1,0 +1,331 @@
+"""Validate a whole change set against the reflected target tables, before anything is written.
+
+Every step and every operation is checked and every problem collected (up to ``limit``): the
+table exists; key columns exist and each operation gives exactly them, none NULL; no key
+appears twice within a step; every column exists and every value converts to its type
+(``console.targets.values.coerce``, the one conversion layer); no NULL into a NOT NULL column;
+an update never sets a key column; an insert gives every NOT NULL column without a default.
+
+Duplicate detection is O(n) in time and small in memory: a set of 64-bit hashes of the
+canonical keys (about 70 bytes per row; the rows themselves are not kept). The rare suspected
+duplicates are confirmed by a second read of the step, which also finds the first occurrence.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from console.canonical import canonical_json
+from console.changes.errors import MAX_PROBLEMS, ChangeSetInvalid
+from console.changes.model import ChangeSet, Operation, Problem, Step
+from console.errors import BadInput
+from console.targets.types import ColumnInfo, TableInfo
+from console.targets.values import coerce
+
+Tables = Callable[[str | None, str], TableInfo]
+
+_INT64 = 2**63
+_EXAMPLES = {
+    "int": "a whole number such as 42",
+    "decimal": "a decimal such as 10.50",
+    "float": "a number such as 0.5",
+    "bool": "true or false",
+    "date": "a date such as 2026-01-31",
+    "datetime": "a timestamp such as 2026-01-31T10:00:00",
+    "time": "a time of day such as 10:00:00",
+    "bytes": 'base64 as {"$b64": "..."}',
+    "text": "text",
+    "json": "a JSON value",
+}
+
+
+class _Bad:
+    """A value that does not convert, and why."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _type(col: ColumnInfo) -> str:
+    return f"{col.type_name} ({col.kind})" if col.type_name else col.kind
+
+
+def _names(names: Any, limit: int = 12) -> str:
+    shown = list(names)
+    more = f" and {len(shown) - limit} more" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
+
+
+def _hint(name: str, names: Any) -> str:
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _huge_exponent(value: Any) -> bool:
+    """Guard before ``coerce``: int(Decimal('1e999999999')) would build a billion digits."""
+    if isinstance(value, str):
+        if "e" not in value and "E" not in value:
+            return False
+        try:
+            value = Decimal(value.strip())
+        except (InvalidOperation, ValueError):
+            return False
+    return isinstance(value, Decimal) and value.is_finite() and value.adjusted() > 18
+
+
+def convert(col: ColumnInfo, value: Any) -> Any:
+    """The canonical value for ``col``, or ``_Bad`` saying why not (NULLs are the caller's)."""
+    if col.kind == "int" and _huge_exponent(value):
+        return _Bad(f"'{str(value)[:40]}' is out of range for {_type(col)}")
+    try:
+        result = coerce(col, value)
+    except (ValueError, ArithmeticError, TypeError) as exc:
+        reason = str(exc) or f"'{str(value)[:40]}' does not fit"
+        example = _EXAMPLES.get(col.kind, "a value of that type")
+        return _Bad(f"{reason}; {col.name} is {_type(col)}: give {example}")
+    if col.kind == "int" and not -_INT64 <= result < _INT64:
+        return _Bad(f"'{str(value)[:40]}' is out of range for {_type(col)}")
+    return result
+
+
+def _null_message(col: ColumnInfo) -> str:
+    fix = f"omit {col.name} to use its default" if col.has_default else f"give {col.name} a value"
+    return f"{col.name} is NOT NULL and cannot be set to NULL; {fix}"
+
+
+def _dup_key(values: list[Any]) -> tuple[Any, ...]:
+    """A hashable, exact stand-in for a canonical key (dicts, e.g. binary, as JSON text)."""
+    return tuple(canonical_json(v) if isinstance(v, dict | list) else v for v in values)
+
+
+class _StepChecker:
+    """Checks the operations of one step; shared by ``validate`` and ``coerced_operations``."""
+
+    def __init__(self, file: str, prefix: str, step: Step, info: TableInfo | None) -> None:
+        self.file = file
+        self.prefix = prefix
+        self.step = step
+        self.key_set = frozenset(step.key)
+        self.problems: list[Problem] = []
+        self.info = info
+        if info is not None and any(not info.has(c) for c in step.key):
+            for c in step.key:
+                if not info.has(c):
+                    self.bad(
+                        step.line,
+                        f"{prefix}.key",
+                        f"the key column {c} is not a column of {info.name}"
+                        f"{_hint(c, info.columns)}; its columns are {_names(info.columns)}",
+                    )
+            self.info = info = None  # check what does not need the table
+        self.required = (
+            [
+                c.name
+                for c in info.columns.values()
+                if not c.nullable and not c.has_default and c.name not in self.key_set
+            ]
+            if info is not None
+            else []
+        )
+
+    def bad(self, line: int | None, fld: str, message: str) -> None:
+        self.problems.append(Problem(self.file, line, fld, message))
+
+    def check(self, index: int, op: Operation) -> Operation | None:
+        """The operation with canonical values, or None (problems recorded)."""
+        step, info, line = self.step, self.info, op.line
+        kind = op.op
+        before = len(self.problems)
+        section = "set" if kind == "update" else "key" if kind == "delete" else "row"
+        key_section = "row" if section == "row" else "key"
+
+        def where(part: str, column: str) -> str:
+            return f"{self.prefix}.operations[{index}].{part}.{column}"
+
+        key: dict[str, Any] = {}
+        for c in step.key:
+            raw = op.key.get(c)
+            if raw is None:
+                message = (
+                    f"the key column {c} is NULL; give it a value"
+                    if c in op.key
+                    else f"the key value for {c} is missing; add {key_section}.{c}"
+                )
+                self.bad(line, where(key_section, c), message)
+            elif info is None:
+                key[c] = raw
+            else:
+                value = convert(info.columns[c], raw)
+                if isinstance(value, _Bad):
+                    self.bad(line, where(key_section, c), value.message)
+                key[c] = value
+        if not self.key_set.issuperset(op.key):
+            for c in op.key:
+                if c not in self.key_set:
+                    self.bad(
+                        line,
+                        where("key", c),
+                        f"{c} is not a key column of this step (key: {', '.join(step.key)}); "
+                        "remove it from key or fix the step's key",
+                    )
+        values: dict[str, Any] = {}
+        for c, raw in op.values.items():
+            if c in self.key_set:
+                if kind == "update":
+                    self.bad(
+                        line,
+                        where(section, c),
+                        f"an update cannot change the key column {c}; delete the row and "
+                        "insert the new one instead",
+                    )
+                elif c in key:
+                    values[c] = key[c]  # converted and NULL-checked above, as a key
+                continue
+            if info is None:
+                values[c] = raw
+                continue
+            col = info.columns.get(c)
+            if col is None:
+                self.bad(
+                    line,
+                    where(section, c),
+                    f"{info.name} has no column {c}{_hint(c, info.columns)}; its columns are "
+                    f"{_names(info.columns)}",
+                )
+                continue
+            if raw is None:
+                if not col.nullable:
+                    self.bad(line, where(section, c), _null_message(col))
+                values[c] = None
+                continue
+            value = convert(col, raw)
+            if isinstance(value, _Bad):
+                self.bad(line, where(section, c), value.message)
+            values[c] = value
+        if section == "row" and self.required:
+            missing = [c for c in self.required if c not in op.values]
+            if missing:
+                self.bad(
+                    line,
+                    f"{self.prefix}.operations[{index}].row",
+                    f"the row lacks {_names(missing, 5)}, NOT NULL without a default; add "
+                    f"{' and '.join('row.' + c for c in missing[:3])}",
+                )
+        if len(self.problems) > before:
+            return None
+        return Operation(kind, key, values, line)
+
+    def dup_key(self, op: Operation) -> tuple[Any, ...] | None:
+        """The canonical key for duplicate detection; None when the key is incomplete."""
+        values = []
+        for c in self.step.key:
+            raw = op.key.get(c)
+            if raw is None:
+                return None
+            if self.info is not None:
+                value = convert(self.info.columns[c], raw)
+                raw = raw if isinstance(value, _Bad) else value
+            values.append(raw)
+        return _dup_key(values)
+
+
+_Cache = dict[tuple[str | None, str], TableInfo | BadInput]
+
+
+def _lookup(tables: Tables, cache: _Cache, cs: ChangeSet, step: Step) -> TableInfo | BadInput:
+    ref = (step.target or cs.target, step.table)
+    if ref not in cache:
+        try:
+            cache[ref] = tables(*ref)
+        except BadInput as exc:
+            cache[ref] = exc
+    return cache[ref]
+
+
+def _duplicates(checker: _StepChecker, suspects: set[tuple[Any, ...]]) -> list[Problem]:
+    """Second read of a step: confirm suspected duplicate keys and name their first lines."""
+    step = checker.step
+    first: dict[tuple[Any, ...], int | None] = {}
+    out: list[Problem] = []
+    for index, op in enumerate(step.operations()):
+        key = checker.dup_key(op)
+        if key is None or key not in suspects:
+            continue
+        if key not in first:
+            first[key] = op.line
+            continue
+        shown = canonical_json(dict(zip(step.key, key, strict=True)))
+        out.append(
+            Problem(
+                checker.file,
+                op.line,
+                f"{checker.prefix}.operations[{index}].key",
+                f"the key {shown} appears twice in step {step.name} (first on line "
+                f"{first[key]}); keep one operation per row and step",
+            )
+        )
+    return out
+
+
+def validate(cs: ChangeSet, tables: Tables, *, limit: int = MAX_PROBLEMS) -> list[Problem]:
+    """Every problem of ``cs`` against its target tables (at most ``limit``); [] when valid.
+
+    ``tables(target, table)`` is called with ``step.target or cs.target``; a ``BadInput``
+    from it (unknown table, unreachable target) becomes a problem of that step.
+    """
+    problems: list[Problem] = []
+    cache: _Cache = {}
+    for i, step in enumerate(cs.steps):
+        prefix = f"steps[{i}]"
+        found = _lookup(tables, cache, cs, step)
+        if isinstance(found, BadInput):
+            problems.append(Problem(cs.source, step.line, f"{prefix}.table", found.message))
+        checker = _StepChecker(
+            cs.source, prefix, step, found if isinstance(found, TableInfo) else None
+        )
+        problems.extend(checker.problems)  # a key the table lacks
+        checker.problems.clear()
+        seen: set[int] = set()
+        suspects: set[tuple[Any, ...]] = set()
+        for index, op in enumerate(step.operations()):
+            checked = checker.check(index, op)
+            if checker.problems:
+                problems.extend(checker.problems)
+                checker.problems.clear()
+                if len(problems) >= limit:
+                    return problems[:limit]
+            key = _dup_key(list(checked.key.values())) if checked else checker.dup_key(op)
+            if key is None:
+                continue  # a missing or NULL key is reported, and cannot be a duplicate
+            # hash() is salted per process, which is fine: the set lives for this call only.
+            h = hash(key)
+            if h in seen:
+                suspects.add(key)
+            else:
+                seen.add(h)
+        if suspects:
+            problems.extend(_duplicates(checker, suspects))
+            if len(problems) >= limit:
+                return problems[:limit]
+    return problems
+
+
+def coerced_operations(step: Step, table_info: TableInfo) -> Iterator[Operation]:
+    """The step's operations with canonical values (``coerce``d), as the engine journals them.
+
+    Meant for a validated change set: an operation that does not check raises
+    ``ChangeSetInvalid`` naming it.
+    """
+    checker = _StepChecker("<change set>", f"step {step.name}", step, table_info)
+    if checker.problems:
+        raise ChangeSetInvalid(checker.problems)
+    for index, op in enumerate(step.operations()):
+        checked = checker.check(index, op)
+        if checked is None:
+            raise ChangeSetInvalid(checker.problems)
+        yield checked
