@@ -56,8 +56,9 @@ def _emit(outcome: Outcome, as_json: bool) -> None:
 # --- files ------------------------------------------------------------------------------
 
 
-@runbook_app.command("list", epilog="Examples:\n\n  backout runbook list\n\n"
-                     "  backout runbook list --json")
+@runbook_app.command(
+    "list", epilog="Examples:\n\n  backout runbook list\n\n  backout runbook list --json"
+)
 def list_cmd(as_json: Annotated[bool, JSON_OPT] = False) -> None:
     """Runbooks in ./runbooks and the ones that ship with backout."""
     from console.runbook import loader
@@ -66,16 +67,26 @@ def list_cmd(as_json: Annotated[bool, JSON_OPT] = False) -> None:
     for name, path in loader.available():
         text = loader.read_file(path)
         book, problems = loader.check_text(text, str(path))
-        items.append({"name": name, "path": str(path), "valid": book is not None,
-                      "title": book.title if book else None,
-                      "version": book.version if book else None,
-                      "digest": book.digest if book else None, "problems": len(problems)})
+        items.append(
+            {
+                "name": name,
+                "path": str(path),
+                "valid": book is not None,
+                "title": book.title if book else None,
+                "version": book.version if book else None,
+                "digest": book.digest if book else None,
+                "problems": len(problems),
+            }
+        )
     if as_json:
         print_json(items)
         return
     for i in items:
-        state = f"v{i['version']}  {i['title']}" if i["valid"] else \
-            f"INVALID ({i['problems']} problem(s))"
+        state = (
+            f"v{i['version']}  {i['title']}"
+            if i["valid"]
+            else f"INVALID ({i['problems']} problem(s))"
+        )
         typer.echo(f"{i['name']:<24} {state}\n{'':<24} {i['path']}")
     if not items:
         typer.echo("no runbooks found in ./runbooks or the shipped ones")
@@ -92,25 +103,36 @@ def validate(
     text = loader.read_file(file)
     book, problems = loader.check_text(text, str(file))
     if as_json:
-        print_json({"file": str(file), "valid": book is not None,
-                    "digest": book.digest if book else None,
-                    "problems": [{"line": p.where.line, "column": p.where.column,
-                                  "message": p.message} for p in problems]})
+        print_json(
+            {
+                "file": str(file),
+                "valid": book is not None,
+                "digest": book.digest if book else None,
+                "problems": [
+                    {"line": p.where.line, "column": p.where.column, "message": p.message}
+                    for p in problems
+                ],
+            }
+        )
         finish(Exit.DONE if book else Exit.BAD_INPUT)
     if book is None:
         for p in problems:
             sys.stderr.write(p.render(str(file)) + "\n")
         finish(Exit.BAD_INPUT)
-    typer.echo(f"{file}: valid (runbook {book.name} v{book.version}, {len(book.steps)} steps, "
-               f"sha256 {book.digest})")
+    typer.echo(
+        f"{file}: valid (runbook {book.name} v{book.version}, {len(book.steps)} steps, "
+        f"sha256 {book.digest})"
+    )
 
 
 # --- executions -------------------------------------------------------------------------
 
 
-@runbook_app.command(epilog="Examples:\n\n  backout runbook start rollback-batch --run 3f2a9c\n\n"
-                     "  backout runbook start reconcile-and-fix --run 3f2a9c --backup-ref "
-                     "snap-0412 --json")
+@runbook_app.command(
+    epilog="Examples:\n\n  backout runbook start rollback-batch --run 3f2a9c\n\n"
+    "  backout runbook start reconcile-and-fix --run 3f2a9c --backup-ref "
+    "snap-0412 --json"
+)
 def start(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Runbook name (see `runbook list`) or file.")],
@@ -128,8 +150,11 @@ def start(
     _emit(outcome, as_json)
 
 
-@runbook_app.command("next", epilog="Examples:\n\n  backout runbook next 8c1d2e\n\n"
-                     "  backout runbook next 8c1d2e --confirm --answer snap-0412")
+@runbook_app.command(
+    "next",
+    epilog="Examples:\n\n  backout runbook next 8c1d2e\n\n"
+    "  backout runbook next 8c1d2e --confirm --answer snap-0412",
+)
 def next_cmd(
     ctx: typer.Context,
     exec_id: Annotated[str, typer.Argument(metavar="EXEC", help="Execution id or prefix.")],
@@ -152,8 +177,9 @@ def next_cmd(
     from console.runbook.executor import Executor
 
     c, journal = session(ctx)
-    outcome = Executor(journal, c.settings).next(exec_id, confirm=confirm, answer=answer,
-                                                 expect_step=step)
+    outcome = Executor(journal, c.settings).next(
+        exec_id, confirm=confirm, answer=answer, expect_step=step
+    )
     _emit(outcome, as_json)
 
 
@@ -173,8 +199,9 @@ def abort(
     _emit(Executor(journal, c.settings).abort(exec_id, comment), as_json)
 
 
-@runbook_app.command(epilog="Examples:\n\n  backout runbook status\n\n"
-                     "  backout runbook status 8c1d2e --json")
+@runbook_app.command(
+    epilog="Examples:\n\n  backout runbook status\n\n  backout runbook status 8c1d2e --json"
+)
 def status(
     ctx: typer.Context,
     exec_id: Annotated[
@@ -192,8 +219,10 @@ def status(
             print_json(rows)
             return
         for r in rows:
-            typer.echo(f"{r['id']}  {r['status']:<18} {r['runbook']:<22} run {r['run']}  "
-                       f"step {r['current_step'] or '-'}")
+            typer.echo(
+                f"{r['id']}  {r['status']:<18} {r['runbook']:<22} run {r['run']}  "
+                f"step {r['current_step'] or '-'}"
+            )
         if not rows:
             typer.echo("no runbook executions yet; `backout runbook start NAME --run RUN`")
         return
@@ -201,20 +230,26 @@ def status(
     if as_json:
         print_json(info)
         return
-    typer.echo(f"execution {info['id']}: {info['runbook']} v{info['version']} for run "
-               f"{info['run']}: {info['status']}"
-               + (f" at step '{info['current_step']}'" if info["current_step"] else "")
-               + (f" ({info['reason']})" if info.get("reason") else ""))
-    typer.echo(f"  started by {info['requested_by']} at {info['started_at']}; runbook "
-               f"sha256 {info['digest'][:16]}")
+    typer.echo(
+        f"execution {info['id']}: {info['runbook']} v{info['version']} for run "
+        f"{info['run']}: {info['status']}"
+        + (f" at step '{info['current_step']}'" if info["current_step"] else "")
+        + (f" ({info['reason']})" if info.get("reason") else "")
+    )
+    typer.echo(
+        f"  started by {info['requested_by']} at {info['started_at']}; runbook "
+        f"sha256 {info['digest'][:16]}"
+    )
     for s in info["steps"]:
         mark = ">" if s["id"] == info["current_step"] else " "
         who = f" by {s['by']}" if s["by"] else ""
         when = f" at {s['finished_at']}" if s["finished_at"] else ""
         typer.echo(f"  {mark} {s['id']:<18} {s['kind']:<9} {s['state']:<18}{who}{when}")
     for a in info["approvals"]:
-        typer.echo(f"    {a['decision']:<8} {a['approver']:<12} {a['state']:<8} plan "
-                   f"{a['plan_digest'][:12]}  {a['comment'] or ''}")
+        typer.echo(
+            f"    {a['decision']:<8} {a['approver']:<12} {a['state']:<8} plan "
+            f"{a['plan_digest'][:12]}  {a['comment'] or ''}"
+        )
 
 
 # --- approvals --------------------------------------------------------------------------
@@ -222,8 +257,10 @@ def status(
 
 def _print_plan(plan: dict[str, Any]) -> None:
     if plan.get("action") == "rollback":
-        typer.echo(f"  rollback of run {plan['run']}: {plan['inverses']} inverse(s), "
-                   f"{plan['conflicts']} conflict(s) on {', '.join(plan['tables']) or '-'}")
+        typer.echo(
+            f"  rollback of run {plan['run']}: {plan['inverses']} inverse(s), "
+            f"{plan['conflicts']} conflict(s) on {', '.join(plan['tables']) or '-'}"
+        )
         for op in plan.get("operations", []):
             mark = "CONFLICT" if op.get("conflict") else "        "
             typer.echo(f"    {mark} {op['op']:<6} {op['table']} {op['key']}")
@@ -233,8 +270,10 @@ def _print_plan(plan: dict[str, Any]) -> None:
         typer.echo(f"  plan: {plan}")
 
 
-@app.command(epilog="Examples:\n\n  backout approve 8c1d2e --comment 'plan checked'\n\n"
-             "  backout approve 8c1d2e --digest 4be1c0 --json")
+@app.command(
+    epilog="Examples:\n\n  backout approve 8c1d2e --comment 'plan checked'\n\n"
+    "  backout approve 8c1d2e --digest 4be1c0 --json"
+)
 def approve(
     ctx: typer.Context,
     exec_id: Annotated[str, typer.Argument(metavar="EXEC", help="Execution id or prefix.")],
@@ -252,8 +291,9 @@ def approve(
     from console.runbook.approvals import Approvals
 
     c, journal = session(ctx)
-    outcome = Approvals(journal, c.settings).decide(exec_id, approve=True, comment=comment,
-                                                    expect_digest=digest)
+    outcome = Approvals(journal, c.settings).decide(
+        exec_id, approve=True, comment=comment, expect_digest=digest
+    )
     if not as_json:
         _print_plan(outcome.result.get("plan", {}))
     _emit(outcome, as_json)
@@ -292,12 +332,16 @@ def approvals(
         return
     for r in rows:
         need = r["requirement"] or {}
-        typer.echo(f"{r['exec']}  {r['runbook']} run {r['run']} step '{r['step']}': "
-                   f"{r['state']}; needs {need.get('quorum')} "
-                   f"(roles {', '.join(need.get('require_roles', [])) or '-'}), "
-                   f"expires {r['expires_at']}; plan {str(r['plan_digest'])[:16]}")
+        typer.echo(
+            f"{r['exec']}  {r['runbook']} run {r['run']} step '{r['step']}': "
+            f"{r['state']}; needs {need.get('quorum')} "
+            f"(roles {', '.join(need.get('require_roles', [])) or '-'}), "
+            f"expires {r['expires_at']}; plan {str(r['plan_digest'])[:16]}"
+        )
         for d in r["decisions"]:
-            typer.echo(f"    {d['decision']:<8} by {d['approver']:<12} {d['state']:<8} "
-                       f"{d['comment'] or ''}")
+            typer.echo(
+                f"    {d['decision']:<8} by {d['approver']:<12} {d['state']:<8} "
+                f"{d['comment'] or ''}"
+            )
     if not rows:
         typer.echo("no approvals pending" if pending else "no approval requests yet")

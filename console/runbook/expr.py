@@ -91,14 +91,17 @@ def parse(text: str) -> Expr:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExprError(f"not a valid expression ({exc.msg})",
-                        max((exc.offset or 1) - 1, 0)) from None
+        raise ExprError(
+            f"not a valid expression ({exc.msg})", max((exc.offset or 1) - 1, 0)
+        ) from None
     lead = len(text) - len(text.lstrip())
     owned = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and id(node) not in owned:
-            raise ExprError(f"'{node.id}' alone is not a value; name a field such as "
-                            "findings.wrong_value", _where(node, lead))
+            raise ExprError(
+                f"'{node.id}' alone is not a value; name a field such as findings.wrong_value",
+                _where(node, lead),
+            )
         _check(node, lead)
     return Expr(text, tree)
 
@@ -130,8 +133,9 @@ def _check(node: ast.AST, lead: int) -> None:
         return
     if isinstance(node, ast.Attribute):
         if not isinstance(node.value, ast.Name):
-            raise ExprError("only one level of attributes, like findings.wrong_value",
-                            _where(node, lead))
+            raise ExprError(
+                "only one level of attributes, like findings.wrong_value", _where(node, lead)
+            )
         root = node.value.id
         if root not in NAMES:
             raise ExprError(f"unknown name '{root}'; use {', '.join(NAMES)}", _where(node, lead))
@@ -143,8 +147,7 @@ def _check(node: ast.AST, lead: int) -> None:
         return
     if isinstance(node, ast.Name):
         if node.id not in NAMES:
-            raise ExprError(f"unknown name '{node.id}'; use {', '.join(NAMES)}",
-                            _where(node, lead))
+            raise ExprError(f"unknown name '{node.id}'; use {', '.join(NAMES)}", _where(node, lead))
         return
     if isinstance(node, ast.BinOp) and type(node.op) not in _BINARY:
         raise ExprError("only + and - are allowed", _where(node, lead))

@@ -58,19 +58,29 @@ def run_environment(journal: Journal, settings: Settings, run: Run) -> str | Non
 def rollback_operations(journal: Journal, run_id: str) -> tuple[str, ...]:
     """Kinds of write a rollback of the run performs (inverse of what is still applied)."""
     with journal.read() as conn:
-        kinds = conn.execute(
-            select(T_OPS.c.op).where(T_OPS.c.run_id == run_id, T_OPS.c.status == "applied")
-            .distinct()
-        ).scalars().all()
+        kinds = (
+            conn.execute(
+                select(T_OPS.c.op)
+                .where(T_OPS.c.run_id == run_id, T_OPS.c.status == "applied")
+                .distinct()
+            )
+            .scalars()
+            .all()
+        )
     return tuple(sorted({INVERSE.get(k, k) for k in kinds}))
 
 
 def locks_on(journal: Journal, target: str) -> tuple[str, ...]:
     with journal.read() as conn:
-        rows = conn.execute(
-            select(T_LOCKS.c.exec_id).where(T_LOCKS.c.target == target,
-                                            T_LOCKS.c.released_at.is_(None))
-        ).scalars().all()
+        rows = (
+            conn.execute(
+                select(T_LOCKS.c.exec_id).where(
+                    T_LOCKS.c.target == target, T_LOCKS.c.released_at.is_(None)
+                )
+            )
+            .scalars()
+            .all()
+        )
     return tuple(sorted(set(rows)))
 
 

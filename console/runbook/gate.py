@@ -65,13 +65,16 @@ class Requirement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Requirement:
-        return cls(int(data["quorum"]), tuple(data.get("require_roles", ())),
-                   tuple(data.get("exclude", ())), str(data.get("expires_after", "30m")),
-                   tuple(data.get("extra", ())))
+        return cls(
+            int(data["quorum"]),
+            tuple(data.get("require_roles", ())),
+            tuple(data.get("exclude", ())),
+            str(data.get("expires_after", "30m")),
+            tuple(data.get("extra", ())),
+        )
 
     def describe(self) -> str:
-        roles = f", one from each of {', '.join(self.require_roles)}" if self.require_roles \
-            else ""
+        roles = f", one from each of {', '.join(self.require_roles)}" if self.require_roles else ""
         return f"{self.quorum} approval(s){roles}, valid {self.expires_after}"
 
 
@@ -186,17 +189,25 @@ def governance(settings: Settings, request: GateRequest) -> tuple[list[str], str
             extra.append(f"{where}.operations ({', '.join(banned)} not permitted in {env_name})")
         if env.require_approval:
             extra.append(f"{where}.require_approval")
-    if request.run_created_at is not None and request.now is not None \
-            and request.action == "rollback":
+    if (
+        request.run_created_at is not None
+        and request.now is not None
+        and request.action == "rollback"
+    ):
         window = policy.rollback_window(env_name)
         age = request.now - request.run_created_at
         if age > window:
-            rule = f"{where}.rollback_window" if env and env.rollback_window \
+            rule = (
+                f"{where}.rollback_window"
+                if env and env.rollback_window
                 else "policy.rollback.window"
+            )
             if env is not None and env.past_window == "refuse":
-                return extra, (f"{rule}: the run is {_days(age)} old, past the "
-                               f"{_days(window)} rollback window; it cannot be rolled back "
-                               "automatically")
+                return extra, (
+                    f"{rule}: the run is {_days(age)} old, past the "
+                    f"{_days(window)} rollback window; it cannot be rolled back "
+                    "automatically"
+                )
             extra.append(f"{rule} (run {_days(age)} old, window {_days(window)})")
     return extra, None
 
@@ -228,37 +239,58 @@ def evaluate(settings: Settings, request: GateRequest) -> Decision:
     version, pdigest = policy.version, settings.policy_digest()
 
     def refuse(rule: str, message: str, state: State = "refused", **kw: Any) -> Decision:
-        return Decision(False, state, rule, f"policy v{version} ({rule}) refuses: {message}",
-                        version, pdigest, **kw)
+        return Decision(
+            False,
+            state,
+            rule,
+            f"policy v{version} ({rule}) refuses: {message}",
+            version,
+            pdigest,
+            **kw,
+        )
 
     def allow(message: str, **kw: Any) -> Decision:
         return Decision(True, "allowed", None, message, version, pdigest, **kw)
 
     if request.claimed is not None and request.claimed != request.actor:
-        return refuse("identity", f"this journal authenticates you as {request.actor}, not "
-                      f"{request.claimed}; nobody acts as someone else (drop --as or connect "
-                      f"as {request.claimed}).")
+        return refuse(
+            "identity",
+            f"this journal authenticates you as {request.actor}, not "
+            f"{request.claimed}; nobody acts as someone else (drop --as or connect "
+            f"as {request.claimed}).",
+        )
     rule = _requires_runbook(settings, request)
     if rule is not None:
         return Decision(
-            False, "refused", rule,
+            False,
+            "refused",
+            rule,
             f"policy v{version} ({rule}) refuses a direct {request.action} of run "
             f"{request.run_id}; start the runbook with `backout runbook start "
             f"{policy.rollback.runbook} --run {request.run_id}`.",
-            version, pdigest,
+            version,
+            pdigest,
         )
     if request.action == "apply" and request.locked_by:
-        return refuse("runbook.lock_target", f"target {request.target} is locked by runbook "
-                      f"execution {', '.join(request.locked_by)}; wait until it finishes.")
+        return refuse(
+            "runbook.lock_target",
+            f"target {request.target} is locked by runbook "
+            f"execution {', '.join(request.locked_by)}; wait until it finishes.",
+        )
     if request.action == "start":
         if request.missing:
             what = request.missing[0]
-            return refuse(f"runbook.prerequisites.{what}", f"the runbook needs {what} before "
-                          f"it starts; {_PREREQ.get(what, 'provide it')}.")
+            return refuse(
+                f"runbook.prerequisites.{what}",
+                f"the runbook needs {what} before it starts; {_PREREQ.get(what, 'provide it')}.",
+            )
         if request.active:
-            return refuse("runbook.single_execution", f"execution {request.active[0]} of this "
-                          f"runbook is still open for run {request.run_id}; continue it with "
-                          f"`backout runbook next {request.active[0]}`.")
+            return refuse(
+                "runbook.single_execution",
+                f"execution {request.active[0]} of this "
+                f"runbook is still open for run {request.run_id}; continue it with "
+                f"`backout runbook next {request.active[0]}`.",
+            )
         return allow(f"the runbook may start for run {request.run_id}.")
     if request.action in ("approve", "deny"):
         return _approver(settings, request, refuse, allow)
@@ -269,12 +301,18 @@ def evaluate(settings: Settings, request: GateRequest) -> Decision:
     req = request.requirement
     if req is None:
         if extra and request.via_runbook is None:
-            return refuse(extra[0].split(" ")[0], f"{request.action} of run {request.run_id} "
-                          f"needs an approval ({extra[0]}); run it through a runbook with an "
-                          "approval step.")
+            return refuse(
+                extra[0].split(" ")[0],
+                f"{request.action} of run {request.run_id} "
+                f"needs an approval ({extra[0]}); run it through a runbook with an "
+                "approval step.",
+            )
         if extra:
-            return refuse(extra[0].split(" ")[0], f"step '{request.step}' needs an approval "
-                          f"({extra[0]}) but no approval step guards it in this runbook.")
+            return refuse(
+                extra[0].split(" ")[0],
+                f"step '{request.step}' needs an approval "
+                f"({extra[0]}) but no approval step guards it in this runbook.",
+            )
         return allow(f"{request.action} of run {request.run_id} may run.")
     if extra and not req.extra:
         req = replace(req, quorum=req.quorum + len(extra), extra=tuple(extra))
@@ -284,9 +322,10 @@ def evaluate(settings: Settings, request: GateRequest) -> Decision:
 def _excluded(request: GateRequest, req: Requirement, who: str) -> str | None:
     if "requester" in req.exclude and who == request.requester:
         return "requester"
-    if "executor" in req.exclude and (who in request.executors or
-                                      (request.action not in ("approve", "deny")
-                                       and who == request.actor)):
+    if "executor" in req.exclude and (
+        who in request.executors
+        or (request.action not in ("approve", "deny") and who == request.actor)
+    ):
         return "executor"
     if "owner" in req.exclude and request.owner is not None and who == request.owner:
         return "owner"
@@ -302,25 +341,38 @@ _WHY = {
 }
 
 
-def _approver(settings: Settings, request: GateRequest, refuse: Verdict, allow: Verdict
-              ) -> Decision:
+def _approver(
+    settings: Settings, request: GateRequest, refuse: Verdict, allow: Verdict
+) -> Decision:
     """May ``request.actor`` approve (or deny) the pending request now?"""
     who, verb = request.actor, request.action
     req = request.requirement or Requirement(1)
     if request.request_state not in ("awaiting_approval",):
         state = request.request_state or "not requested"
-        return refuse("approval.pending", f"no approval is pending for step '{request.step}' "
-                      f"of execution {request.via_runbook} (it is {state}).")
-    if request.expires_at is not None and request.now is not None \
-            and request.now >= request.expires_at:
-        return refuse("approval.expires_after", f"the approval request for step "
-                      f"'{request.step}' expired at {request.expires_at:%Y-%m-%d %H:%M:%S}Z; "
-                      "the operator must request it again with `backout runbook next`.",
-                      state="expired")
+        return refuse(
+            "approval.pending",
+            f"no approval is pending for step '{request.step}' "
+            f"of execution {request.via_runbook} (it is {state}).",
+        )
+    if (
+        request.expires_at is not None
+        and request.now is not None
+        and request.now >= request.expires_at
+    ):
+        return refuse(
+            "approval.expires_after",
+            f"the approval request for step "
+            f"'{request.step}' expired at {request.expires_at:%Y-%m-%d %H:%M:%S}Z; "
+            "the operator must request it again with `backout runbook next`.",
+            state="expired",
+        )
     roles = settings.policy.roles_of(who)
     if settings.policy.roles and not roles:
-        return refuse("policy.roles", f"{who} has no role in the policy; only people listed "
-                      "in [policy.roles] may approve or deny.")
+        return refuse(
+            "policy.roles",
+            f"{who} has no role in the policy; only people listed "
+            "in [policy.roles] may approve or deny.",
+        )
     if verb == "approve":
         why = _excluded(request, req, who)
         if why is not None:
@@ -328,20 +380,25 @@ def _approver(settings: Settings, request: GateRequest, refuse: Verdict, allow: 
     for g in request.approvals:
         if g.approver == who and g.state == "given":
             done = "approved" if g.decision == "approved" else "denied"
-            return refuse("approval.duplicate", f"{who} already {done} step '{request.step}' "
-                          f"(event {g.seq}); one decision per person.")
+            return refuse(
+                "approval.duplicate",
+                f"{who} already {done} step '{request.step}' "
+                f"(event {g.seq}); one decision per person.",
+            )
     return allow(f"{who} may {verb} step '{request.step}'.")
 
 
-def _approvals(request: GateRequest, req: Requirement, refuse: Verdict, allow: Verdict
-               ) -> Decision:
+def _approvals(request: GateRequest, req: Requirement, refuse: Verdict, allow: Verdict) -> Decision:
     """Do the recorded approvals satisfy ``req`` for this exact plan, now?"""
     now = request.now or dt.datetime.now(dt.UTC)
     for g in request.approvals:
         if g.decision == "denied" and g.state == "given":
             why = f": {g.comment}" if g.comment else ""
-            return refuse("approval.denied", f"{g.approver} denied step "
-                          f"'{request.step}'{why}.", state="denied")
+            return refuse(
+                "approval.denied",
+                f"{g.approver} denied step '{request.step}'{why}.",
+                state="denied",
+            )
     valid: list[Given] = []
     stale: list[int] = []
     expired: list[int] = []
@@ -366,30 +423,56 @@ def _approvals(request: GateRequest, req: Requirement, refuse: Verdict, allow: V
     counted = tuple(g.approver for g in valid)
     missing_roles = [r for r in req.require_roles if not any(r in g.roles for g in valid)]
     if len(valid) >= req.quorum and not missing_roles:
-        return allow(f"approved by {', '.join(counted)} for plan {request.plan_digest}.",
-                     counted=counted, stale=tuple(stale), expired=tuple(expired))
+        return allow(
+            f"approved by {', '.join(counted)} for plan {request.plan_digest}.",
+            counted=counted,
+            stale=tuple(stale),
+            expired=tuple(expired),
+        )
     kw = {"counted": counted, "stale": tuple(stale), "expired": tuple(expired)}
-    need = (f"step '{request.step}' has {len(valid)} of {req.quorum} valid approval(s)"
-            + (f" ({'; '.join(req.extra)} added {len(req.extra)})" if req.extra else ""))
+    need = f"step '{request.step}' has {len(valid)} of {req.quorum} valid approval(s)" + (
+        f" ({'; '.join(req.extra)} added {len(req.extra)})" if req.extra else ""
+    )
     if stale:
-        return refuse("approval.plan_digest", f"{need}: {len(stale)} approval(s) were given "
-                      f"for another plan; the plan is now {request.plan_digest}; approvals "
-                      "are requested again.", state="stale", **kw)
+        return refuse(
+            "approval.plan_digest",
+            f"{need}: {len(stale)} approval(s) were given "
+            f"for another plan; the plan is now {request.plan_digest}; approvals "
+            "are requested again.",
+            state="stale",
+            **kw,
+        )
     expiry = request.expires_at is not None and now >= request.expires_at
     if expired or expiry:
-        return refuse("approval.expires_after", f"{need}: approvals expire after "
-                      f"{req.expires_after} and {len(expired) or 'the request'} expired; "
-                      "request them again with `backout runbook next`.", state="expired", **kw)
+        return refuse(
+            "approval.expires_after",
+            f"{need}: approvals expire after "
+            f"{req.expires_after} and {len(expired) or 'the request'} expired; "
+            "request them again with `backout runbook next`.",
+            state="expired",
+            **kw,
+        )
     if excluded:
-        return refuse(f"approval.exclude.{excluded[0].split('(')[1].rstrip(')')}",
-                      f"{need}: {', '.join(excluded)} may not count; someone else must "
-                      "approve or execute.", state="pending", **kw)
+        return refuse(
+            f"approval.exclude.{excluded[0].split('(')[1].rstrip(')')}",
+            f"{need}: {', '.join(excluded)} may not count; someone else must approve or execute.",
+            state="pending",
+            **kw,
+        )
     if len(valid) < req.quorum:
-        return refuse("approval.quorum", f"{need}; waiting for approvers "
-                      f"(`backout approve {request.via_runbook}`).", state="pending", **kw)
-    return refuse("approval.require_roles", f"{need} but none from role(s) "
-                  f"{', '.join(missing_roles)}; one approver from each is required.",
-                  state="pending", **kw)
+        return refuse(
+            "approval.quorum",
+            f"{need}; waiting for approvers (`backout approve {request.via_runbook}`).",
+            state="pending",
+            **kw,
+        )
+    return refuse(
+        "approval.require_roles",
+        f"{need} but none from role(s) "
+        f"{', '.join(missing_roles)}; one approver from each is required.",
+        state="pending",
+        **kw,
+    )
 
 
 # --- recording --------------------------------------------------------------------------

@@ -42,15 +42,15 @@ def clock_from_env(value: str | None = None) -> Callable[[], dt.datetime] | None
         try:
             delta = parse_duration(m.group(2))
         except ValueError:
-            raise BadInput(f"BACKOUT_CLOCK={raw}: use an ISO time or an offset such as +31m."
-                           ) from None
+            raise BadInput(
+                f"BACKOUT_CLOCK={raw}: use an ISO time or an offset such as +31m."
+            ) from None
         sign = 1 if m.group(1) == "+" else -1
         return lambda: utcnow() + sign * delta
     try:
         fixed = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise BadInput(f"BACKOUT_CLOCK={raw}: use an ISO time or an offset such as +31m."
-                       ) from None
+        raise BadInput(f"BACKOUT_CLOCK={raw}: use an ISO time or an offset such as +31m.") from None
     if fixed.tzinfo is None:
         fixed = fixed.replace(tzinfo=dt.UTC)
     return lambda: fixed

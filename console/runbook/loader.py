@@ -171,8 +171,9 @@ class _Parser:
         if "runbook" in top:
             name = self.string(top["runbook"][1], "runbook (its name)")
             if name is not None and not _ID.match(name):
-                self.error(top["runbook"][1], f"runbook name '{name}' may use letters, "
-                           "digits, _ . - only")
+                self.error(
+                    top["runbook"][1], f"runbook name '{name}' may use letters, digits, _ . - only"
+                )
         if "version" in top:
             version = self.integer(top["version"][1], "version", 1)
         title = self.string(top["title"][1], "title") if "title" in top else None
@@ -183,8 +184,16 @@ class _Parser:
         steps = self.steps(top["steps"][1]) if "steps" in top else ()
         if name is None or version is None or not steps or self.problems:
             return None
-        return Runbook(name, version, title or name, description or "",
-                       prereq or Prerequisites(), steps, digest, source)
+        return Runbook(
+            name,
+            version,
+            title or name,
+            description or "",
+            prereq or Prerequisites(),
+            steps,
+            digest,
+            source,
+        )
 
     def prerequisites(self, node: yaml.Node) -> Prerequisites:
         """``[lock_target, backup_reference]`` or ``{lock_target: true, ...}``."""
@@ -195,18 +204,19 @@ class _Parser:
                 if name is not None:
                     found[name] = True
                     if name not in PREREQUISITES:
-                        self.error(item, f"unknown prerequisite '{name}'; use "
-                                   f"{', '.join(PREREQUISITES)}")
+                        self.error(
+                            item, f"unknown prerequisite '{name}'; use {', '.join(PREREQUISITES)}"
+                        )
         else:
             for key, (knode, vnode) in self.mapping(node, "prerequisites").items():
                 if key not in PREREQUISITES:
-                    self.error(knode, f"unknown prerequisite '{key}'; use "
-                               f"{', '.join(PREREQUISITES)}")
+                    self.error(
+                        knode, f"unknown prerequisite '{key}'; use {', '.join(PREREQUISITES)}"
+                    )
                     continue
                 flag = self.boolean(vnode, key)
                 found[key] = bool(flag)
-        return Prerequisites(found.get("lock_target", False),
-                             found.get("backup_reference", False))
+        return Prerequisites(found.get("lock_target", False), found.get("backup_reference", False))
 
     def steps(self, node: yaml.Node) -> tuple[Step, ...]:
         if not isinstance(node, yaml.SequenceNode) or not node.value:
@@ -218,16 +228,19 @@ class _Parser:
         for index, item in enumerate(node.value):
             step = self.step(item, index, refs)
             if step.id in ids:
-                self.error(item, f"duplicate step id '{step.id}' (first at line "
-                           f"{_at(ids[step.id]).line})")
+                self.error(
+                    item, f"duplicate step id '{step.id}' (first at line {_at(ids[step.id]).line})"
+                )
                 step = Step(f"{step.id}#{index + 1}", step.kind, index, step.where)
             ids.setdefault(step.id, item)
             steps.append(step)
         named = [i for i in ids if "#" not in i]
         for ref, rnode in refs:
             if ref != END and ref not in named:
-                self.error(rnode, f"goto '{ref}': no step has this id; steps are "
-                           f"{', '.join(named) or 'none'}")
+                self.error(
+                    rnode,
+                    f"goto '{ref}': no step has this id; steps are {', '.join(named) or 'none'}",
+                )
         # With other problems, a step only a broken criterion points at is not reported.
         referenced = {r for r, _ in refs} if self.problems else set()
         self.graph(tuple(steps), set(named), referenced)
@@ -243,8 +256,10 @@ class _Parser:
         elif keys:
             step_id = self.string(keys["id"][1], "id")
             if step_id is not None and (not _ID.match(step_id) or step_id == END):
-                self.error(keys["id"][1], f"step id '{step_id}' may use letters, digits, "
-                           "_ . - only (and is not 'end')")
+                self.error(
+                    keys["id"][1],
+                    f"step id '{step_id}' may use letters, digits, _ . - only (and is not 'end')",
+                )
                 step_id = None
         fields: dict[str, Any] = {}
         if "title" in keys:
@@ -263,19 +278,27 @@ class _Parser:
         if not kinds:
             unknown = [k for k in keys if k not in _COMMON]
             where = keys[unknown[0]][0] if unknown else node
-            self.error(where, f"unknown step kind{(' ' + repr(unknown[0])) if unknown else ''}"
-                       f"; a step is one of {', '.join(STEP_KINDS)}")
+            self.error(
+                where,
+                f"unknown step kind{(' ' + repr(unknown[0])) if unknown else ''}"
+                f"; a step is one of {', '.join(STEP_KINDS)}",
+            )
             return placeholder
         if len(kinds) > 1:
-            self.error(keys[kinds[1]][0], f"a step has one kind, this one has "
-                       f"{' and '.join(kinds)}; split it")
+            self.error(
+                keys[kinds[1]][0],
+                f"a step has one kind, this one has {' and '.join(kinds)}; split it",
+            )
             return placeholder
         kind: StepKind = kinds[0]
         allowed = _COMMON | _KIND_KEYS[kind]
         for key, (knode, _) in keys.items():
             if key not in allowed:
-                self.error(knode, f"unknown key '{key}' in a {kind} step; it may have "
-                           f"{', '.join(sorted(allowed))}")
+                self.error(
+                    knode,
+                    f"unknown key '{key}' in a {kind} step; it may have "
+                    f"{', '.join(sorted(allowed))}",
+                )
         getattr(self, f"kind_{kind}")(keys, fields, refs)
         return Step(placeholder.id, kind, index, _at(node), **fields)
 
@@ -287,8 +310,9 @@ class _Parser:
     def kind_verify(self, keys: dict[str, Any], fields: dict[str, Any], refs: list[Any]) -> None:
         self._check(keys, fields, refs, "verify")
 
-    def _check(self, keys: dict[str, Any], fields: dict[str, Any], refs: list[Any],
-               kind: str) -> None:
+    def _check(
+        self, keys: dict[str, Any], fields: dict[str, Any], refs: list[Any], kind: str
+    ) -> None:
         knode, vnode = keys[kind]
         what = self.string(vnode, kind)
         if what is not None and what not in CHECKS:
@@ -320,18 +344,21 @@ class _Parser:
         value = self.python(node)
         if what == "reconcile":
             if not isinstance(value, dict):
-                self.error(node, "expect for a reconcile check is a mapping such as "
-                           "{not_restored: 0}")
+                self.error(
+                    node, "expect for a reconcile check is a mapping such as {not_restored: 0}"
+                )
                 return None
             for key, (knode, vnode) in self.mapping(node, "expect").items():
                 if key not in expr.FINDING_CLASSES:
-                    self.error(knode, f"unknown finding class '{key}'; use "
-                               f"{', '.join(expr.FINDING_CLASSES)}")
+                    self.error(
+                        knode,
+                        f"unknown finding class '{key}'; use {', '.join(expr.FINDING_CLASSES)}",
+                    )
                 else:
                     self.integer(vnode, f"expect.{key}")
         elif what == "run_status" and not (
-            isinstance(value, str) or (isinstance(value, list)
-                                       and all(isinstance(v, str) for v in value))
+            isinstance(value, str)
+            or (isinstance(value, list) and all(isinstance(v, str) for v in value))
         ):
             self.error(node, "expect for a run_status check is a status or a list of statuses")
         return value
@@ -345,8 +372,9 @@ class _Parser:
             keys = self.mapping(item, "a decide criterion")
             for key, (knode, _) in keys.items():
                 if key not in ("when", "goto"):
-                    self.error(knode, f"unknown key '{key}' in a decide criterion; use when "
-                               "and goto")
+                    self.error(
+                        knode, f"unknown key '{key}' in a decide criterion; use when and goto"
+                    )
             if "goto" not in keys:
                 if keys:
                     self.error(item, "a decide criterion needs 'goto: STEP'")
@@ -360,8 +388,7 @@ class _Parser:
                     try:
                         when = expr.parse(text)
                     except expr.ExprError as exc:
-                        self.problems.append(Problem(_value_at(wnode, exc.offset),
-                                                     f"when: {exc}"))
+                        self.problems.append(Problem(_value_at(wnode, exc.offset), f"when: {exc}"))
                         continue
             elif i != len(node.value) - 1:
                 self.error(item, "a criterion without 'when' is the default and must be last")
@@ -372,8 +399,7 @@ class _Parser:
     def kind_decide(self, keys: dict[str, Any], fields: dict[str, Any], refs: list[Any]) -> None:
         fields["decide"] = self._criteria(keys["decide"][1], refs)
 
-    def kind_approval(self, keys: dict[str, Any], fields: dict[str, Any],
-                      refs: list[Any]) -> None:
+    def kind_approval(self, keys: dict[str, Any], fields: dict[str, Any], refs: list[Any]) -> None:
         node = keys["approval"][1]
         spec: dict[str, Any] = {}
         if not (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"):
@@ -392,8 +418,7 @@ class _Parser:
                 elif key == "for":
                     spec["guards"] = self.step_ref(vnode, "for", refs)
                 else:
-                    self.error(knode, f"unknown key '{key}' in approval; use "
-                               f"{', '.join(allowed)}")
+                    self.error(knode, f"unknown key '{key}' in approval; use {', '.join(allowed)}")
         fields["approval"] = ApprovalSpec(**spec)
         if "on_denied" in keys:
             fields["on_denied"] = self.step_ref(keys["on_denied"][1], "on_denied", refs)
@@ -440,8 +465,7 @@ class _Parser:
             prompt = self.string(spec["prompt"][1], "prompt") if "prompt" in spec else None
             if prompt is None and "prompt" not in spec:
                 self.error(node, "answer needs a 'prompt'")
-            required = self.boolean(spec["required"][1], "required") if "required" in spec \
-                else True
+            required = self.boolean(spec["required"][1], "required") if "required" in spec else True
             pattern = self.string(spec["pattern"][1], "pattern") if "pattern" in spec else None
             if pattern is not None:
                 try:
@@ -450,12 +474,12 @@ class _Parser:
                     self.error(spec["pattern"][1], f"pattern is not a regular expression ({exc})")
             for key, (knode, _) in spec.items():
                 if key not in ("prompt", "required", "pattern"):
-                    self.error(knode, f"unknown key '{key}' in answer; use prompt, required, "
-                               "pattern")
+                    self.error(
+                        knode, f"unknown key '{key}' in answer; use prompt, required, pattern"
+                    )
             fields["answer"] = AnswerSpec(prompt or "answer", bool(required), pattern)
 
-    def kind_escalate(self, keys: dict[str, Any], fields: dict[str, Any],
-                      refs: list[Any]) -> None:
+    def kind_escalate(self, keys: dict[str, Any], fields: dict[str, Any], refs: list[Any]) -> None:
         node = keys["escalate"][1]
         if isinstance(node, yaml.ScalarNode | yaml.SequenceNode):
             fields["page"] = self.strings(node, "escalate (who to page)")
@@ -487,8 +511,9 @@ class _Parser:
             todo.extend(t for t in edges[sid] if t is not None)
         for s in steps:
             if s.id not in reachable and s.id not in referenced and "#" not in s.id:
-                self.problems.append(Problem(s.where, f"step '{s.id}' is unreachable: no "
-                                             "step goes to it"))
+                self.problems.append(
+                    Problem(s.where, f"step '{s.id}' is unreachable: no step goes to it")
+                )
         # Steps that can reach the end; a reachable step that cannot is trapped in a cycle.
         exits = {s.id for s in steps if None in edges[s.id]}
         changed = True
@@ -506,9 +531,14 @@ class _Parser:
             loop = _loop_through(s.id, edges, trapped)
             if loop:
                 reported.update(loop)
-                self.problems.append(Problem(s.where, "cycle without an exit: "
-                                             f"{' -> '.join([*loop, loop[0]])} never "
-                                             "reaches the end; add a decide or next: end"))
+                self.problems.append(
+                    Problem(
+                        s.where,
+                        "cycle without an exit: "
+                        f"{' -> '.join([*loop, loop[0]])} never "
+                        "reaches the end; add a decide or next: end",
+                    )
+                )
 
 
 def _loop_through(start: str, edges: dict[str, list[str | None]], inside: set[str]) -> list[str]:
@@ -558,8 +588,11 @@ def check_text(text: str, source: str) -> tuple[Runbook | None, list[Problem]]:
         where = Where(mark.line + 1, mark.column + 1) if mark else Where(1, 1)
         return None, [Problem(where, f"not valid YAML: {exc.problem or exc.context}")]
     if root is None:
-        return None, [Problem(Where(1, 1), "the file is empty; a runbook needs 'runbook', "
-                              "'version' and 'steps'")]
+        return None, [
+            Problem(
+                Where(1, 1), "the file is empty; a runbook needs 'runbook', 'version' and 'steps'"
+            )
+        ]
     book = parser.runbook(root, sha256_hex(text.encode("utf-8")), source)
     parser.problems.sort(key=lambda p: (p.where.line, p.where.column))
     return (book if not parser.problems else None), parser.problems
@@ -623,5 +656,6 @@ def find(name_or_path: str) -> Path:
         if name == name_or_path:
             return path
     names = ", ".join(n for n, _ in available()) or "none"
-    raise NotFound(f"no runbook named '{name_or_path}'; available: {names} "
-                   "(`backout runbook list`).")
+    raise NotFound(
+        f"no runbook named '{name_or_path}'; available: {names} (`backout runbook list`)."
+    )

@@ -69,8 +69,11 @@ def plan_for(ctx: StepContext, step: Step | None, approval_step: str) -> PlanVie
     """The plan an approval at ``approval_step`` binds to (its guarded action's plan)."""
     if step is not None and step.action in PROVIDERS:
         return PROVIDERS[step.action].plan(ctx, step)
-    summary = {"action": step.action if step else None, "run": ctx.run.id,
-               "approval": approval_step}
+    summary = {
+        "action": step.action if step else None,
+        "run": ctx.run.id,
+        "approval": approval_step,
+    }
     return PlanView(digest({**summary, "exec": ctx.exec_id}), summary)
 
 
@@ -86,8 +89,9 @@ def _rollback_options(ctx: StepContext, step: Step) -> Any:
         sc = Scope(tuple(scope.get("steps", ())), tuple(scope.get("keys", ())))
     else:
         sc = Scope()
-    return Options(scope=sc, on_conflict=step.with_.get("on_conflict", "review"),
-                   via_runbook=ctx.exec_id)
+    return Options(
+        scope=sc, on_conflict=step.with_.get("on_conflict", "review"), via_runbook=ctx.exec_id
+    )
 
 
 class RollbackProvider:
@@ -104,8 +108,10 @@ class RollbackProvider:
             "tables": sorted({i.table for i in plan.items}),
             "operations": [i.as_dict() for i in plan.items[:20]],
             "more": max(len(plan.items) - 20, 0),
-            "conflict_rows": [{"table": c.table, "key": c.key, "ours": c.expect, "now": c.now}
-                              for c in conflicts[:20]],
+            "conflict_rows": [
+                {"table": c.table, "key": c.key, "ours": c.expect, "now": c.now}
+                for c in conflicts[:20]
+            ],
         }
         kinds = tuple(sorted({i.kind for i in plan.items}))
         return PlanView(plan.digest, summary, kinds)
@@ -117,7 +123,8 @@ class RollbackProvider:
             ctx.renew()
 
         report = Rollback(ctx.journal, ctx.settings, progress=progress).execute(
-            ctx.run.id, _rollback_options(ctx, step))
+            ctx.run.id, _rollback_options(ctx, step)
+        )
         result = {
             "rollback_run": report.extra.get("rollback_run"),
             "plan_digest": report.extra.get("plan_digest"),
@@ -158,9 +165,14 @@ class ResumeProvider:
         from console.engine.apply import Engine
 
         report = Engine(ctx.journal, ctx.settings).resume(ctx.run.id)
-        result = {"status": report.status, "applied": report.applied, "failed": report.failed,
-                  "conflicts": report.conflicts, "exit_code": int(report.exit_code),
-                  "message": report.message}
+        result = {
+            "status": report.status,
+            "applied": report.applied,
+            "failed": report.failed,
+            "conflicts": report.conflicts,
+            "exit_code": int(report.exit_code),
+            "message": report.message,
+        }
         outcome = {Exit.DONE: "done", Exit.REVIEW: "review"}.get(report.exit_code, "failed")
         return StepResult(outcome, result, report.exit_code, report.message)
 
@@ -175,28 +187,36 @@ class FixProvider:
         try:
             service = importlib.import_module("console.reconcile.service")
         except ImportError:
-            raise BadInput("fixes are not available: console.reconcile.service is missing."
-                           ) from None
+            raise BadInput(
+                "fixes are not available: console.reconcile.service is missing."
+            ) from None
         if not hasattr(service, "fix_plan") or not hasattr(service, "apply_fixes"):
-            raise BadInput("fixes are not available: console.reconcile.service has no "
-                           "fix_plan/apply_fixes.")
+            raise BadInput(
+                "fixes are not available: console.reconcile.service has no fix_plan/apply_fixes."
+            )
         return service
 
     def plan(self, ctx: StepContext, step: Step) -> PlanView:
         fix = self._service().fix_plan(ctx.journal, ctx.settings, ctx.run.id)
         summary = fix.as_dict() if hasattr(fix, "as_dict") else {"fixes": str(fix)}
         ops = tuple(sorted({str(getattr(f, "op", "update")) for f in getattr(fix, "items", [])}))
-        return PlanView(str(fix.digest), {"action": "fix", "run": ctx.run.id, **summary},
-                        ops or ("update",))
+        return PlanView(
+            str(fix.digest), {"action": "fix", "run": ctx.run.id, **summary}, ops or ("update",)
+        )
 
     def execute(self, ctx: StepContext, step: Step, plan: PlanView) -> StepResult:
-        report = self._service().apply_fixes(ctx.journal, ctx.settings, ctx.run.id,
-                                             plan_digest=plan.digest, via_runbook=ctx.exec_id)
+        report = self._service().apply_fixes(
+            ctx.journal, ctx.settings, ctx.run.id, plan_digest=plan.digest, via_runbook=ctx.exec_id
+        )
         code = Exit(int(getattr(report, "exit_code", 0)))
         result = report.as_dict() if hasattr(report, "as_dict") else {"exit_code": int(code)}
         outcome = {Exit.DONE: "done", Exit.REVIEW: "review"}.get(code, "failed")
-        return StepResult(outcome, {**result, "approved_plan_digest": plan.digest}, code,
-                          str(getattr(report, "message", f"fixes applied (exit {int(code)})")))
+        return StepResult(
+            outcome,
+            {**result, "approved_plan_digest": plan.digest},
+            code,
+            str(getattr(report, "message", f"fixes applied (exit {int(code)})")),
+        )
 
 
 register("rollback", RollbackProvider())

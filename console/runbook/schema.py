@@ -99,8 +99,7 @@ class Step:
     def spec(self) -> dict[str, Any]:
         """What the step runs, as recorded in the evidence."""
         out: dict[str, Any] = {"id": self.id, "kind": self.kind}
-        for name in ("check", "against", "sql", "target", "expect", "action", "manual",
-                     "message"):
+        for name in ("check", "against", "sql", "target", "expect", "action", "manual", "message"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value

@@ -23,9 +23,11 @@ FINAL = ("completed", "escalated", "denied", "aborted")
 
 def get_exec(conn: Connection, ref: str) -> RunbookExec:
     """An execution by id or unique id prefix."""
-    rows = conn.execute(
-        select(T_EXECS).where(T_EXECS.c.id.startswith(ref, autoescape=True)).limit(2)
-    ).mappings().all()
+    rows = (
+        conn.execute(select(T_EXECS).where(T_EXECS.c.id.startswith(ref, autoescape=True)).limit(2))
+        .mappings()
+        .all()
+    )
     exact = [r for r in rows if r["id"] == ref]
     if exact:
         return RunbookExec(**exact[0])
@@ -45,25 +47,30 @@ def list_execs(conn: Connection, *, limit: int = 100) -> list[RunbookExec]:
 
 def open_execs(conn: Connection, run_id: str, runbook: str) -> list[str]:
     rows = conn.execute(
-        select(T_EXECS.c.id, T_EXECS.c.status).where(T_EXECS.c.run_id == run_id,
-                                                      T_EXECS.c.runbook == runbook)
+        select(T_EXECS.c.id, T_EXECS.c.status).where(
+            T_EXECS.c.run_id == run_id, T_EXECS.c.runbook == runbook
+        )
     ).all()
     return [r.id for r in rows if r.status not in FINAL]
 
 
 def exec_steps(conn: Connection, exec_id: str) -> list[RunbookStep]:
     rows = conn.execute(
-        select(T_EXEC_STEPS).where(T_EXEC_STEPS.c.exec_id == exec_id)
-        .order_by(T_EXEC_STEPS.c.idx)
+        select(T_EXEC_STEPS).where(T_EXEC_STEPS.c.exec_id == exec_id).order_by(T_EXEC_STEPS.c.idx)
     ).mappings()
     return [RunbookStep(**r) for r in rows]
 
 
 def exec_step(conn: Connection, exec_id: str, step_id: str) -> RunbookStep:
-    row = conn.execute(
-        select(T_EXEC_STEPS).where(T_EXEC_STEPS.c.exec_id == exec_id,
-                                   T_EXEC_STEPS.c.step_id == step_id)
-    ).mappings().one()
+    row = (
+        conn.execute(
+            select(T_EXEC_STEPS).where(
+                T_EXEC_STEPS.c.exec_id == exec_id, T_EXEC_STEPS.c.step_id == step_id
+            )
+        )
+        .mappings()
+        .one()
+    )
     return RunbookStep(**row)
 
 
@@ -73,9 +80,19 @@ def approvals(conn: Connection, exec_id: str, step_id: str | None = None) -> lis
         stmt = stmt.where(T_APPROVALS.c.step_id == step_id)
     out = []
     for r in conn.execute(stmt.order_by(T_APPROVALS.c.seq)).mappings():
-        out.append(Given(int(r["seq"]), r["approver"], tuple(loads(r["roles"]) or ()),
-                         r["decision"], r["state"], r["plan_digest"], r["runbook_digest"],
-                         parse_ts(r["ts"]), r["comment"]))
+        out.append(
+            Given(
+                int(r["seq"]),
+                r["approver"],
+                tuple(loads(r["roles"]) or ()),
+                r["decision"],
+                r["state"],
+                r["plan_digest"],
+                r["runbook_digest"],
+                parse_ts(r["ts"]),
+                r["comment"],
+            )
+        )
     return out
 
 
@@ -89,8 +106,9 @@ def approval_rows(conn: Connection, exec_id: str) -> list[dict[str, Any]]:
 def executors(conn: Connection, exec_id: str) -> tuple[str, ...]:
     """Everyone who executed a step of this execution."""
     rows = conn.execute(
-        select(T_EXEC_STEPS.c.by).where(T_EXEC_STEPS.c.exec_id == exec_id,
-                                        T_EXEC_STEPS.c.by.is_not(None)).distinct()
+        select(T_EXEC_STEPS.c.by)
+        .where(T_EXEC_STEPS.c.exec_id == exec_id, T_EXEC_STEPS.c.by.is_not(None))
+        .distinct()
     ).scalars()
     return tuple(sorted(str(r) for r in rows))
 
@@ -114,8 +132,10 @@ def pinned(journal: Journal, ex: RunbookExec) -> Pinned:
         if event.payload.get("exec") == ex.id:
             book = parse_text(event.payload["content"], event.payload.get("source", ex.runbook))
             if book.digest != ex.digest:
-                raise BadInput(f"execution {ex.id}: the journaled runbook does not match its "
-                               "digest; run `backout journal verify`.")
+                raise BadInput(
+                    f"execution {ex.id}: the journaled runbook does not match its "
+                    "digest; run `backout journal verify`."
+                )
             _PINNED[key] = Pinned(book, dict(event.payload), event.seq)
             return _PINNED[key]
     raise NotFound(f"execution {ex.id}: its runbook.started event is missing.")

@@ -54,32 +54,41 @@ def run_check(ctx: StepContext, step: Step) -> StepResult:
     else:
         run = ctx.journal.get_run(ctx.run.id)
         wanted = [step.expect] if isinstance(step.expect, str) else list(step.expect or [])
-        result = {"status": run.status, "ok": not wanted or run.status in wanted,
-                  "expect": wanted}
+        result = {"status": run.status, "ok": not wanted or run.status in wanted, "expect": wanted}
     ok = bool(result.get("ok", True))
     what = f"{step.kind} {step.check}"
     if ok:
         return StepResult("done", result, Exit.DONE, f"{what}: as expected")
     detail = {k: v for k, v in result.items() if k in ("findings", "value", "status")}
-    return StepResult("expectation", result, Exit.REVIEW,
-                      f"{what}: expected {step.expect}, found {json.dumps(detail, default=str)}")
+    return StepResult(
+        "expectation",
+        result,
+        Exit.REVIEW,
+        f"{what}: expected {step.expect}, found {json.dumps(detail, default=str)}",
+    )
 
 
 def _reconcile(ctx: StepContext, step: Step) -> dict[str, Any]:
     try:
         service = importlib.import_module("console.reconcile.service")
     except ImportError:
-        raise StepFailed("reconciliation is not available in this build "
-                         "(console.reconcile.service is missing).") from None
-    res = service.reconcile_run(ctx.journal, ctx.settings, ctx.run.id,
-                                step.against or "expected")
+        raise StepFailed(
+            "reconciliation is not available in this build (console.reconcile.service is missing)."
+        ) from None
+    res = service.reconcile_run(ctx.journal, ctx.settings, ctx.run.id, step.against or "expected")
     counts = {k: int(v) for k, v in dict(res.counts).items()}
     findings = {c: counts.get(c, 0) for c in expr.FINDING_CLASSES}
     findings["total"] = sum(findings.values())
     expect = step.expect or {}
     ok = all(findings.get(k) == v for k, v in expect.items())
-    return {"check": "reconcile", "against": step.against, "findings": findings,
-            "exit_code": int(getattr(res, "exit_code", 0)), "ok": ok, "expect": expect}
+    return {
+        "check": "reconcile",
+        "against": step.against,
+        "findings": findings,
+        "exit_code": int(getattr(res, "exit_code", 0)),
+        "ok": ok,
+        "expect": expect,
+    }
 
 
 def _target_url(ctx: StepContext, ref: str) -> str:
@@ -87,8 +96,11 @@ def _target_url(ctx: StepContext, ref: str) -> str:
         return ctx.settings.targets[ref].url
     if "://" in ref and ":***@" not in ref:
         return ref
-    raise StepFailed(f"sql check: target '{ref}' is neither a name in backout.toml nor a "
-                     "usable URL; name the target with `target:`.", Exit.BAD_INPUT)
+    raise StepFailed(
+        f"sql check: target '{ref}' is neither a name in backout.toml nor a "
+        "usable URL; name the target with `target:`.",
+        Exit.BAD_INPUT,
+    )
 
 
 def _sql(ctx: StepContext, step: Step) -> dict[str, Any]:
@@ -134,28 +146,41 @@ def _same(value: Any, expected: Any) -> bool:
 def run_manual(step: Step, confirm: bool, answer: str | None, exec_id: str) -> StepResult:
     if not confirm:
         hint = f" --answer '{step.answer.prompt}'" if step.answer else ""
-        raise Blocked(f"step '{step.id}' is manual: {(step.manual or '').strip()} Confirm "
-                      f"with `backout runbook next {exec_id} --confirm{hint}`.")
+        raise Blocked(
+            f"step '{step.id}' is manual: {(step.manual or '').strip()} Confirm "
+            f"with `backout runbook next {exec_id} --confirm{hint}`."
+        )
     if step.answer is not None:
         if step.answer.required and not (answer or "").strip():
-            raise BadInput(f"step '{step.id}' needs an answer: {step.answer.prompt}; pass "
-                           "--answer TEXT.")
+            raise BadInput(
+                f"step '{step.id}' needs an answer: {step.answer.prompt}; pass --answer TEXT."
+            )
         if answer and step.answer.pattern and not re.search(step.answer.pattern, answer):
-            raise BadInput(f"step '{step.id}': the answer does not match "
-                           f"{step.answer.pattern}; {step.answer.prompt}.")
-    result = {"instruction": (step.manual or "").strip(), "confirmed": True,
-              "answer": answer}
+            raise BadInput(
+                f"step '{step.id}': the answer does not match "
+                f"{step.answer.pattern}; {step.answer.prompt}."
+            )
+    result = {"instruction": (step.manual or "").strip(), "confirmed": True, "answer": answer}
     return StepResult("done", result, Exit.DONE, f"step '{step.id}' confirmed")
 
 
 def run_escalate(ctx: StepContext, step: Step) -> StepResult:
-    payload = {"exec": ctx.exec_id, "step": step.id, "page": list(step.page),
-               "message": step.message, "run": ctx.run.id}
+    payload = {
+        "exec": ctx.exec_id,
+        "step": step.id,
+        "page": list(step.page),
+        "message": step.message,
+        "run": ctx.run.id,
+    }
     _notify(ctx, {"event": "escalation", **payload})
     result = {"page": list(step.page), "message": step.message}
-    return StepResult("done", result, Exit.DONE,
-                      f"escalated: paging {', '.join(step.page)}",
-                      events=[("escalation", payload)])
+    return StepResult(
+        "done",
+        result,
+        Exit.DONE,
+        f"escalated: paging {', '.join(step.page)}",
+        events=[("escalation", payload)],
+    )
 
 
 # --- actions without a plan -------------------------------------------------------------
@@ -167,22 +192,32 @@ def run_simple_action(ctx: StepContext, step: Step) -> StepResult:
         from console.engine.apply import Engine
 
         report = Engine(ctx.journal, ctx.settings).request_pause(ctx.run.id)
-        return StepResult("done", {"status": report.status, "message": report.message},
-                          Exit.DONE, report.message)
+        return StepResult(
+            "done", {"status": report.status, "message": report.message}, Exit.DONE, report.message
+        )
     if action == "notify":
         message = str(step.with_.get("message") or f"runbook step '{step.id}'")
-        channels = _notify(ctx, {"event": "notify", "exec": ctx.exec_id, "run": ctx.run.id,
-                                 "message": message})
-        return StepResult("done", {"message": message, "channels": channels}, Exit.DONE,
-                          f"notified: {message}")
+        channels = _notify(
+            ctx, {"event": "notify", "exec": ctx.exec_id, "run": ctx.run.id, "message": message}
+        )
+        return StepResult(
+            "done", {"message": message, "channels": channels}, Exit.DONE, f"notified: {message}"
+        )
     if action in ("lock_target", "unlock_target"):
-        targets = [str(step.with_["target"])] if "target" in step.with_ \
+        targets = (
+            [str(step.with_["target"])]
+            if "target" in step.with_
             else run_targets(ctx.journal, ctx.run)
+        )
         kind = "target.locked" if action == "lock_target" else "target.unlocked"
         # The executor turns these into lock events (it knows the lock seqs to release).
-        return StepResult("done", {"targets": targets}, Exit.DONE,
-                          f"{action.replace('_', ' ')}: {', '.join(targets)}",
-                          events=[(kind, {"targets": targets})])
+        return StepResult(
+            "done",
+            {"targets": targets},
+            Exit.DONE,
+            f"{action.replace('_', ' ')}: {', '.join(targets)}",
+            events=[(kind, {"targets": targets})],
+        )
     raise StepFailed(f"action '{action}' cannot run here.")
 
 
@@ -206,8 +241,9 @@ def _notify(ctx: StepContext, message: dict[str, Any]) -> dict[str, str]:
 def _post(url: str, body: str, retries: int) -> str:
     error = "not sent"
     for _ in range(retries + 1):
-        request = urllib.request.Request(url, data=body.encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url, data=body.encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 return f"ok ({response.status})"
