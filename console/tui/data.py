@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, func, literal, not_, or_, select, tuple_
 from sqlalchemy.engine import RowMapping
 
-from console.journal import Journal, models
-from console.journal.store import T_EVENTS, T_OPS, T_RUNS, T_SEGMENTS
+from console.journal import Journal
+from console.journal.store import T_CHECKPOINTS, T_EVENTS, T_OPS, T_RUNS, T_SEGMENTS, T_STEPS
 from console.status import RUN_STATUSES
 from console.tui import describe, fmt
 from console.tui.filters import EMPTY, Filter, FilterError, match_prefix, parse, truthy
@@ -38,6 +38,78 @@ OP_STATUSES = (
     "reverted",
     "would_apply",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """A run as the console shows it (plain values: SQLModel objects cost ~1 ms each)."""
+
+    id: str
+    kind: str
+    parent_run: str | None
+    changeset: str
+    version: int
+    digest: str
+    automation: str | None
+    description: str | None
+    target: str
+    status: str
+    corr: str
+    actor: str
+    drill: bool
+    dry_run: bool
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    rows_total: int
+    rows_applied: int
+    rows_failed: int
+    rows_conflict: int
+    rows_reverted: int
+    rows_skipped: int
+    drifted: bool
+    last_seq: int
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpRow:
+    run_id: str
+    op_no: int
+    seg_no: int
+    step_no: int
+    tbl: str
+    op: str
+    key: str
+    before: str | None
+    after: str | None
+    inverse: str
+    idem_key: str
+    status: str
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    step_no: int
+    name: str
+    tbl: str
+
+
+def _pick(cls: Any, values: Any) -> Any:
+    """``cls`` from the columns it knows (the journal may grow columns)."""
+    get = values.__getitem__ if isinstance(values, RowMapping | dict) else values.__getattribute__
+    return cls(**{name: get(name) for name in cls.__dataclass_fields__})
+
+
+def run_row(values: Any) -> RunRow:
+    row: RunRow = _pick(RunRow, values)
+    return row
+
+
+def op_row(values: Any) -> OpRow:
+    row: OpRow = _pick(OpRow, values)
+    return row
 
 
 class PagedSource(Generic[R]):
@@ -198,7 +270,7 @@ def parse_run_filter(text: str) -> Filter:
 
 def run_source(
     journal: Journal, f: Filter = EMPTY, sort: str = "started", descending: bool = True
-) -> PagedSource[models.Run]:
+) -> PagedSource[RunRow]:
     stmt = _apply_terms(select(T_RUNS), f, _run_term)
     column = RUN_SORTS[sort][1]()
     return PagedSource(
@@ -206,12 +278,12 @@ def run_source(
         stmt,
         [column, T_RUNS.c.id],
         descending=descending,
-        row=lambda r: models.Run(**r),
+        row=run_row,
         key=lambda run: (_sort_value(run, sort), run.id),
     )
 
 
-def _sort_value(run: models.Run, sort: str) -> Any:
+def _sort_value(run: RunRow, sort: str) -> Any:
     if sort == "started":
         return run.created_at
     if sort == "problems":
@@ -221,7 +293,7 @@ def _sort_value(run: models.Run, sort: str) -> Any:
     return getattr(run, sort)
 
 
-def run_key(run: models.Run, sort: str) -> Key:
+def run_key(run: RunRow, sort: str) -> Key:
     return (_sort_value(run, sort), run.id)
 
 
@@ -270,14 +342,14 @@ def parse_op_filter(text: str) -> Filter:
     return Filter(f.text, terms)
 
 
-def op_source(journal: Journal, run_id: str, f: Filter = EMPTY) -> PagedSource[models.Operation]:
+def op_source(journal: Journal, run_id: str, f: Filter = EMPTY) -> PagedSource[OpRow]:
     stmt = _apply_terms(select(T_OPS).where(T_OPS.c.run_id == run_id), f, _op_term)
     return PagedSource(
         journal,
         stmt,
         [T_OPS.c.op_no],
         descending=False,
-        row=lambda r: models.Operation(**r),
+        row=op_row,
         key=lambda op: (op.op_no,),
     )
 
@@ -442,89 +514,151 @@ MARKER_CAP = 20_000
 class RunBundle:
     """What the run screen needs up front: small, whatever the run's size."""
 
-    run: models.Run
-    steps: list[models.Step]
+    run: RunRow
+    steps: list[StepRow]
     segments: list[SegmentSpan]
     markers: list[Marker]
     markers_capped: bool
     op_counts: dict[str, int]
-    events_total: int
+    events_total: int | None = None  # counted afterwards: a million rows take a while
     first_at: float | None = None
     last_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def load_markers(journal: Journal, run_id: str) -> tuple[list[Marker], bool]:
-    out: list[Marker] = []
-    after = 0
-    while len(out) < MARKER_CAP:
-        batch = journal.events(
-            run_id, after_seq=after, limit=2000, kinds=list(describe.TIMELINE_KINDS)
+def _kind_queries(run_id: str) -> list[Select[Any]]:
+    """One query per marker kind (or family), each on the kind index.
+
+    ``run_id = ? AND kind IN (...)`` makes SQLite walk the run's index over every event of
+    the run (a million for a big one) and read each row; by kind, it reads only the rows of
+    those kinds. Checkpoints come from their projection (indexed by run).
+    """
+    e = T_EVENTS.c
+    out: list[Select[Any]] = []
+    for kind in describe.TIMELINE_KINDS:
+        if kind == "checkpoint":
+            continue
+        if kind.endswith("*"):
+            prefix = kind[:-1]
+            cond = and_(e.kind >= prefix, e.kind < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        else:
+            cond = e.kind == kind
+        # coalesce() keeps the planner off the run index, so it takes the kind index.
+        stmt = select(e.seq, e.ts, e.kind, e.payload).where(
+            cond, func.coalesce(e.run_id, "") == run_id
         )
-        for ev in batch:
-            style = describe.marker(ev.kind, ev.payload)
-            at = fmt.epoch(ev.ts)
-            if style is None or at is None:
-                continue
-            seg = ev.payload.get("seg_no")
-            out.append(
-                Marker(
-                    ev.seq,
-                    at,
-                    ev.kind,
-                    describe.summary(ev.kind, ev.payload),
-                    int(seg) if isinstance(seg, int) else None,
-                    style,
-                )
+        out.append(stmt.order_by(e.seq).limit(MARKER_CAP))
+    c = T_CHECKPOINTS.c
+    out.append(
+        select(c.seq, c.ts, literal("checkpoint").label("kind"), c.payload)
+        .where(c.run_id == run_id)
+        .order_by(c.seq)
+        .limit(MARKER_CAP)
+    )
+    return out
+
+
+def load_markers(journal: Journal, run_id: str) -> tuple[list[Marker], bool]:
+    rows: list[Any] = []
+    with journal.read() as conn:
+        for stmt in _kind_queries(run_id):
+            rows.extend(conn.execute(stmt).all())
+    rows.sort(key=lambda r: r.seq)
+    capped = len(rows) > MARKER_CAP
+    out: list[Marker] = []
+    for seq, ts, kind, payload_text in rows[:MARKER_CAP]:
+        payload = fmt.loads(payload_text)
+        payload = payload if isinstance(payload, dict) else {}
+        style = describe.marker(kind, payload)
+        at = fmt.epoch(ts)
+        if style is None or at is None:
+            continue
+        seg = payload.get("seg_no")
+        out.append(
+            Marker(
+                seq,
+                at,
+                kind,
+                describe.summary(kind, payload),
+                int(seg) if isinstance(seg, int) else None,
+                style,
             )
-        if len(batch) < 2000:
-            return out, False
-        after = batch[-1].seq
-    return out, True
+        )
+    return out, capped
 
 
 def load_run(journal: Journal, ref: str) -> RunBundle:
-    run = journal.get_run(ref)
-    segments = [
-        SegmentSpan(
-            s.seg_no,
-            s.step_no,
-            s.status,
-            fmt.epoch(s.started_at) or 0.0,
-            fmt.epoch(s.finished_at),
-            s.first_op,
-            s.last_op,
-        )
-        for s in journal.segments(run.id)
-    ]
+    run = run_row(journal.get_run(ref))
+    s = T_SEGMENTS.c
+    t = T_STEPS.c
+    with journal.read() as conn:
+        segments = [
+            SegmentSpan(
+                r.seg_no,
+                r.step_no,
+                r.status,
+                fmt.epoch(r.started_at) or 0.0,
+                fmt.epoch(r.finished_at),
+                r.first_op,
+                r.last_op,
+            )
+            for r in conn.execute(
+                select(
+                    s.seg_no,
+                    s.step_no,
+                    s.status,
+                    s.started_at,
+                    s.finished_at,
+                    s.first_op,
+                    s.last_op,
+                )
+                .where(s.run_id == run.id)
+                .order_by(s.seg_no)
+            )
+        ]
+        steps = [
+            StepRow(r.step_no, r.name, r.tbl)
+            for r in conn.execute(
+                select(t.step_no, t.name, t.tbl).where(t.run_id == run.id).order_by(t.step_no)
+            )
+        ]
     markers, capped = load_markers(journal, run.id)
     times = [m.at for m in markers] + [s.start for s in segments]
     times += [s.end for s in segments if s.end is not None]
     for ts in (run.created_at, run.started_at, run.finished_at):
-        if (t := fmt.epoch(ts)) is not None:
-            times.append(t)
+        if (moment := fmt.epoch(ts)) is not None:
+            times.append(moment)
     return RunBundle(
         run=run,
-        steps=journal.steps(run.id),
+        steps=steps,
         segments=segments,
         markers=markers,
         markers_capped=capped,
         op_counts=journal.operation_status_counts(run.id),
-        events_total=journal.count_events(run.id),
         first_at=min(times) if times else None,
         last_at=max(times) if times else None,
     )
 
 
-def run_changed(journal: Journal, run_id: str, last_seq: int) -> models.Run | None:
-    """The run if anything happened to it since ``last_seq``; None otherwise (cheap)."""
-    run = journal.get_run(run_id)
-    return run if run.last_seq != last_seq else None
+def run_changed(journal: Journal, run_id: str, last_seq: int) -> bool:
+    """Whether anything happened to the run since ``last_seq`` (one indexed row)."""
+    with journal.read() as conn:
+        seq = conn.execute(select(T_RUNS.c.last_seq).where(T_RUNS.c.id == run_id)).scalar()
+    return seq != last_seq
 
 
-def operation(journal: Journal, run_id: str, op_no: int) -> models.Operation | None:
-    found = journal.operations(run_id, after_op=op_no - 1, limit=1)
-    return found[0] if found and found[0].op_no == op_no else None
+def count_events(journal: Journal, run_id: str) -> int:
+    return journal.count_events(run_id)
+
+
+def operation(journal: Journal, run_id: str, op_no: int) -> OpRow | None:
+    with journal.read() as conn:
+        found = (
+            conn.execute(select(T_OPS).where(T_OPS.c.run_id == run_id, T_OPS.c.op_no == op_no))
+            .mappings()
+            .first()
+        )
+    return None if found is None else op_row(found)
 
 
 def segment_of_intent(journal: Journal, run_id: str, seq: int) -> int | None:
@@ -535,3 +669,91 @@ def segment_of_intent(journal: Journal, run_id: str, seq: int) -> int | None:
             )
         ).scalar()
     return None if value is None else int(value)
+
+
+# --- runbook executions (projections written by console/runbook) ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExecStep:
+    step_id: str
+    kind: str
+    state: str
+    attempts: int
+    by: str | None
+    outcome: str | None
+    plan_digest: str | None
+    expires_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Given:
+    approver: str
+    decision: str  # approved | denied
+    state: str  # given | void | expired
+    roles: str
+    comment: str | None
+    step_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecView:
+    id: str
+    runbook: str
+    version: int
+    status: str
+    current_step: str | None
+    requested_by: str
+    started_at: str
+    reason: str | None
+    steps: list[ExecStep]
+    given: list[Given]
+
+
+def runbook_execs(journal: Journal, run_id: str, limit: int = 5) -> list[ExecView]:
+    """The run's runbook executions, newest first, with their steps and approvals."""
+    from console.journal.store import T_APPROVALS, T_EXEC_STEPS, T_EXECS
+
+    x, st, ap = T_EXECS.c, T_EXEC_STEPS.c, T_APPROVALS.c
+    out: list[ExecView] = []
+    with journal.read() as conn:
+        execs = conn.execute(
+            select(T_EXECS).where(x.run_id == run_id).order_by(x.started_at.desc()).limit(limit)
+        ).all()
+        for e in execs:
+            steps = [
+                ExecStep(
+                    r.step_id,
+                    r.kind,
+                    r.state,
+                    r.attempts,
+                    r.by,
+                    r.outcome,
+                    r.plan_digest,
+                    r.expires_at,
+                )
+                for r in conn.execute(
+                    select(T_EXEC_STEPS).where(st.exec_id == e.id).order_by(st.idx)
+                )
+            ]
+            given = [
+                Given(r.approver, r.decision, r.state, r.roles, r.comment, r.step_id)
+                for r in conn.execute(
+                    select(T_APPROVALS).where(ap.exec_id == e.id).order_by(ap.seq)
+                )
+            ]
+            out.append(
+                ExecView(
+                    e.id,
+                    e.runbook,
+                    e.version,
+                    e.status,
+                    e.current_step,
+                    e.requested_by,
+                    e.started_at,
+                    e.reason,
+                    steps,
+                    given,
+                )
+            )
+    return out

@@ -55,6 +55,7 @@ TIMELINE_KINDS = (
     "approval.*",
     "reconcile.*",
     "runbook.*",
+    "gate.refused",
     "fix.*",
 )
 
@@ -74,13 +75,15 @@ AUDIT_KINDS = (
     "op.forced",
     "approval.*",
     "runbook.*",
+    "gate.*",
+    "target.*",
     "rollback.*",
     "fix.*",
     "drill.*",
     "annotation",
 )
 RECONCILE_KINDS = ("reconcile.*", "snapshot.taken", "fix.*", "run.drift")
-RUNBOOK_KINDS = ("runbook.*", "approval.*")
+RUNBOOK_KINDS = ("runbook.*", "approval.*", "gate.*", "target.*")
 
 
 def marker(kind: str, payload: Mapping[str, Any] | None = None) -> MarkerStyle | None:
@@ -101,10 +104,13 @@ def marker(kind: str, payload: Mapping[str, Any] | None = None) -> MarkerStyle |
     if kind == "checkpoint":
         return CHECKPOINT
     if kind == "run.status":
-        status = str((payload or {}).get("status", ""))
+        # Explicit status changes are the rollback's (rolling_back, rolled_back, ...).
+        status = str((payload or {}).get("status", "roll"))
         return ROLLBACK if "roll" in status else RESUME
     if kind.startswith("rollback."):
         return ROLLBACK
+    if kind == "gate.refused":
+        return DENIAL
     if kind.startswith("approval."):
         return DENIAL if kind.endswith(("denied", "deny", "expired")) else APPROVAL
     if kind.startswith(("reconcile.", "fix.")):
@@ -206,6 +212,46 @@ def summary(kind: str, p: Mapping[str, Any]) -> str:
         return f"note: {g('text')}"
     if kind == "changeset.rejected":
         return f"{g('changeset')} v{g('version')} rejected: {len(g('problems') or [])} problems"
+    if kind.startswith(("runbook.", "approval.", "gate.", "target.")):
+        return _runbook_summary(kind, p)
     # Kinds from services still to come: say what we can, generically.
+    bits = [f"{k}={fmt.compact(v, 30)}" for k, v in sorted(p.items())[:4]]
+    return " ".join(bits) if bits else "(no payload)"
+
+
+def _runbook_summary(kind: str, p: Mapping[str, Any]) -> str:
+    """Runbook executions, approvals and gate refusals (console/runbook writes these)."""
+    g = p.get
+    step = f"step {g('step')}"
+    if kind == "runbook.started":
+        return f"runbook {g('runbook')} v{g('version')} started (exec {g('exec')}): {g('title')}"
+    if kind == "runbook.step.started":
+        return f"{step} ({g('kind')}) started, attempt {g('attempt')}"
+    if kind == "runbook.step.finished":
+        nxt = f" → next {g('next')}" if g("next") else " → end"
+        why = f": {g('reason')}" if g("reason") else ""
+        return f"{step} ({g('kind')}) {g('state')}, {g('outcome')}{why}{nxt}"
+    if kind == "runbook.step.failed":
+        return f"{step} ({g('kind')}) failed: {g('error')}"
+    if kind == "runbook.finished":
+        why = f": {g('reason')}" if g("reason") else ""
+        return f"runbook exec {g('exec')} finished, {g('status')}{why}"
+    plan = f"plan {str(g('plan_digest') or '')[:12]}"
+    if kind == "approval.requested":
+        return (
+            f"approval requested for {step} (request {g('request')}), {plan}, "
+            f"expires {str(g('expires_at') or '?')[:19]}"
+        )
+    if kind == "approval.granted":
+        roles = ",".join(g("roles") or []) or "no role"
+        return f"APPROVED {step} ({roles}), {plan}: {g('comment') or 'no comment'}"
+    if kind == "approval.denied":
+        return f"DENIED {step}, {plan}: {g('comment') or 'no comment'}"
+    if kind == "approval.expired":
+        return f"approval for {step} EXPIRED: {g('reason')}"
+    if kind == "gate.refused":
+        return f"gate refused {g('action')} ({g('rule')}, {g('state')}): {g('message')}"
+    if kind in ("target.locked", "target.unlocked"):
+        return f"{kind.split('.')[1]} {g('target')} for exec {g('exec')}"
     bits = [f"{k}={fmt.compact(v, 30)}" for k, v in sorted(p.items())[:4]]
     return " ".join(bits) if bits else "(no payload)"

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from console.journal import models
-from console.tui import fmt
+from console.tui import data, fmt
 
 
 class _Missing:
@@ -42,7 +41,7 @@ def _image(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def row_diff(op: models.Operation) -> RowDiff:
+def row_diff(op: data.OpRow) -> RowDiff:
     """The op's images; a conflict's detail (before, ours, now) wins when present."""
     detail = fmt.loads(op.detail) if op.detail else None
     detail = detail if isinstance(detail, dict) else {}

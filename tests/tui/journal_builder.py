@@ -547,6 +547,7 @@ def rolled_back_pair(
         steps=[StepSpec("raise-prices", "products", inverse_ops)],
         segment_size=60,
     )
+    runbook_approvals(j, clock, fwd, rollback_id)
     with j.write() as w:
         w.append(
             "run.status",
@@ -578,6 +579,101 @@ def rolled_back_pair(
             corr=fwd.corr,
         )
     return fwd, back
+
+
+def runbook_approvals(j: Journal, clock: FixedClock, run: RunScript, rollback_id: str) -> None:
+    """The rollback-batch runbook as console/runbook journals it: a first execution denied by
+    the data owner, a second one approved by a quorum of two, then its rollback step."""
+    plan = hashlib.sha256(f"plan:{rollback_id}".encode()).hexdigest()
+    book = hashlib.sha256(b"rollback-batch:2").hexdigest()
+    steps = [{"id": "approve", "kind": "approval"}, {"id": "rollback", "kind": "action"}]
+
+    def emit(actor: str, kind: str, payload: dict[str, Any]) -> None:
+        j.actor = actor
+        with j.write() as w:
+            if kind in ("approval.granted", "approval.denied"):
+                payload = {**payload, "head": {"seq": w.seq, "hash": w.hash}}
+            w.append(kind, payload, run_id=run.run_id, corr=run.corr)
+        clock.advance(20)
+
+    def started(ex: str) -> None:
+        emit(
+            "oncall1",
+            "runbook.started",
+            {
+                "exec": ex,
+                "runbook": "rollback-batch",
+                "version": 2,
+                "title": "Roll back a batch update",
+                "digest": book,
+                "owner": "oncall1",
+                "backup_ref": None,
+                "steps": steps,
+            },
+        )
+        emit(
+            "oncall1",
+            "approval.requested",
+            {
+                "exec": ex,
+                "step": "approve",
+                "guards": "rollback",
+                "request": 1,
+                "plan_digest": plan,
+                "runbook_digest": book,
+                "requirement": {"quorum": 2, "require_roles": ["data-owner"]},
+                "expires_at": "2026-11-27T01:50:00.000000Z",
+                "reason": None,
+                "void": [],
+                "plan": {"items": 120, "conflicts": 0},
+            },
+        )
+
+    def given(ex: str) -> dict[str, Any]:
+        return {
+            "exec": ex,
+            "step": "approve",
+            "request": 1,
+            "plan_digest": plan,
+            "runbook_digest": book,
+            "guards": "rollback",
+        }
+
+    first, second = "rbx000000001", "rbx000000002"
+    started(first)
+    reason = "wait for the ERP export"
+    denial = {"roles": ["data-owner"], "comment": reason, "next": None, "status": "denied"}
+    emit("owner1", "approval.denied", {**given(first), **denial})
+    emit("owner1", "runbook.finished", {"exec": first, "status": "denied", "reason": reason})
+    started(second)
+    grant = {"roles": ["data-owner"], "comment": "export done, go"}
+    emit("owner1", "approval.granted", {**given(second), **grant})
+    emit(
+        "ic1",
+        "approval.granted",
+        {**given(second), "roles": ["incident-commander"], "comment": "ok"},
+    )
+    emit(
+        "ic1",
+        "runbook.step.finished",
+        {
+            "exec": second,
+            "step": "approve",
+            "kind": "approval",
+            "outcome": "approved",
+            "state": "done",
+            "result": {"approvers": ["owner1", "ic1"]},
+            "next": "rollback",
+            "status": "active",
+            "reason": None,
+        },
+    )
+    emit(
+        "oncall1",
+        "runbook.step.started",
+        {"exec": second, "step": "rollback", "kind": "action", "attempt": 1, "holder": "h1"},
+    )
+    j.actor = "engine"
 
 
 def drill_run(j: Journal, clock: FixedClock, run_id: str) -> RunScript:
@@ -673,3 +769,43 @@ def build_journal(path: Path, *, large_ops: int = 20_000) -> BuiltJournal:
     # "Now", as the console sees it in tests: a little after the last event.
     clock.at(T0 + dt.timedelta(minutes=90))
     return BuiltJournal(path, url, clock, dict(ids))
+
+
+def many_small_runs(j: Journal, clock: FixedClock, n: int, *, batch: int = 250) -> list[str]:
+    """``n`` small runs (three ops each), with a realistic mix of outcomes."""
+    ids: list[str] = []
+    changesets = ["eu-price-uplift", "apac-restock", "crm-dedupe", "us-discount", "catalog-sync"]
+    automations = ["n8n:workflow/42", "zapier:zap/981", "make:scenario/77", None]
+    for start in range(0, n, batch):
+        with j.write() as w:
+            for k in range(start, min(n, start + batch)):
+                run_id = f"r{k:011d}"
+                ops = [price_op(o, k * 3 + o, run_id) for o in range(1, 4)]
+                s = _script(
+                    j,
+                    clock,
+                    run_id,
+                    changeset=changesets[k % len(changesets)],
+                    version=1 + k % 9,
+                    automation=automations[k % len(automations)],
+                    steps=[StepSpec("step", "products", ops)],
+                    drill=k % 50 == 0,
+                )
+                s.create(w)
+                s.start(w)
+                seg = s.intent(w, 1, ops)
+                if k % 23 == 0:
+                    error = "deadlock detected"
+                    s._append(
+                        w,
+                        "segment.failed",
+                        {"seg_no": seg, "error": error, "op_no": 1, "ops": [1, 2, 3]},
+                    )
+                    s._append(w, "run.paused", {"reason": error, "by": "engine"})
+                else:
+                    s.applied(w, seg, [1, 2, 3])
+                    s.checkpoint(w, seg, 3, 3)
+                    s.complete(w, applied=3)
+                clock.advance(30)
+                ids.append(run_id)
+    return ids

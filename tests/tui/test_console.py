@@ -331,3 +331,20 @@ async def test_events_filter_by_kind(built: BuiltJournal) -> None:
         await press(pilot, "enter")
         await settle(pilot)
         assert "run.created" in screen_text(app)
+
+
+async def test_runbook_tab_lists_approvals_and_the_denial(built: BuiltJournal) -> None:
+    app = make_app(built, run=RUN_IDS["rolled_back"])
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        await press(pilot, "5")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "DENIED step approve" in text and "wait for the ERP export" in text
+        assert text.count("APPROVED step approve") == 2
+        assert "owner1" in text and "ic1" in text
+        await press(pilot, "6")
+        await settle(pilot)
+        audit = app.screen.query_one(AuditPane)
+        kinds = {audit.list.row_at(i).kind for i in range(audit.list.total)}  # type: ignore[union-attr]
+        assert {"approval.denied", "approval.granted", "run.status"} <= kinds

@@ -28,6 +28,24 @@ class HelpEntry:
     binding_id: str
 
 
+# Textual's own scrolling keys, inherited by every scrollable widget: not worth a line each.
+_NOISE = frozenset(
+    {
+        "scroll_left",
+        "scroll_right",
+        "page_left",
+        "page_right",
+        "scroll_up",
+        "scroll_down",
+        "scroll_home",
+        "scroll_end",
+        "page_up",
+        "page_down",
+        "screen.copy_text",
+    }
+)
+
+
 def _group(node: DOMNode) -> str:
     from textual.app import App
 
@@ -42,7 +60,7 @@ def entries(bindings: dict[str, ActiveBinding], key_display: dict[str, str]) -> 
     order: list[tuple[str, str, str]] = []
     for key, active in bindings.items():
         b: Binding = active.binding
-        if b.system:
+        if b.system or (not b.id and b.action in _NOISE):
             continue
         group = _group(active.node)
         ident = (group, b.action, b.description or b.action)
@@ -97,7 +115,7 @@ class HelpScreen(ModalScreen[None]):
         table = Table(box=box.SIMPLE_HEAD, expand=True, show_edge=False, padding=(0, 1))
         table.add_column("keys", style="bold cyan", no_wrap=True)
         table.add_column("does")
-        table.add_column("id (for [console.keys])", style="dim", no_wrap=True)
+        table.add_column(Text("id, for [console.keys]"), style="dim", no_wrap=True)
         group = None
         for e in self.items:
             if e.group != group:

@@ -18,8 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from console.journal import models
-from console.tui import fmt, look
+from console.tui import data, fmt, look
 from console.tui.diff import MISSING, RowDiff, row_diff
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.key_bar import KeyBar
@@ -38,7 +37,7 @@ def _cell(value: Any, style: str = "", *, pretty: bool = True) -> Text:
     return Text(value if isinstance(value, str) else fmt.compact(value, 10_000), style=style)
 
 
-def render_diff(op: models.Operation, diff: RowDiff) -> RenderableType:
+def render_diff(op: data.OpRow, diff: RowDiff) -> RenderableType:
     table = Table(box=box.SIMPLE_HEAD, expand=True, padding=(0, 1), show_edge=False)
     table.add_column("", width=2, no_wrap=True)
     table.add_column("field", style="bold", overflow="fold", ratio=1, min_width=10)
@@ -121,7 +120,7 @@ class RowDiffScreen(ConsoleScreen):
         Binding("G,end", "bottom", "Bottom", show=False, id="diff.bottom"),
     ]
 
-    def __init__(self, op: models.Operation, run: models.Run | None) -> None:
+    def __init__(self, op: data.OpRow, run: data.RunRow | None) -> None:
         super().__init__()
         self.op = op
         self.run = run

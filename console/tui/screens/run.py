@@ -13,7 +13,6 @@ from textual.message import Message
 from textual.widgets import Static, TabbedContent, TabPane
 
 from console.errors import BackoutError
-from console.journal import models
 from console.tui import data, fmt, look
 from console.tui.screens.base import ConsoleScreen, PaletteCommand
 from console.tui.tabs.audit import AuditPane
@@ -59,6 +58,12 @@ class RunScreen(ConsoleScreen):
             super().__init__()
             self.bundle = bundle
 
+    class EventsCounted(Message):
+        def __init__(self, run_id: str, total: int) -> None:
+            super().__init__()
+            self.run_id = run_id
+            self.total = total
+
     class Missing(Message):
         def __init__(self, error: str) -> None:
             super().__init__()
@@ -74,7 +79,7 @@ class RunScreen(ConsoleScreen):
         with TabbedContent(initial="timeline", id="tabs"):
             for pane in PANES:
                 with TabPane(pane.TAB_TITLE, id=pane.TAB_ID):
-                    yield pane(self.run_id)
+                    yield pane(self.run_id, eager=pane is TimelinePane)
         yield self.status_bar()
         yield KeyBar()
 
@@ -91,7 +96,7 @@ class RunScreen(ConsoleScreen):
         """Load the run; on a refresh, only if something happened to it."""
         journal = self.console_app.journal
         try:
-            if last_seq is not None and data.run_changed(journal, run_id, last_seq) is None:
+            if last_seq is not None and not data.run_changed(journal, run_id, last_seq):
                 return
             bundle = data.load_run(journal, run_id)
         except BackoutError as exc:
@@ -99,10 +104,24 @@ class RunScreen(ConsoleScreen):
             return
         self.post_message(self.Loaded(bundle))
 
+    @work(thread=True, group="run-count", exclusive=True, exit_on_error=False)
+    def _count_events(self, run_id: str) -> None:
+        total = data.count_events(self.console_app.journal, run_id)
+        self.post_message(self.EventsCounted(run_id, total))
+
+    @on(EventsCounted)
+    def _events_counted(self, message: EventsCounted) -> None:
+        if self.bundle is not None and self.bundle.run.id == message.run_id:
+            self.bundle.events_total = message.total
+            tabs = self.query_one(TabbedContent)
+            tabs.get_tab("events").label = self.query_one(EventsPane).tab_label()
+
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
         changed = self.bundle is not None
         self.bundle = message.bundle
+        # Counting a big run's events takes a while: after the first paint, not before it.
+        self._count_events(message.bundle.run.id)
         self._header(message.bundle.run)
         for pane in self.query(RunPane):
             pane.show_bundle(message.bundle, changed=changed)
@@ -120,7 +139,7 @@ class RunScreen(ConsoleScreen):
         last = self.bundle.run.last_seq if self.bundle is not None else None
         self._load(self.run_id, last)
 
-    def _header(self, run: models.Run) -> None:
+    def _header(self, run: data.RunRow) -> None:
         one = Text(" ", no_wrap=True, overflow="ellipsis")
         one.append_text(look.status(run.status))
         one.append(f"  {run.changeset} v{run.version}", style="bold")
@@ -188,7 +207,7 @@ class RunScreen(ConsoleScreen):
         from console.tui.screens.row_diff import RowDiffScreen
 
         op = message.row
-        assert isinstance(op, models.Operation)
+        assert isinstance(op, data.OpRow)
         run = self.bundle.run if self.bundle is not None else None
         self.app.push_screen(RowDiffScreen(op, run))
 
@@ -207,11 +226,17 @@ class RunScreen(ConsoleScreen):
         """Switch to the Events tab with the cursor on ``seq`` (clearing its filter)."""
         pane = self.query_one(EventsPane)
         pane.filter = data.parse_event_filter("")
-        pane.activated = True
-        self.query_one(TabbedContent).active = "events"
         # The list's count worker also finds the event's index (one query, off the loop).
-        pane.list.set_source(pane.make_source(pane.filter), keep=(seq,))
-        pane.list.focus()
+        pane.pending_keep = (seq,)
+        if pane.live:
+            pane.first_show()
+        self.action_tab("events")
+
+    @on(RunPane.Ready)
+    def _pane_ready(self, message: RunPane.Ready) -> None:
+        if message.pane is self.pane:
+            self._focus_pane()
+            self._sync_status()
 
     # --- actions --------------------------------------------------------------------------
 

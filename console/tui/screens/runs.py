@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Static
 
-from console.journal import Journal, models
+from console.journal import Journal
 from console.status import RUN_STATUSES
 from console.tui import data, fmt, look
 from console.tui.filters import EMPTY, Filter, FilterError
@@ -118,7 +118,7 @@ class RunsScreen(ConsoleScreen):
         self.status.set(position=fmt.position(message.index, message.total))
         self._detail(self.runs.current)
 
-    def _detail(self, run: models.Run | None) -> None:
+    def _detail(self, run: data.RunRow | None) -> None:
         panel = self.query_one("#run-detail", Static)
         if run is None:
             panel.update(Text(" No run selected.", style="dim"))
@@ -149,7 +149,7 @@ class RunsScreen(ConsoleScreen):
     @on(VirtualList.Opened, "#runs")
     def _open(self, message: VirtualList.Opened) -> None:
         run = message.row
-        assert isinstance(run, models.Run)
+        assert isinstance(run, data.RunRow)
         self.console_app.open_run(run.id)
 
     @on(FilterBar.Changed, "#runs-filter")

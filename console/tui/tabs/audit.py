@@ -35,8 +35,8 @@ class AuditPane(JournalPane):
             self.report = report
             self.error = error
 
-    def __init__(self, run_id: str) -> None:
-        super().__init__(run_id)
+    def __init__(self, run_id: str, *, eager: bool = False) -> None:
+        super().__init__(run_id, eager=eager)
         self.report: VerifyReport | None = None
         self.verifying = False
 
@@ -48,7 +48,7 @@ class AuditPane(JournalPane):
         t = Text()
         if self.verifying:
             t.append("… verifying the journal's hash chain and projections", style="bold")
-            t.append(" (in the background; the list below is live)", style="dim")
+            t.append(" (in the background)", style="dim")
         elif self.report is None:
             t.append("◌ journal not verified yet", style="bold")
             t.append("  press v to verify", style="dim")
@@ -66,8 +66,11 @@ class AuditPane(JournalPane):
             t.append("✗ JOURNAL DOES NOT VERIFY", style="bold reverse red")
             where = f" at event {r.first_bad_seq:,}" if r.first_bad_seq else ""
             t.append(f"{where}: {r.problem}", style="bold red")
-        t.append("\nWho did what on this run: approvals, denials, forced conflicts, runbook ")
-        t.append("steps, pauses and resumes, status changes.", style="")
+        t.append(
+            "\nWho did what: approvals, denials, forced conflicts, runbook steps, pauses, "
+            "resumes, status changes.",
+            style="dim",
+        )
         return t
 
     def action_verify(self) -> None:
@@ -97,4 +100,6 @@ class AuditPane(JournalPane):
     def _refresh_notice(self) -> None:
         from textual.widgets import Static
 
+        if not self.live:
+            return
         self.query_one(f"#{self.TAB_ID}-notice", Static).update(self.notice())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
+from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widget import Widget
 
 from console.tui.data import RunBundle
@@ -14,17 +17,35 @@ if TYPE_CHECKING:
 
 
 class RunPane(Vertical):
-    """One tab of the run screen. It loads lazily: nothing is read until it is first shown."""
+    """One tab of the run screen. It is lazy: its widgets are mounted and its data read only
+    when it is first shown, so opening a run costs one tab, not six."""
 
     TAB_ID: ClassVar[str] = ""
     TAB_TITLE: ClassVar[str] = ""
     HELP_TITLE: ClassVar[str] = ""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, *, eager: bool = False) -> None:
         super().__init__(id=f"pane-{self.TAB_ID}")
         self.run_id = run_id
         self.bundle: RunBundle | None = None
         self.activated = False
+        self.built = eager
+        self.live = False  # mounted and loading
+
+    class Ready(Message):
+        """A lazy tab finished mounting (the screen focuses it if it is showing)."""
+
+        def __init__(self, pane: RunPane) -> None:
+            super().__init__()
+            self.pane = pane
+
+    def build(self) -> Iterable[Widget]:
+        """The tab's widgets (subclasses)."""
+        return ()
+
+    def compose(self) -> ComposeResult:
+        if self.built:
+            yield from self.build()
 
     @property
     def console_app(self) -> BackoutApp:
@@ -34,10 +55,24 @@ class RunPane(Vertical):
         return self.app
 
     def activate(self) -> None:
-        """The tab is shown; the first time, start loading what it lists."""
-        if not self.activated:
-            self.activated = True
+        """The tab is shown; the first time, mount it and start loading what it lists."""
+        if self.activated:
+            return
+        self.activated = True
+        if self.built:
+            self.live = True
             self.first_show()
+            return
+        self.built = True
+        self.mount_all(list(self.build()))
+        self.call_after_refresh(self._built)
+
+    def _built(self) -> None:
+        self.live = True
+        if self.bundle is not None:
+            self.show_bundle(self.bundle, changed=False)
+        self.first_show()
+        self.post_message(self.Ready(self))
 
     def first_show(self) -> None:
         """Subclasses: start reading (in a worker)."""

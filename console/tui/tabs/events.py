@@ -20,7 +20,7 @@ class EventsPane(ListPane[data.EventLine]):
     TAB_TITLE = "Events"
     HELP_TITLE = "Events"
 
-    def compose(self) -> ComposeResult:
+    def build(self) -> ComposeResult:
         yield FilterBar(HINT)
         yield EventList(id="event-list")
 
@@ -31,6 +31,6 @@ class EventsPane(ListPane[data.EventLine]):
         return data.parse_event_filter(text)
 
     def tab_label(self) -> str:
-        if self.bundle is None:
+        if self.bundle is None or self.bundle.events_total is None:
             return self.TAB_TITLE
         return f"Events {self.bundle.events_total:,}"

@@ -25,10 +25,15 @@ class JournalPane(ListPane[data.EventLine]):
     NOTICE: ClassVar[str] = ""
     EMPTY: ClassVar[str] = "No such events for this run."
 
-    def compose(self) -> ComposeResult:
+    def build(self) -> ComposeResult:
         yield Static(self.notice(), classes="pane-notice", id=f"{self.TAB_ID}-notice")
+        yield from self.extra()
         yield FilterBar("kind prefixes (approval.*)  actor:bob  text:…  · !term negates")
         yield EventList(empty=self.EMPTY, id=f"{self.TAB_ID}-events")
+
+    def extra(self) -> ComposeResult:
+        """What the tab's service shows above the event list (as services land)."""
+        return ()
 
     def notice(self) -> Text:
         return Text(self.NOTICE)

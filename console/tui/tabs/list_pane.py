@@ -8,6 +8,7 @@ from textual import on
 from textual.widget import Widget
 
 from console.tui import fmt
+from console.tui.data import Key
 from console.tui.filters import EMPTY, Filter, FilterError
 from console.tui.tabs.base import RunPane
 from console.tui.widgets.filter_bar import FilterBar
@@ -19,9 +20,10 @@ R = TypeVar("R")
 class ListPane(RunPane, Generic[R]):
     FILTER_HINT = ""
 
-    def __init__(self, run_id: str) -> None:
-        super().__init__(run_id)
+    def __init__(self, run_id: str, *, eager: bool = False) -> None:
+        super().__init__(run_id, eager=eager)
         self.filter: Filter = EMPTY
+        self.pending_keep: Key | None = None  # put the cursor on this row once counted
 
     @property
     def list(self) -> VirtualList[Any]:
@@ -34,17 +36,20 @@ class ListPane(RunPane, Generic[R]):
         raise NotImplementedError
 
     def first_show(self) -> None:
-        self.list.set_source(self.make_source(self.filter))
+        keep, self.pending_keep = self.pending_keep, None
+        self.list.set_source(self.make_source(self.filter), keep=keep)
 
     def show_bundle(self, bundle: Any, *, changed: bool) -> None:
         super().show_bundle(bundle, changed=changed)
-        if changed and self.activated:
+        if changed and self.live:
             self.list.reload()
 
     def focus_target(self) -> Widget | None:
-        return self.list
+        return self.list if self.live else None
 
     def open_filter(self) -> bool:
+        if not self.live:
+            return False
         self.query_one(FilterBar).open(self.filter.text)
         return True
 
@@ -63,8 +68,8 @@ class ListPane(RunPane, Generic[R]):
         except FilterError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.activated = True
-        self.list.set_source(self.make_source(self.filter))
+        if self.live:  # else the tab applies it when it is first shown
+            self.list.set_source(self.make_source(self.filter))
 
     @on(FilterBar.Changed)
     def _filter_changed(self, message: FilterBar.Changed) -> None:
@@ -84,6 +89,8 @@ class ListPane(RunPane, Generic[R]):
             self.post_message(VirtualList.CursorMoved(self.list, 0, 0))
 
     def set_follow(self, on: bool) -> None:
+        if not self.live:
+            return
         lst = self.list
         lst.follow = on
         if on:
@@ -91,8 +98,10 @@ class ListPane(RunPane, Generic[R]):
             lst.follow = True
 
     def following(self) -> bool:
-        return self.list.follow
+        return self.live and self.list.follow
 
     def position(self) -> str:
+        if not self.live:
+            return "…"
         lst = self.list
         return fmt.position(lst.cursor, lst.total) if lst.counted else "…"

@@ -8,7 +8,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from console.journal import models
 from console.tui import data, look
 from console.tui.filters import Filter
 from console.tui.tabs.list_pane import ListPane
@@ -18,12 +17,12 @@ from console.tui.widgets.operation_list import OperationList
 HINT = "conflict failed  status:pending  op:update  seg:3  step:1  table:products  key text · !term"
 
 
-class OperationsPane(ListPane[models.Operation]):
+class OperationsPane(ListPane[data.OpRow]):
     TAB_ID = "operations"
     TAB_TITLE = "Operations"
     HELP_TITLE = "Operations"
 
-    def compose(self) -> ComposeResult:
+    def build(self) -> ComposeResult:
         yield Static(id="op-summary", classes="pane-summary")
         yield FilterBar(HINT)
         yield OperationList(id="op-list")
@@ -36,6 +35,8 @@ class OperationsPane(ListPane[models.Operation]):
 
     def show_bundle(self, bundle: data.RunBundle, *, changed: bool) -> None:
         super().show_bundle(bundle, changed=changed)
+        if not self.live:
+            return
         counts = bundle.op_counts
         text = Text(f" {sum(counts.values()):,} operations  ", style="bold")
         for status, n in sorted(counts.items(), key=lambda kv: -kv[1]):

@@ -20,9 +20,8 @@ class ReconciliationPane(JournalPane):
         t = Text()
         t.append("◌ Reconciliation is not available yet", style="bold")
         t.append(
-            " in this build: summaries by class, findings and row diffs (baseline / expected /"
-            " actual) arrive with the reconciliation service. Below: the snapshots,"
-            " reconciliations, fixes and drift flags the journal holds for this run.",
+            ": findings by class and their row diffs arrive with the reconciliation service."
+            " Listed: this run's snapshots, reconciliations, fixes and drift flags.",
             style="dim",
         )
         return t

@@ -17,9 +17,9 @@ class TimelinePane(RunPane):
     TAB_TITLE = "Timeline"
     HELP_TITLE = "Timeline"
 
-    def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Timeline(now=lambda: self.console_app.now().timestamp(), id="timeline-view")
+    def build(self) -> ComposeResult:
+        timeline = Timeline(now=lambda: self.console_app.now().timestamp(), id="timeline-view")
+        yield VerticalScroll(timeline)
 
     @property
     def timeline(self) -> Timeline:
@@ -27,20 +27,25 @@ class TimelinePane(RunPane):
 
     def show_bundle(self, bundle: RunBundle, *, changed: bool) -> None:
         super().show_bundle(bundle, changed=changed)
-        self.timeline.show(bundle)
+        if self.built and self.children:
+            self.timeline.show(bundle)
 
     def focus_target(self) -> Widget | None:
-        return self.timeline
+        return self.timeline if self.built and self.children else None
 
     def set_follow(self, on: bool) -> None:
+        if not (self.built and self.children):
+            return
         t = self.timeline
         if on != t.follow:
             t.action_toggle_follow()
 
     def following(self) -> bool:
-        return self.timeline.follow
+        return bool(self.built and self.children and self.timeline.follow)
 
     def position(self) -> str:
+        if not (self.built and self.children):
+            return "…"
         t = self.timeline
         if t.bundle is None:
             return "…"

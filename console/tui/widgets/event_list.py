@@ -14,9 +14,9 @@ from console.tui.widgets.virtual_list import VirtualList
 COLUMNS = (
     Column("seq", "seq", 8, 100, "right"),
     Column("time", "time (UTC)", 12, 90),
-    Column("actor", "actor", 10, 60),
+    Column("actor", "actor", 9, 60),
     Column("corr", "corr", 12, 10),
-    Column("kind", "kind", 16, 95),
+    Column("kind", "kind", 17, 95),
     Column("summary", "what", 20, 100, flex=True),
 )
 
@@ -26,6 +26,9 @@ def kind_text(kind: str) -> Text:
     if m is None:
         return Text(f"  {kind}")
     return Text.assemble((m.glyph, m.style), " ", (kind, m.style if m.failure else ""))
+
+
+WIDE = tuple(Column(c.key, c.title, 22, c.priority) if c.key == "kind" else c for c in COLUMNS)
 
 
 class EventList(VirtualList[EventLine]):
@@ -38,6 +41,9 @@ class EventList(VirtualList[EventLine]):
     ) -> None:
         super().__init__(id=id, classes=classes)
         self.empty = empty
+
+    def columns_for(self, width: int) -> tuple[Column, ...]:
+        return WIDE if width >= 120 else COLUMNS
 
     def empty_text(self) -> str:
         if self.counted and self.empty:

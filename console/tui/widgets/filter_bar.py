@@ -45,8 +45,8 @@ class FilterBar(Vertical):
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter…  (enter: keep · esc: close)", id="filter-input")
-        yield Static(self.hint, classes="hint")
+        # Mounted on first use: an Input per list would slow every screen's first paint.
+        return ()
 
     @property
     def input(self) -> Input:
@@ -54,6 +54,12 @@ class FilterBar(Vertical):
 
     def open(self, value: str) -> None:
         self.add_class("-open")
+        if not self.children:
+            field = Input(value, placeholder="filter…  (enter: keep · esc: close)")
+            field.id = "filter-input"
+            self.mount(field, Static(self.hint, classes="hint"))
+            self.call_after_refresh(field.focus)
+            return
         self.input.value = value
         self.input.cursor_position = len(value)
         self.input.focus()
@@ -66,6 +72,8 @@ class FilterBar(Vertical):
         return self.has_class("-open")
 
     def show_error(self, message: str | None) -> None:
+        if not self.children:
+            return
         hint = self.query_one(".hint", Static)
         hint.set_class(bool(message), "-error")
         hint.update(f"✗ {message}" if message else self.hint)
@@ -92,4 +100,5 @@ class FilterBar(Vertical):
         if self._timer is not None:
             self._timer.stop()
         self.close()
-        self.post_message(self.Changed(self, self.input.value, True))
+        if self.children:
+            self.post_message(self.Changed(self, self.input.value, True))

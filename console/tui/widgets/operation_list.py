@@ -6,8 +6,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 
-from console.journal import models
-from console.tui import fmt, look
+from console.tui import data, fmt, look
 from console.tui.widgets.columns import Column, Layout
 from console.tui.widgets.virtual_list import VirtualList
 
@@ -22,7 +21,7 @@ COLUMNS = (
 )
 
 
-def change_summary(op: models.Operation, limit: int = 4) -> Text:
+def change_summary(op: data.OpRow, limit: int = 4) -> Text:
     """What the operation does to the row, in one line: changed fields, before → after."""
     before = fmt.loads(op.before)
     after = fmt.loads(op.after)
@@ -59,12 +58,12 @@ def key_text(key: str) -> str:
     return fmt.compact(value, 40)
 
 
-class OperationList(VirtualList[models.Operation]):
+class OperationList(VirtualList[data.OpRow]):
     HELP_TITLE = "Operations"
     EMPTY_TEXT = "No operations match."
     COLUMNS: ClassVar[tuple[Column, ...]] = COLUMNS
 
-    def render_row(self, row: models.Operation, layout: Layout) -> Text:
+    def render_row(self, row: data.OpRow, layout: Layout) -> Text:
         cells: dict[str, Text | str] = {
             "op_no": f"{row.op_no:,}",
             "status": look.status(row.status),

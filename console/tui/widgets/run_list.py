@@ -6,8 +6,7 @@ from typing import ClassVar
 
 from rich.text import Text
 
-from console.journal import models
-from console.tui import fmt, look
+from console.tui import data, fmt, look
 from console.tui.widgets.columns import Column, Layout
 from console.tui.widgets.virtual_list import VirtualList
 
@@ -36,7 +35,7 @@ WIDE = (
 )
 
 
-class RunList(VirtualList[models.Run]):
+class RunList(VirtualList[data.RunRow]):
     HELP_TITLE = "Runs list"
     EMPTY_TEXT = "No runs match. Press / to change the filter, esc to clear it."
     COLUMNS: ClassVar[tuple[Column, ...]] = NARROW
@@ -48,7 +47,7 @@ class RunList(VirtualList[models.Run]):
     def columns_for(self, width: int) -> tuple[Column, ...]:
         return WIDE if width >= 120 else NARROW
 
-    def render_row(self, row: models.Run, layout: Layout) -> Text:
+    def render_row(self, row: data.RunRow, layout: Layout) -> Text:
         wide = layout.has("automation")
         end = row.finished_at
         took = fmt.span(row.started_at, end)

@@ -106,6 +106,7 @@ class Timeline(Widget, can_focus=True):
         self.follow = False
         self._times: list[float] = []
         self._cache: dict[tuple[int, float, float], list[list[tuple[str, str]]]] = {}
+        self._lines = -1
 
     # --- data -----------------------------------------------------------------------------
 
@@ -123,7 +124,7 @@ class Timeline(Widget, can_focus=True):
             self.cursor = self.t_end
             self.origin = max(self.t_start, self.t_end - self.window)
         self.selected = self._marker_in_bucket()
-        self.refresh(layout=True)
+        self._refresh()
         self._moved()
 
     @property
@@ -258,6 +259,12 @@ class Timeline(Widget, can_focus=True):
             c += step
         return labels, ticks
 
+    def _refresh(self) -> None:
+        """Repaint; re-layout only when the number of lines may have changed."""
+        lines = len(self._detail()) + (len(self.bundle.steps) if self.bundle else 0)
+        self.refresh(layout=lines != self._lines)
+        self._lines = lines
+
     def render(self) -> Text:
         if self.bundle is None:
             return Text("Loading the run…", style="dim")
@@ -280,11 +287,19 @@ class Timeline(Widget, can_focus=True):
         for n, (name, row) in enumerate(zip(names, grid, strict=False)):
             line = Text(name[:label_w].ljust(label_w), style="bold" if n < len(b.steps) else "dim")
             line.append("│", style="dim")
+            # Runs of the same glyph become one span: a wide timeline is thousands of cells.
+            run_text, run_style = "", ""
             for c, (glyph, style) in enumerate(row):
                 if c == cursor_col:
+                    line.append(run_text, style=run_style)
                     line.append(glyph if glyph != " " else "┊", style=f"{style} reverse".strip())
+                    run_text, run_style = "", ""
+                elif style == run_style:
+                    run_text += glyph
                 else:
-                    line.append(glyph, style=style)
+                    line.append(run_text, style=run_style)
+                    run_text, run_style = glyph, style
+            line.append(run_text, style=run_style)
             lines.append(line)
         pointer = Text(" " * (label_w + 1 + max(0, cursor_col)) + "▲", style="bold")
         lines.append(pointer)
@@ -341,7 +356,7 @@ class Timeline(Widget, can_focus=True):
         self._clamp()
         self.selected = marker if marker is not None else self._marker_in_bucket()
         self.follow = self.running and self._col(self.cursor) >= self._col(self.t_end)
-        self.refresh(layout=True)
+        self._refresh()
         self._moved()
 
     def _jump(self, direction: int, want: Callable[[Marker], bool], what: str) -> None:
@@ -416,7 +431,7 @@ class Timeline(Widget, can_focus=True):
         if self.follow:
             self.action_end()
             self.follow = True
-        self.refresh(layout=True)
+        self._refresh()
         self._moved()
 
     def action_open(self) -> None:

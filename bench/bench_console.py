@@ -1,0 +1,323 @@
+"""The console against a big journal, measured headless with Textual's ``run_test``.
+
+Builds (through ``Journal.write()``, in big batches) a journal with one run of 1,000,000
+events and 100,000 operations plus 10,000 other runs (``--scale`` shrinks all of it), then
+measures, next to a bare Textual app's time to first paint in the same process:
+
+* cold start on the runs list until the first rows are painted (target < 500 ms);
+* the run screen: from opening the run until its timeline is painted with data (< 300 ms);
+* paging to the end of 100,000 operations and of 1,000,000 events (instant);
+* the event loop's longest stall while all that loads (no freeze > 100 ms);
+* how many pages stay in memory (bounded, whatever the run's size).
+
+Usage: python bench/bench_console.py [--scale 0.1] [--journal PATH] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from textual.app import App, ComposeResult
+from textual.widgets import Static
+
+from console.journal import Journal
+from console.tui.app import BackoutApp
+from console.tui.screens.run import RunScreen
+from console.tui.widgets.event_list import EventList
+from console.tui.widgets.operation_list import OperationList
+from console.tui.widgets.run_list import RunList
+from console.tui.widgets.timeline import Timeline
+from tests.tui.journal_builder import T0, FixedClock, large_run, many_small_runs
+
+BIG = "b1g000run000"
+SIZE = (160, 50)
+
+
+def build(path: Path, scale: float) -> None:
+    ops = int(100_000 * scale)
+    events = int(1_000_000 * scale)
+    runs = int(10_000 * scale)
+    segment_size = 100
+    segments = (ops + segment_size - 1) // segment_size
+    # intent + applied + checkpoint per segment; run.progress events make up the rest.
+    progress = max(0, events // segments - 3)
+    clock = FixedClock(T0 - dt.timedelta(days=30))
+    journal = Journal(f"sqlite:///{path}", actor="engine", clock=clock)
+    t = time.perf_counter()
+    many_small_runs(journal, clock, runs - 1, batch=500)
+    clock.at(T0)
+    large_run(
+        journal,
+        clock,
+        BIG,
+        ops,
+        segment_size=segment_size,
+        progress_per_segment=progress,
+        conflict_every=97,
+        fail_every=251,
+        batch_segments=20,
+    )
+    seq, _ = journal.head()
+    journal.close()
+    print(f"built {path}: {seq:,} events, {runs:,} runs in {time.perf_counter() - t:.1f} s")
+
+
+class Bare(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Static("hello")
+
+
+class LagMeter:
+    """The event loop's longest stall: a task that should wake every 5 ms."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.005)
+            self.worst = max(self.worst, loop.time() - before - 0.005)
+
+    def start(self) -> None:
+        self.worst = 0.0
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> float:
+        if self._task is not None:
+            self._task.cancel()
+        return self.worst
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError("the console did not get there in time")
+        await asyncio.sleep(0.001)
+
+
+async def painted(app: App[Any]) -> None:
+    """Wait for the next frame to be composed (what the terminal would show)."""
+    await asyncio.sleep(0)
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def done() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    app.call_after_refresh(done)
+    await future
+
+
+async def bare_first_paint() -> float:
+    t = time.perf_counter()
+    app = Bare()
+    async with app.run_test(size=SIZE) as pilot:
+        await painted(app)
+        elapsed = time.perf_counter() - t
+        await pilot.pause()
+    return elapsed
+
+
+def console_app(url: str, run: str | None = None) -> BackoutApp:
+    now = T0 + dt.timedelta(hours=2)
+    journal = Journal(url, actor="bench", create=False)
+    return BackoutApp(journal, user="bench", run=run, clock=lambda: now, poll_interval=None)
+
+
+async def runs_first_paint(url: str, lag: LagMeter) -> tuple[float, float]:
+    t = time.perf_counter()
+    cpu = time.process_time()
+    app = console_app(url)
+    async with app.run_test(size=SIZE) as pilot:
+        lag.start()
+        runs = app.screen.query_one(RunList)
+        await until(lambda: runs.counted and runs.row_at(0) is not None)
+        await painted(app)
+        elapsed = time.perf_counter() - t
+        RUNS_CPU.append(time.process_time() - cpu)
+        worst = lag.stop()
+        assert runs.total >= 1
+        await pilot.pause()
+    return elapsed, worst
+
+
+RUNS_CPU: list[float] = []
+
+
+async def run_screen(url: str, lag: LagMeter) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    app = console_app(url)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        lag.start()
+        t = time.perf_counter()
+        cpu = time.process_time()
+        app.open_run(BIG)
+        await until(lambda: isinstance(app.screen, RunScreen))
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await painted(app)
+        out["frame"] = time.perf_counter() - t
+        await until(lambda: bool(screen.query(Timeline)))
+        timeline = screen.query_one(Timeline)
+        await until(lambda: timeline.bundle is not None)
+        await painted(app)
+        out["first_paint"] = time.perf_counter() - t
+        out["first_paint_cpu"] = time.process_time() - cpu
+
+        # Operations: first page, then the end.
+        t = time.perf_counter()
+        screen.action_tab("operations")
+        await until(lambda: bool(screen.query(OperationList)))
+        ops = screen.query_one(OperationList)
+        await until(lambda: ops.counted and ops.row_at(0) is not None)
+        await painted(app)
+        out["ops_first"] = time.perf_counter() - t
+        t = time.perf_counter()
+        ops.action_last()
+        await until(lambda: ops.row_at(ops.total - 1) is not None)
+        await painted(app)
+        out["ops_end"] = time.perf_counter() - t
+        out["ops_total"] = ops.total
+        # Page back up through the run a screen at a time, then jump around.
+        for _ in range(30):
+            ops.action_page_up()
+            await until(lambda: ops.row_at(ops.cursor) is not None)
+        ops.move_to(ops.total // 2)
+        await until(lambda: ops.row_at(ops.cursor) is not None)
+        out["ops_pages_in_memory"] = len(ops._pages)
+
+        # Events: first page, then the end of a million.
+        t = time.perf_counter()
+        screen.action_tab("events")
+        await until(lambda: bool(screen.query("#event-list")))
+        events = screen.query_one("#event-list", EventList)
+        await until(lambda: events.counted and events.row_at(0) is not None)
+        await painted(app)
+        out["events_first"] = time.perf_counter() - t
+        t = time.perf_counter()
+        events.action_last()
+        await until(lambda: events.row_at(events.total - 1) is not None)
+        await painted(app)
+        out["events_end"] = time.perf_counter() - t
+        out["events_total"] = events.total
+        t = time.perf_counter()
+        events.move_to(events.total // 3)
+        await until(lambda: events.row_at(events.cursor) is not None)
+        await painted(app)
+        out["events_middle"] = time.perf_counter() - t
+        out["worst_stall"] = lag.stop()
+        await pilot.pause()
+    return out
+
+
+def reads(url: str) -> dict[str, float]:
+    """The journal side alone (what the thread workers do), no Textual."""
+    from console.tui import data
+
+    journal = Journal(url, actor="bench", create=False)
+    out: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        t = time.perf_counter()
+        value = fn()
+        out[name] = time.perf_counter() - t
+        return value
+
+    timed("load_run", lambda: data.load_run(journal, BIG))
+    ops = data.op_source(journal, BIG)
+    n_ops = timed("ops_count", ops.count)
+    timed("ops_first_page", lambda: ops.page(0, n_ops, None, None))
+    timed("ops_last_page", lambda: ops.page((n_ops - 1) // 256, n_ops, None, None))
+    events = data.event_source(journal, BIG)
+    n_ev = timed("events_count", events.count)
+    timed("events_first_page", lambda: events.page(0, n_ev, None, None))
+    timed("events_last_page", lambda: events.page((n_ev - 1) // 256, n_ev, None, None))
+    timed("events_middle_page", lambda: events.page(n_ev // 512, n_ev, None, None))
+    runs = data.run_source(journal)
+    n_runs = timed("runs_count", runs.count)
+    timed("runs_first_page", lambda: runs.page(0, n_runs, None, None))
+    journal.close()
+    return out
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.1f} ms"
+
+
+async def measure(url: str, rounds: int) -> None:
+    rounds_of_reads = [reads(url) for _ in range(rounds)]
+    print("\njournal reads alone (thread side, median):")
+    for key in rounds_of_reads[0]:
+        print(f"  {key:<22} {ms(statistics.median(r[key] for r in rounds_of_reads))}")
+    lag = LagMeter()
+    bare = [await bare_first_paint() for _ in range(rounds)]
+    runs = [await runs_first_paint(url, lag) for _ in range(rounds)]
+    screens = [await run_screen(url, lag) for _ in range(rounds)]
+    base = statistics.median(bare)
+
+    def med(key: str) -> float:
+        return float(statistics.median(s[key] for s in screens))
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    load = os.getloadavg()[0]
+    s0 = screens[0]
+    where = f"headless {SIZE[0]}x{SIZE[1]}, load {load:.1f} on {os.cpu_count()} CPUs"
+    print(f"\nmedian of {rounds} rounds, {where}:")
+    print(f"  bare Textual app, first paint        {ms(base)}   (baseline)")
+    r = statistics.median(t for t, _ in runs)
+    print(f"  runs list, cold start to first rows  {ms(r)}   {r / base:5.1f}x baseline")
+    fp = med("first_paint")
+    print(f"  runs list, CPU time of that          {ms(statistics.median(RUNS_CPU))}")
+    print(f"  run screen, first frame              {ms(med('frame'))}")
+    print(f"  run screen, first paint with data    {ms(fp)}   {fp / base:5.1f}x baseline")
+    print(f"  run screen, CPU time of that         {ms(med('first_paint_cpu'))}")
+    print(f"  operations tab, first rows           {ms(med('ops_first'))}")
+    print(f"  operations: end ({s0['ops_total']:,} rows)      {ms(med('ops_end'))}")
+    print(f"  events tab, first rows               {ms(med('events_first'))}")
+    print(f"  events: end ({s0['events_total']:,} rows)      {ms(med('events_end'))}")
+    print(f"  events: jump to a third              {ms(med('events_middle'))}")
+    stall = max([w for _, w in runs] + [s["worst_stall"] for s in screens])
+    print(f"  longest event-loop stall             {ms(stall)}")
+    print(f"  operation pages held after paging    {s0['ops_pages_in_memory']} (of 256 rows)")
+    print(f"  peak RSS of the whole benchmark      {rss:7.1f} MiB")
+    ok = fp < 0.3 and r < 0.5 and med("ops_end") < 0.1 and med("events_end") < 0.1
+    print(f"\ntargets (run < 300 ms, runs < 500 ms, end instant): {'met' if ok else 'MISSED'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 1M events, 10k runs")
+    parser.add_argument("--journal", type=Path, help="Reuse (or build once) this journal file.")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if args.journal is not None:
+        path = args.journal
+        if not path.exists():
+            build(path, args.scale)
+    else:
+        path = Path(tempfile.mkdtemp(prefix="backout-bench-")) / "journal.db"
+        build(path, args.scale)
+    asyncio.run(measure(f"sqlite:///{path}", args.rounds))
+
+
+if __name__ == "__main__":
+    main()
