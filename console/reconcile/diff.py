@@ -295,24 +295,23 @@ def reconcile(
     codec = RowCodec(table, key_columns or table.primary_key, normalisers)
     clf = Classifier(codec, mode, later)
 
-    key = codec.key
-    by_key: dict[NormKey, tuple[KeyTuple, Row | None]] = {
-        key(k): (k if type(k) is tuple else tuple(k), row) for k, row in baseline.items()
-    }
-    exp: dict[NormKey, Row | None] = {codec.key(k): row for k, row in expected.items()}
-    scope: dict[NormKey, _Entry] = {}
-    for k, op_no in _touched_items(touched):
-        nk = codec.key(k)
-        b = by_key[nk][1] if nk in by_key else None
-        scope[nk] = _Entry(tuple(k), b, exp.get(nk, b), op_no)
-
-    # Rows outside the scope are compared with B only when B covers the whole table.
+    key, raw = codec.key, codec.raw
+    exp: dict[NormKey, Row | None] = {key(k): row for k, row in expected.items()}
+    ops = {key(k): (tuple(k), op_no) for k, op_no in _touched_items(touched)}
+    # One pass over B: the scope's before-images, and with a full-table baseline every other
+    # row, kept with its raw values for the scan's cheap equality test.
+    before: dict[NormKey, Row | None] = {}
     outside: dict[NormKey, tuple[KeyTuple, Row, tuple[Any, ...]]] = {}
-    if full_baseline:
-        raw = codec.raw
-        for nk, (k, row) in by_key.items():
-            if row is not None and nk not in scope:
-                outside[nk] = (k, row, raw(row))
+    for k, row in baseline.items():
+        nk = key(k)
+        if nk in ops:
+            before[nk] = row
+        elif full_baseline and row is not None:
+            outside[nk] = (k if type(k) is tuple else tuple(k), row, raw(row))
+    scope: dict[NormKey, _Entry] = {}
+    for nk, (k, op_no) in ops.items():
+        b = before.get(nk)
+        scope[nk] = _Entry(k, b, exp.get(nk, b), op_no)
 
     scan = _scan(codec, actual, scope, outside, full_baseline)
     findings = _hygiene(codec, scan, scope, outside)
@@ -373,12 +372,16 @@ def _scan(
     """One pass over A: key hygiene, and detection for rows outside the scope. Only rows that
     may need classifying are retained."""
     s = _Scan()
-    seen, key, raw_key, raw = s.seen, codec.key, codec.raw_key, codec.raw  # hot loop: locals
+    seen, row_key, get_raw, raw = s.seen, codec.row_key, codec.getter, codec.raw  # hot loop
     get_seen, get_outside, flagged = seen.get, outside.get, s.flagged
     rows = outside_seen = 0
     for row in actual:
         rows += 1
-        nk = key(raw_key(row))
+        try:
+            nk = row_key(row)
+        except KeyError:
+            codec.raw_key(row)  # raises BadInput naming the missing key column
+            raise
         if None in nk:
             s.nulls.append(row)
             continue
@@ -392,7 +395,11 @@ def _scan(
             base = get_outside(nk)
             if base is not None:
                 outside_seen += 1
-                if raw(row) == base[2]:
+                try:
+                    values = get_raw(row)
+                except KeyError:  # a row without some column: read as NULL
+                    values = raw(row)
+                if values == base[2]:
                     seen[nk] = _SAME
                     continue
             seen[nk] = row

@@ -99,6 +99,9 @@ class RowCodec:
         # key(raw_key): the normalised key, equal for keys equal by meaning (1, "1", 1.0 in an
         # int key); an attribute, not a method, because it runs once per row
         self.key: Callable[[Sequence[Any]], NormKey] = self._make_key()
+        # row_key(row) = key(raw_key(row)) in one call; KeyError if a key column is missing
+        self.row_key: Callable[[Row], NormKey] = self._make_row_key()
+        self.getter = self._get  # raw() without the fallback for partial images
 
     # -- raw ------------------------------------------------------------------------------
 
@@ -116,6 +119,21 @@ class RowCodec:
             raise BadInput(f"A row of {self.table.name} has no key column {missing[0]}.") from None
 
     # -- normalised -----------------------------------------------------------------------
+
+    def _make_row_key(self) -> Callable[[Row], NormKey]:
+        if len(self.key_columns) != 1:
+            get, key = self._key_get, self.key
+            return lambda row: key(get(row))
+        (column,) = self.key_columns
+        (f,) = self._key_fns
+        kind = self.table.columns[column].kind
+        plain = int if kind == "int" else str if kind == "text" else None
+
+        def one(row: Row) -> NormKey:
+            v = row[column]
+            return (v,) if type(v) is plain else (f(v),)
+
+        return one
 
     def _make_key(self) -> Callable[[Sequence[Any]], NormKey]:
         """``key`` specialised: one key column of int or text (the common case) returns the
