@@ -14,6 +14,7 @@ after normalisation, and text is compared with the BINARY collation.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -277,20 +278,43 @@ def fetch_rows(
     """Every row under these keys (duplicates included), all columns."""
     t = ref.sa_table(info.columns)
     cols = [t.c[c] for c in info.columns]
+    names = list(info.columns)
     per = max(1, batch // len(key_columns))
     out: list[Row] = []
     for i in range(0, len(keys), per):
         chunk = keys[i : i + per]
-        if len(key_columns) == 1:
-            cond = t.c[key_columns[0]].in_([k[0] for k in chunk])
-        else:
-            cond = sa.tuple_(*(t.c[k] for k in key_columns)).in_([tuple(k) for k in chunk])
-        names = list(info.columns)
-        out.extend(
-            dict(zip(names, r, strict=True))
-            for r in conn.execute(sa.select(*cols).where(cond)).fetchall()
-        )
+        cond, params = _keys_in(conn, t, key_columns, chunk)
+        rows = conn.execute(sa.select(*cols).where(cond), params).fetchall()
+        out.extend(dict(zip(names, r, strict=True)) for r in rows)
     return out
+
+
+_JSON_SCALARS = (str, int, float)
+
+
+def _keys_in(
+    conn: Connection, t: sa.TableClause, key_columns: Sequence[str], keys: Sequence[KeyTuple]
+) -> tuple[Any, dict[str, Any]]:
+    """``key IN (...)``. On SQLite the keys travel as one JSON parameter read by json_each:
+    one bind instead of thousands (preparing a 20,000-parameter statement costs more than
+    the lookups)."""
+    target = (
+        t.c[key_columns[0]] if len(key_columns) == 1 else sa.tuple_(*(t.c[k] for k in key_columns))
+    )
+    scalar = all(type(v) in _JSON_SCALARS for k in keys for v in k)
+    if conn.dialect.name != "sqlite" or not scalar:
+        values = [k[0] for k in keys] if len(key_columns) == 1 else [tuple(k) for k in keys]
+        return target.in_(values), {}
+    each = sa.func.json_each(sa.bindparam("keys")).table_valued("value")
+    if len(key_columns) == 1:
+        sub = sa.select(each.c.value)
+        payload = json.dumps([k[0] for k in keys])
+    else:
+        sub = sa.select(
+            *(sa.func.json_extract(each.c.value, f"$[{i}]") for i in range(len(key_columns)))
+        )
+        payload = json.dumps([list(k) for k in keys])
+    return target.in_(sub), {"keys": payload}
 
 
 def _sum_expr(conn: Connection, info: TableInfo, t: sa.TableClause, column: str) -> Any:
