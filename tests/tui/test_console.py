@@ -110,7 +110,7 @@ async def test_open_run_and_switch_tabs(built: BuiltJournal) -> None:
         assert "not available yet" in screen_text(app)
         await press(pilot, "5")
         await settle(pilot)
-        assert "runbook wizard is not available yet" in screen_text(app)
+        assert "approving here is not available yet" in screen_text(app)
         await press(pilot, "6")
         await settle(pilot)
         audit = app.screen.query_one(AuditPane)
@@ -343,6 +343,9 @@ async def test_runbook_tab_lists_approvals_and_the_denial(built: BuiltJournal) -
         assert "DENIED step approve" in text and "wait for the ERP export" in text
         assert text.count("APPROVED step approve") == 2
         assert "owner1" in text and "ic1" in text
+        # The executions' state, from the runbook projections.
+        assert "exec rbx000000001  ⊗ denied" in text
+        assert "exec rbx000000002  ▶ running  at rollback" in text
         await press(pilot, "6")
         await settle(pilot)
         audit = app.screen.query_one(AuditPane)

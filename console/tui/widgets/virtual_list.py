@@ -16,7 +16,8 @@ from rich.style import Style
 from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.cache import LRUCache
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -115,6 +116,9 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         self._layout: Layout | None = None
         self._layout_width = -1
         self._fetch_scheduled = False
+        # Rendered rows: a cursor move re-renders two rows, a scroll one (Toolong's trick).
+        self._lines: LRUCache[tuple[int, int, bool, bool], Strip] = LRUCache(1024)
+        self._styles: tuple[Style, Style, Style, Style] | None = None
 
     # --- data -----------------------------------------------------------------------------
 
@@ -136,6 +140,7 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         self._pages.clear()
         self._requested.clear()
         self._wanted.clear()
+        self._lines.clear()
         self._count(self.generation, self.source, keep)
         self.refresh()
 
@@ -171,6 +176,7 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         self.cursor = max(0, min(self.cursor, self.total - 1))
         self._stale = {p: rows for p, rows in self._stale.items() if p * PAGE_SIZE < self.total}
         self.virtual_size = Size(self.size.width, self.total + 1)
+        self._lines.clear()
         self._scroll_cursor_into_view()
         self.refresh()
         self._announce()
@@ -181,6 +187,7 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
             return
         self._pages[message.page] = message.rows
         self._pages.move_to_end(message.page)
+        self._lines.clear()
         self._stale.pop(message.page, None)
         self._requested.discard(message.page)
         while len(self._pages) > MAX_PAGES:
@@ -249,28 +256,46 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         self.virtual_size = Size(event.size.width, self.total + 1)
         self._scroll_cursor_into_view()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Styles resolve through the DOM: once per frame, not once per line.
+        base = self.rich_style
+        self._styles = (
+            base,
+            base + self.get_component_rich_style("virtual-list--header"),
+            base + self.get_component_rich_style("virtual-list--placeholder"),
+            base + self.get_component_rich_style("virtual-list--cursor"),
+        )
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._styles = None
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base, header, placeholder, cursor = self._styles or (self.rich_style,) * 4
         layout = self.layout_for(width)
         if y == 0:
-            header = self.get_component_rich_style("virtual-list--header")
-            return self._strip(layout.header(), width, base + header)
+            return self._strip(layout.header(), width, header)
         index = self.scroll_offset.y + y - 1
         if index >= self.total:
             if index == 0:
-                style = base + self.get_component_rich_style("virtual-list--placeholder")
-                return self._strip(Text(f" {self.empty_text()}"), width, style)
+                return self._strip(Text(f" {self.empty_text()}"), width, placeholder)
             return Strip.blank(width, base)
+        selected = index == self.cursor
+        key = (index, width, selected, self.has_focus)
+        cached = self._lines.get(key)
+        if cached is not None:
+            return cached
         row = self.row_at(index)
         if row is None:
-            style = base + self.get_component_rich_style("virtual-list--placeholder")
-            return self._strip(Text(" …"), width, style)
-        text = self.render_row(row, layout)
-        style = base
-        if index == self.cursor:
-            style = base + self.get_component_rich_style("virtual-list--cursor")
-        return self._strip(text, width, style)
+            return self._strip(Text(" …"), width, placeholder)
+        strip = self._strip(self.render_row(row, layout), width, cursor if selected else base)
+        self._lines[key] = strip
+        return strip
 
     def _strip(self, text: Text, width: int, style: Style) -> Strip:
         segments = [s for s in text.render(self.app.console) if s.text != "\n"]
@@ -339,3 +364,7 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
 
     def on_focus(self) -> None:
         self._announce()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
