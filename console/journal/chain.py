@@ -7,7 +7,10 @@ JSON text, so verifying never parses a payload: it is string formatting and sha2
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from json.encoder import encode_basestring
+
+_encode: Callable[[str], str] = encode_basestring
 
 
 def _s(value: str | None) -> str:
@@ -24,9 +27,14 @@ def event_bytes(
     payload: str,
 ) -> bytes:
     """Canonical JSON (sorted keys) of the event; ``payload`` is already canonical JSON."""
+    # _s() inlined: this runs once per event on append and on verify.
+    enc = _encode
     return (
-        f'{{"actor":{_s(actor)},"corr":{_s(corr)},"kind":{_s(kind)},"payload":{payload},'
-        f'"run":{_s(run_id)},"seq":{seq},"ts":{_s(ts)}}}'
+        f'{{"actor":{"null" if actor is None else enc(actor)},'
+        f'"corr":{"null" if corr is None else enc(corr)},'
+        f'"kind":{"null" if kind is None else enc(kind)},"payload":{payload},'
+        f'"run":{"null" if run_id is None else enc(run_id)},"seq":{seq},'
+        f'"ts":{"null" if ts is None else enc(ts)}}}'
     ).encode()
 
 

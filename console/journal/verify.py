@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,13 @@ from sqlalchemy import select
 
 from console.canonical import sha256_hex
 from console.journal.chain import event_bytes, genesis_hash
-from console.journal.projections import PRIMARY_KEYS, EventView, MemoryProjection, project
-from console.journal.projections import last_seq_changes as _last_seq
+from console.journal.projections import (
+    HANDLERS,
+    PRIMARY_KEYS,
+    EventView,
+    MemoryProjection,
+    project,
+)
 from console.journal.store import T_EVENTS, T_HEAD, TABLES, Journal
 from console.paths import state_dir
 
@@ -88,27 +94,22 @@ def verify(
 
     with journal.read() as conn:
         head = conn.execute(select(T_HEAD.c.seq, T_HEAD.c.hash)).one()
-        result = conn.execution_options(yield_per=_BATCH).execute(
-            select(
-                T_EVENTS.c.seq,
-                T_EVENTS.c.ts,
-                T_EVENTS.c.kind,
-                T_EVENTS.c.run_id,
-                T_EVENTS.c.corr,
-                T_EVENTS.c.actor,
-                T_EVENTS.c.payload,
-                T_EVENTS.c.hash,
-            ).order_by(T_EVENTS.c.seq)
-        )
         sha = hashlib.sha256
-        for rows in result.partitions():
+        loads = json.loads
+        trusted_seq = trusted.get("seq") if trusted is not None else None
+        runs = memory.tables["runs"] if memory is not None else {}
+        problems = memory.problems if memory is not None else []
+        prev_digest = bytes.fromhex(prev)
+        for rows in _event_batches(conn):
             for seq, ts, kind, run_id, corr, actor, payload, stored in rows:
                 if seq != expected_seq:
                     if seq > expected_seq:
                         return fail(expected_seq, f"event {expected_seq} is missing")
                     return fail(seq, f"event {seq} is out of order")
-                body = event_bytes(seq, ts, kind, run_id, corr, actor, payload)
-                computed = sha(bytes.fromhex(prev) + body).hexdigest()
+                digest = sha(
+                    prev_digest + event_bytes(seq, ts, kind, run_id, corr, actor, payload)
+                ).digest()
+                computed = digest.hex()
                 if computed != stored:
                     return fail(
                         seq,
@@ -117,19 +118,30 @@ def verify(
                     )
                 if memory is not None:
                     try:
-                        data = json.loads(payload)
+                        data = loads(payload)
                     except ValueError:
                         return fail(seq, f"event {seq} has a payload that is not JSON")
-                    view = EventView(seq, ts, kind, run_id, actor, corr, data)
-                    try:
-                        memory.apply(seq, project(view))
-                        memory.apply(seq, _last_seq([view]))
-                    except (KeyError, TypeError, ValueError) as exc:
-                        return fail(seq, f"event {seq} ({kind}) cannot be projected: {exc!r}")
-                if trusted is not None and seq == trusted.get("seq"):
+                    if kind in HANDLERS:
+                        view = EventView(seq, ts, kind, run_id, actor, corr, data)
+                        try:
+                            memory.apply(seq, project(view))
+                        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                            return fail(seq, f"event {seq} ({kind}) cannot be projected: {exc!r}")
+                    if run_id is not None:
+                        # last_seq_changes() for one event, applied as MemoryProjection.apply
+                        # would apply it (inlined: this runs once per event).
+                        run_row = runs.get((run_id,))
+                        if run_row is None:
+                            problems.append(
+                                (seq, f"runs {(run_id,)} changed before it was created")
+                            )
+                        else:
+                            run_row["last_seq"] = seq
+                if seq == trusted_seq:
                     trusted_hash_seen = computed
-                prev = computed
+                prev_digest = digest
                 expected_seq += 1
+        prev = prev_digest.hex()
         count = expected_seq - 1
         report.events = count
         report.head_seq, report.head_hash = count, prev
@@ -173,23 +185,52 @@ def verify(
     return report
 
 
+_EVENT_COLUMNS = ("seq", "ts", "kind", "run_id", "corr", "actor", "payload", "hash")
+
+
+def _event_batches(conn: Any) -> Iterator[Sequence[Any]]:
+    """Every event in ``seq`` order, in batches of row tuples, inside ``conn``'s transaction.
+
+    On SQLite the rows come straight from the driver's cursor (these columns are plain text and
+    integers, which SQLAlchemy would pass through unchanged); elsewhere through Core, streamed.
+    """
+    if conn.dialect.name == "sqlite":
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events ORDER BY seq")
+            while rows := cursor.fetchmany(_BATCH):
+                yield rows
+        finally:
+            cursor.close()
+        return
+    stmt = select(*(T_EVENTS.c[c] for c in _EVENT_COLUMNS)).order_by(T_EVENTS.c.seq)
+    yield from conn.execution_options(yield_per=_BATCH).execute(stmt).partitions()
+
+
 def _compare_projections(conn: Any, memory: MemoryProjection) -> str | None:
     for name, pk in PRIMARY_KEYS.items():
         table = TABLES[name]
         expected = memory.tables[name]
+        names = [c.name for c in table.columns]
+        key_at = [names.index(c) for c in pk]
         seen = 0
-        for row in conn.execute(select(table)).mappings():
-            key = tuple(row[c] for c in pk)
-            want = expected.get(key)
-            if want is None:
-                return f"projection {name} has a row {key} that no event created"
-            for col, value in want.items():
-                if _norm(row[col]) != _norm(value):
-                    return (
-                        f"projection {name} {key}: {col} is {row[col]!r} but the events "
-                        f"say {value!r}"
-                    )
-            seen += 1
+        result = conn.execution_options(yield_per=_BATCH).execute(select(table))
+        for rows in result.partitions():
+            for row in rows:
+                key = tuple(row[i] for i in key_at)
+                want = expected.get(key)
+                if want is None:
+                    return f"projection {name} has a row {key} that no event created"
+                # Fast path: equal as a whole (bool == int, as _norm would make them).
+                if len(want) != len(names) or tuple(want.get(c) for c in names) != tuple(row):
+                    mapping = row._mapping
+                    for col, value in want.items():
+                        if _norm(mapping[col]) != _norm(value):
+                            return (
+                                f"projection {name} {key}: {col} is {mapping[col]!r} but the "
+                                f"events say {value!r}"
+                            )
+                seen += 1
         if seen != len(expected):
             return f"projection {name} is missing {len(expected) - seen} row(s) the events create"
     return None
