@@ -160,11 +160,21 @@ class Timeline(Widget, can_focus=True):
         return self.window / self._cols()
 
     def _col(self, t: float) -> int:
-        col = int((t - self.origin) / self._dt())
+        return self._mapper()(t)
+
+    def _mapper(self) -> Callable[[float], int]:
+        """Time → column for the current window, with everything computed once (hot loop)."""
         cols = self._cols()
-        # The window's last instant belongs to its last column, not to the one after it.
-        if col == cols and t <= self.origin + self.window * (1 + 1e-9):
-            return cols - 1
+        origin = self.origin
+        window = self.window
+        dt = window / cols
+        last = origin + window * (1 + 1e-9)
+
+        def col(t: float) -> int:
+            c = int((t - origin) / dt)
+            # The window's last instant belongs to its last column, not to the one after it.
+            return cols - 1 if c == cols and t <= last else c
+
         return col
 
     def _clamp(self) -> None:
@@ -219,13 +229,16 @@ class Timeline(Widget, can_focus=True):
         rank: list[list[int]] = [[0] * cols for _ in steps]
         marker_grid = {lane: [(" ", "")] * cols for lane in LANES}
         marker_rank = {lane: [0] * cols for lane in LANES}
+        col = self._mapper()
+        end = self.t_end if self.running else None
         for seg in self.bundle.segments:
             lane = lane_of.get(seg.step_no)
             if lane is None:
                 continue
             look = SEGMENT_LOOK.get(seg.status, SEGMENT_LOOK["intent"])
-            a = max(0, self._col(seg.start))
-            b = min(cols - 1, self._col(self._seg_end(seg)))
+            seg_end = seg.end if seg.end is not None else (end if end is not None else seg.start)
+            a = max(0, col(seg.start))
+            b = min(cols - 1, col(seg_end))
             for c in range(a, b + 1):
                 if look.rank > rank[lane][c]:
                     rank[lane][c] = look.rank
@@ -233,7 +246,7 @@ class Timeline(Widget, can_focus=True):
         lo = bisect.bisect_left(self._times, self.origin)
         hi = bisect.bisect_left(self._times, self.origin + self.window + self._dt())
         for m in self.bundle.markers[lo:hi]:
-            c = self._col(m.at)
+            c = col(m.at)
             if 0 <= c < cols and m.style.rank > marker_rank[m.style.lane][c]:
                 marker_rank[m.style.lane][c] = m.style.rank
                 marker_grid[m.style.lane][c] = (m.style.glyph, m.style.style)
