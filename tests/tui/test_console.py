@@ -351,3 +351,13 @@ async def test_runbook_tab_lists_approvals_and_the_denial(built: BuiltJournal) -
         audit = app.screen.query_one(AuditPane)
         kinds = {audit.list.row_at(i).kind for i in range(audit.list.total)}  # type: ignore[union-attr]
         assert {"approval.denied", "approval.granted", "run.status"} <= kinds
+
+
+async def test_theme_and_keymap_from_settings(built: BuiltJournal) -> None:
+    app = make_app(built, theme="textual-light", keys={"runs.filter": "f", "no.such": "x"})
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert app.theme == "textual-light"
+        assert any("no.such" in n.message for n in app._notifications)  # names the bad id
+        await press(pilot, "f")
+        assert app.screen.query_one("#runs-filter").has_class("-open")
