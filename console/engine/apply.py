@@ -25,6 +25,7 @@ from console.changes import (
     PlannedOp,
     PlannedSegment,
     Problem,
+    coerced_operations,
     load_changeset,
     plan_segments,
     validate,
@@ -160,7 +161,7 @@ class Engine:
             target = targets.get(ref)
             info = target.table(step.table)
             inserts: list[Any] = []
-            for op in step.operations():
+            for op in coerced_operations(step, info):
                 ident = (ref, step.table, key_text(step.key, op.key))
                 if ident in seen:
                     problems.append(Problem(cs.source, op.line, f"{step.name}.key",
@@ -304,7 +305,7 @@ class Engine:
             info = target.table(step.table)
             h = blake2b(digest_size=32)
             count = 0
-            for chunk in _chunks(step.operations(), 1000):
+            for chunk in _chunks(coerced_operations(step, info), 1000):
                 keys = [o.key for o in chunk]
                 found = target.read_rows(step.table, step.key, keys)
                 rows = []

@@ -191,3 +191,18 @@ def test_unknown_target_is_bad_input(tmp_path: Path) -> None:
     cs = load_changeset(write_changeset(tmp_path / "cs.yaml", doc))
     with pytest.raises(BadInput):
         Engine(_journal(tmp_path), Settings()).apply(cs)
+
+
+def test_csv_keys_are_coerced_like_the_plan(tmp_path: Path) -> None:
+    """CSV cells are text; keys must match the reflected integer key in baseline and plan."""
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 20)
+    csv = tmp_path / "u.csv"
+    csv.write_text("id,amount,note\n5,1.25,csv\n7,2.25,\n")
+    cs = load_changeset(csv, table="items", key=["id"], op="update", name="u", version=1,
+                        target=url)
+    report = Engine(_journal(tmp_path), Settings()).apply(cs)
+    assert report.exit_code == Exit.DONE, report.message
+    rows = {r[0]: r for r in dump(url)}
+    assert rows[5][3] == "csv" and rows[7][3] is None  # an empty CSV cell is NULL
+    assert write_counts(url) == {5: 1, 7: 1}
