@@ -9,8 +9,6 @@ once; the other is told who holds it, or that the step is already done.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -185,12 +183,6 @@ class Executor:
         w.append("approval.requested", payload, run_id=ex.run_id)
         return payload
 
-    @contextmanager
-    def _claimed(self, exec_id: str) -> Iterator[Writer]:
-        with self.journal.write() as w:
-            lease.acquire(w.conn, self.journal, lease_key(exec_id), self.holder)
-            yield w
-
     def _unlock_all(self, w: Writer, ex: RunbookExec, targets: list[str] | None = None) -> None:
         rows = w.conn.execute(
             select(T_LOCKS.c.seq, T_LOCKS.c.target).where(
@@ -301,11 +293,15 @@ class Executor:
             return self._approval_step(ex, book, step, ctx)
         if step.kind == "manual":
             run_manual(step, confirm, answer, ex.id)  # refuses early: not confirmed, bad answer
-        plan = (
-            PROVIDERS[step.action].plan(ctx, step)
-            if step.kind == "action" and step.action in PLANNED_ACTIONS
-            else None
-        )
+        plan: PlanView | None = None
+        plan_error: Exception | None = None
+        if step.kind == "action" and step.action in PLANNED_ACTIONS:
+            # Planned outside the lock (it reads the target). Another executor may be running
+            # this very step meanwhile: its outcome is reported first, the plan's error after.
+            try:
+                plan = PROVIDERS[step.action].plan(ctx, step)
+            except Exception as exc:
+                plan_error = exc
         refusal: gate.Decision | None = None
         with self.journal.write() as w:
             cur = state.get_exec(w.conn, ex.id)
@@ -315,7 +311,9 @@ class Executor:
                 or cur.status in ("awaiting_approval", "blocked")
             ):
                 return self._moved_on(cur, step.id)
-            lease.acquire(w.conn, self.journal, lease_key(ex.id), self.holder)
+            self._take_lease(w, ex.id, step.id)
+            if plan_error is not None:
+                raise plan_error
             if plan is not None:
                 refusal = self._action_gate(w, cur, book, step, plan, ctx)
             if refusal is None:
@@ -344,6 +342,16 @@ class Executor:
             self._failed(ex, step, f"{type(exc).__name__}: {exc}", {})
             raise
         return self._finish(ex, book, step, ctx, result)
+
+    def _take_lease(self, w: Writer, exec_id: str, step_id: str) -> None:
+        try:
+            lease.acquire(w.conn, self.journal, lease_key(exec_id), self.holder)
+        except lease.RunHeld:
+            raise Blocked(
+                f"step '{step_id}' of execution {exec_id} is being executed by "
+                "another process right now; wait for it, then check "
+                f"`backout runbook status {exec_id}`."
+            ) from None
 
     def _moved_on(self, cur: RunbookExec, step_id: str) -> Outcome:
         return Outcome(

@@ -243,7 +243,7 @@ class _Parser:
                 )
         # With other problems, a step only a broken criterion points at is not reported.
         referenced = {r for r, _ in refs} if self.problems else set()
-        self.graph(tuple(steps), set(named), referenced)
+        self.graph(tuple(steps), set(ids), referenced)
         return tuple(steps)
 
     def step(self, node: yaml.Node, index: int, refs: list[tuple[str, yaml.Node]]) -> Step:
