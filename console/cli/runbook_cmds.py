@@ -22,7 +22,11 @@ if TYPE_CHECKING:
     from console.journal import Journal
     from console.runbook.executor import Outcome
 
-runbook_app = typer.Typer(help="Runbooks: list, validate, start, status, next, abort.")
+runbook_app = typer.Typer(
+    help="Runbooks: list, validate, start, status, next, abort.\n\n"
+    "Identity is --as/BACKOUT_USER on SQLite, the database role on PostgreSQL. "
+    "BACKOUT_CLOCK (an ISO time, or an offset such as +31m) sets the clock, for drills."
+)
 app.add_typer(runbook_app, name="runbook")
 
 

@@ -24,7 +24,7 @@ from console.journal import Journal, format_ts, new_id
 from console.journal.models import RunbookExec
 from console.journal.store import T_LOCKS, Writer
 from console.runbook import gate, loader, state
-from console.runbook.facts import complete, run_targets
+from console.runbook.facts import complete, lock_keys
 from console.runbook.plans import PROVIDERS, PlanView, StepContext, StepResult, plan_for
 from console.runbook.schema import PLANNED_ACTIONS, Runbook, Step
 from console.runbook.steps import (
@@ -36,7 +36,7 @@ from console.runbook.steps import (
     run_simple_action,
 )
 
-GATED = {"rollback": "rollback", "fix": "fix", "resume_run": "resume"}
+GATED = gate.ACTION_OF
 
 
 @dataclass
@@ -245,7 +245,7 @@ class Executor:
                     corr=run.corr,
                 )
                 if book.prerequisites.lock_target:
-                    for target in run_targets(self.journal, run):
+                    for target in lock_keys(self.journal, run):
                         w.append(
                             "target.locked", {"exec": exec_id, "target": target}, run_id=run.id
                         )
@@ -466,9 +466,11 @@ class Executor:
     def env(self, ex: RunbookExec, result: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """What decisions read: the latest findings, this step's result, the run now."""
         findings: dict[str, Any] = {}
+        previous: dict[str, Any] = {}
         for item in state.evidence(self.journal, ex):
-            if isinstance(item.get("result"), dict) and "findings" in item["result"]:
-                findings = item["result"]["findings"]
+            if isinstance(item.get("result"), dict):
+                previous = item["result"]
+                findings = previous.get("findings", findings)
         if "findings" in result:
             findings = result["findings"]
         run = self.journal.get_run(ex.run_id)
@@ -485,7 +487,8 @@ class Executor:
                 "rows_skipped",
             )
         }
-        return {"findings": findings, "result": result, "run": run_fields}
+        # A decide step of its own reads the result of the step before it.
+        return {"findings": findings, "result": result or previous, "run": run_fields}
 
     def _finish(
         self, ex: RunbookExec, book: Runbook, step: Step, ctx: StepContext, res: StepResult

@@ -3,7 +3,6 @@ write an action performs, the locks on a target, the execution a request claims 
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import replace
 
 from sqlalchemy import select
@@ -11,9 +10,9 @@ from sqlalchemy import select
 from console.config import Settings
 from console.errors import BackoutError
 from console.journal import Journal, parse_ts
-from console.journal.models import Run
+from console.journal.models import Run, RunbookExec
 from console.journal.store import T_EXECS, T_LOCKS, T_OPS
-from console.runbook.gate import INVERSE, GateRequest
+from console.runbook.gate import ACTION_OF, INVERSE, GateRequest
 
 
 def environment_of(ref: str, settings: Settings) -> str | None:
@@ -45,6 +44,19 @@ def run_targets(journal: Journal, run: Run) -> list[str]:
     if not refs and run.target:
         refs.append(run.target)
     return refs
+
+
+def lock_keys(journal: Journal, run: Run) -> list[str]:
+    """What a target lock is keyed by: the target's display URL as journaled (the same for a
+    target named in backout.toml and for its URL); the engine asks the gate with it."""
+    created = journal.events(run.id, kinds=["run.created"], limit=1)
+    keys: list[str] = []
+    if created:
+        for step in created[0].payload.get("steps", []):
+            key = str(step.get("target") or "")
+            if key and key not in keys:
+                keys.append(key)
+    return keys or [run.target]
 
 
 def run_environment(journal: Journal, settings: Settings, run: Run) -> str | None:
@@ -84,13 +96,18 @@ def locks_on(journal: Journal, target: str) -> tuple[str, ...]:
     return tuple(sorted(set(rows)))
 
 
-def _exec_is_acting(journal: Journal, exec_id: str, run_id: str) -> bool:
-    """Whether execution ``exec_id`` is for this run and is executing a step right now."""
+def _exec_is_acting(journal: Journal, exec_id: str, run_id: str, action: str) -> bool:
+    """Whether execution ``exec_id`` is, for this run, executing a step of this action now
+    (a step runs only after the gate cleared it, under the execution's lease)."""
+    from console.runbook import state
+
     with journal.read() as conn:
-        row = conn.execute(
-            select(T_EXECS.c.run_id, T_EXECS.c.status).where(T_EXECS.c.id == exec_id)
-        ).first()
-    return row is not None and row.run_id == run_id and row.status == "running"
+        row = conn.execute(select(T_EXECS).where(T_EXECS.c.id == exec_id)).mappings().first()
+    if row is None or row["run_id"] != run_id or row["status"] != "running":
+        return False
+    ex = RunbookExec(**row)
+    step = state.pinned(journal, ex).runbook.step(str(ex.current_step))
+    return step.kind == "action" and ACTION_OF.get(step.action or "") == action
 
 
 def complete(journal: Journal, settings: Settings, request: GateRequest) -> GateRequest:
@@ -110,13 +127,10 @@ def complete(journal: Journal, settings: Settings, request: GateRequest) -> Gate
             changes["run_created_at"] = parse_ts(run.created_at)
         if request.action == "rollback" and not request.operations:
             changes["operations"] = rollback_operations(journal, run.id)
-        if request.via_runbook is not None and not _exec_is_acting(
-            journal, request.via_runbook, run.id
-        ):
-            # A claimed execution that is not executing a step for this run is no runbook.
-            changes["via_runbook"] = None
+        if request.via_runbook is not None:
+            if _exec_is_acting(journal, request.via_runbook, run.id, request.action):
+                changes["cleared"] = True
+            else:
+                # A claimed execution that is not executing this action is no runbook.
+                changes["via_runbook"] = None
     return replace(request, **changes)  # type: ignore[arg-type]
-
-
-def utc(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

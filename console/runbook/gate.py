@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from console.runbook.schema import ApprovalSpec
 
 WRITE_ACTIONS = ("rollback", "fix", "resume")
+ACTION_OF = {"rollback": "rollback", "fix": "fix", "resume_run": "resume"}  # runbook action
 INVERSE = {"insert": "delete", "delete": "insert", "update": "update", "upsert": "update"}
 
 State = Literal["allowed", "pending", "denied", "expired", "stale", "refused"]
@@ -137,6 +138,9 @@ class GateRequest:
     missing: tuple[str, ...] = ()  # runbook prerequisites not met (start)
     active: tuple[str, ...] = ()  # unfinished executions of the same runbook for the run
     claimed: str | None = None  # the identity asked for (--as) when ``actor`` is proven
+    # The runbook step asking is running: this gate cleared it when it was claimed (so a
+    # service it calls, such as Rollback.execute, is not asked for approvals again).
+    cleared: bool = False
     now: dt.datetime | None = None
 
 
@@ -295,6 +299,8 @@ def evaluate(settings: Settings, request: GateRequest) -> Decision:
     if request.action in ("approve", "deny"):
         return _approver(settings, request, refuse, allow)
 
+    if request.cleared and request.via_runbook is not None:
+        return allow(f"step of execution {request.via_runbook} was cleared when it started.")
     extra, refusal = governance(settings, request)
     if refusal is not None:
         return refuse(refusal.split(":", 1)[0], refusal.split(": ", 1)[1] + ".")

@@ -13,7 +13,7 @@ from typing import Any
 
 from console.errors import BadInput, Blocked, Exit
 from console.runbook import expr
-from console.runbook.facts import run_targets
+from console.runbook.facts import lock_keys, run_targets
 from console.runbook.plans import StepContext, StepResult
 from console.runbook.schema import Criterion, Step
 
@@ -207,7 +207,7 @@ def run_simple_action(ctx: StepContext, step: Step) -> StepResult:
         targets = (
             [str(step.with_["target"])]
             if "target" in step.with_
-            else run_targets(ctx.journal, ctx.run)
+            else lock_keys(ctx.journal, ctx.run)
         )
         kind = "target.locked" if action == "lock_target" else "target.unlocked"
         # The executor turns these into lock events (it knows the lock seqs to release).

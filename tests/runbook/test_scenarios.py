@@ -181,6 +181,9 @@ def test_a_new_process_takes_over_a_crashed_step(sqlite_team: Team) -> None:
             {"exec": ex, "step": "rollback", "kind": "action", "attempt": 1, "holder": str(dead)},
             run_id=t.run_id,
         )
+    # While the step runs, the rollback service asking the gate for it is cleared.
+    settings = load_settings(t.config)
+    assert gate.check(settings, gate.GateRequest("rollback", t.run_id, "x", ex), j).allowed
     j.close()
     assert _status(t, ex)["status"] == "running"
     r = t.proc("oncall1", "runbook", "next", ex)
@@ -305,3 +308,61 @@ rollback_window = "1h"
     r = t.cli("oncall1", "runbook", "next", ex, env=later)
     assert r.code == 4 and "3 of 4" in r.err
     assert t.refusals()[-1]["rule"] == "approval.quorum"
+
+
+def test_decide_step_reads_the_previous_result(sqlite_team: Team) -> None:
+    t = sqlite_team
+    t.write_runbook(
+        "rb-decide",
+        """
+runbook: rb-decide
+version: 1
+steps:
+  - id: count
+    check: sql
+    sql: "SELECT COUNT(*) FROM items WHERE note = 'v2'"
+  - id: choose
+    decide:
+      - when: "result.value >= 10 and run.status == 'completed'"
+        goto: many
+      - goto: few
+  - id: many
+    action: notify
+    with: {message: many}
+    next: end
+  - id: few
+    action: notify
+    with: {message: few}
+""",
+    )
+    ex = _start(t, "rb-decide")
+    assert t.cli("oncall1", "runbook", "next", ex).code == 0
+    r = t.cli("oncall1", "runbook", "next", ex, "--json")
+    assert r.code == 0 and r.json()["next_step"] == "many"
+    # Pressing next for a step that is no longer current does nothing.
+    r = t.cli("oncall1", "runbook", "next", ex, "--step", "choose")
+    assert r.code == 0 and "Nothing done" in r.out
+    assert t.cli("oncall1", "runbook", "next", ex).code == 0
+    status = _status(t, ex)
+    assert status["status"] == "completed"
+    states = {s["id"]: s["state"] for s in status["steps"]}  # type: ignore[attr-defined]
+    assert states == {"count": "done", "choose": "done", "many": "done", "few": "pending"}
+    text = t.cli("oncall1", "runbook", "status", ex)
+    assert text.code == 0 and "completed" in text.out
+    assert ex in t.cli("oncall1", "runbook", "status").out
+
+
+def test_a_forged_runbook_claim_does_not_pass_the_gate(sqlite_team: Team) -> None:
+    t = sqlite_team
+    settings = load_settings(t.config)
+    j = Journal(t.url, actor=t.who("oncall1"))
+    try:
+        ex = _start(t, "runbooks/rb-walk.yaml")
+        # The execution exists but is not running a rollback step: no runbook clearance.
+        for claim in (ex, "no-such-exec"):
+            with pytest.raises(Blocked, match=r"policy\.rollback\.require_runbook"):
+                gate.check(settings, gate.GateRequest("rollback", t.run_id, "x", claim), j)
+        rules = [r["rule"] for r in t.refusals()]
+        assert rules.count("policy.rollback.require_runbook") == 2
+    finally:
+        j.close()
