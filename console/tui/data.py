@@ -16,7 +16,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, not_, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.engine import RowMapping
 
 from console.journal import Journal
@@ -550,7 +560,7 @@ def _kind_queries(run_id: str) -> list[Select[Any]]:
         out.append(stmt.order_by(e.seq).limit(MARKER_CAP))
     c = T_CHECKPOINTS.c
     out.append(
-        select(c.seq, c.ts, literal("checkpoint").label("kind"), c.payload)
+        select(c.seq, c.ts, literal_column("'checkpoint'").label("kind"), c.payload)
         .where(c.run_id == run_id)
         .order_by(c.seq)
         .limit(MARKER_CAP)

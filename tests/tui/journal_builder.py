@@ -743,7 +743,11 @@ class BuiltJournal:
 
 def build_journal(path: Path, *, large_ops: int = 20_000) -> BuiltJournal:
     """The console's standard scenario journal (about ten runs over one night)."""
-    url = f"sqlite:///{path}"
+    return build_journal_at(f"sqlite:///{path}", path, large_ops=large_ops)
+
+
+def build_journal_at(url: str, path: Path, *, large_ops: int = 20_000) -> BuiltJournal:
+    """The same scenario on any journal URL (PostgreSQL too)."""
     clock = FixedClock()
     j = Journal(url, actor="engine", clock=clock)
     ids = RUN_IDS
