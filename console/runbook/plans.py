@@ -199,7 +199,12 @@ class FixProvider:
     def plan(self, ctx: StepContext, step: Step) -> PlanView:
         fix = self._service().fix_plan(ctx.journal, ctx.settings, ctx.run.id)
         summary = fix.as_dict() if hasattr(fix, "as_dict") else {"fixes": str(fix)}
-        ops = tuple(sorted({str(getattr(f, "op", "update")) for f in getattr(fix, "items", [])}))
+        if isinstance(summary.get("ops"), list):  # approvers see the first rows; the digest all
+            summary = {**summary, "ops": summary["ops"][:20], "total": len(summary["ops"])}
+        items = getattr(fix, "ops", None) or getattr(fix, "items", None) or ()
+        ops = tuple(
+            sorted({str(getattr(f, "kind", None) or getattr(f, "op", "update")) for f in items})
+        )
         return PlanView(
             str(fix.digest), {"action": "fix", "run": ctx.run.id, **summary}, ops or ("update",)
         )
