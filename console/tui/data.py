@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
@@ -515,6 +515,7 @@ class Marker:
     summary: str
     seg_no: int | None
     style: describe.MarkerStyle
+    op_no: int | None = None
 
 
 MARKER_CAP = 20_000
@@ -533,7 +534,6 @@ class RunBundle:
     events_total: int | None = None  # counted afterwards: a million rows take a while
     first_at: float | None = None
     last_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _kind_queries(run_id: str) -> list[Select[Any]]:
@@ -584,6 +584,7 @@ def load_markers(journal: Journal, run_id: str) -> tuple[list[Marker], bool]:
         if style is None or at is None:
             continue
         seg = payload.get("seg_no")
+        op = payload.get("op_no")
         out.append(
             Marker(
                 seq,
@@ -592,6 +593,7 @@ def load_markers(journal: Journal, run_id: str) -> tuple[list[Marker], bool]:
                 describe.summary(kind, payload),
                 int(seg) if isinstance(seg, int) else None,
                 style,
+                int(op) if isinstance(op, int) else None,
             )
         )
     return out, capped
@@ -659,26 +661,6 @@ def run_changed(journal: Journal, run_id: str, last_seq: int) -> bool:
 
 def count_events(journal: Journal, run_id: str) -> int:
     return journal.count_events(run_id)
-
-
-def operation(journal: Journal, run_id: str, op_no: int) -> OpRow | None:
-    with journal.read() as conn:
-        found = (
-            conn.execute(select(T_OPS).where(T_OPS.c.run_id == run_id, T_OPS.c.op_no == op_no))
-            .mappings()
-            .first()
-        )
-    return None if found is None else op_row(found)
-
-
-def segment_of_intent(journal: Journal, run_id: str, seq: int) -> int | None:
-    with journal.read() as conn:
-        value = conn.execute(
-            select(T_SEGMENTS.c.seg_no).where(
-                and_(T_SEGMENTS.c.run_id == run_id, T_SEGMENTS.c.intent_seq == seq)
-            )
-        ).scalar()
-    return None if value is None else int(value)
 
 
 # --- runbook executions (projections written by console/runbook) ---------------------------

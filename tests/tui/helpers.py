@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +74,3 @@ def status_text(app: BackoutApp) -> str:
 def screen_text(app: BackoutApp) -> str:
     strips = app.screen._compositor.render_strips()
     return "\n".join("".join(seg.text for seg in strip) for strip in strips)
-
-
-def fixed_now(built: BuiltJournal) -> dt.datetime:
-    return built.clock.now

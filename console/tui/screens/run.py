@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from rich.console import Group
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -166,7 +167,7 @@ class RunScreen(ConsoleScreen):
         for line in (two, three):
             line.no_wrap = True
             line.overflow = "ellipsis"
-        self.query_one("#run-header", Static).update(Text("\n").join([one, two, three]))
+        self.query_one("#run-header", Static).update(Group(one, two, three))
 
     # --- panes ----------------------------------------------------------------------------
 

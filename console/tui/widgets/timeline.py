@@ -335,6 +335,9 @@ class Timeline(Widget, can_focus=True):
             line.append(m.summary)
             out.append(line)
         segs = self._segments_at()
+        if m is not None:
+            # The selected event's own segment first.
+            segs.sort(key=lambda seg: not _owns(seg, m))
         if segs:
             s = segs[0]
             look = SEGMENT_LOOK.get(s.status, SEGMENT_LOOK["intent"])
@@ -450,6 +453,12 @@ class Timeline(Widget, can_focus=True):
     def action_open(self) -> None:
         if self.selected is not None:
             self.post_message(self.OpenEvent(self.selected.seq))
+
+
+def _owns(seg: SegmentSpan, m: Marker) -> bool:
+    if m.seg_no is not None:
+        return seg.seg_no == m.seg_no
+    return m.op_no is not None and seg.first_op <= m.op_no <= seg.last_op
 
 
 def _after(m: Marker, ref_seq: int | None) -> bool:
