@@ -38,6 +38,8 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         Index("ix_events_run_seq", "run_id", "seq"),
         Index("ix_events_kind_seq", "kind", "seq"),
+        # The console's markers and the engine's "latest event of these kinds in this run".
+        Index("ix_events_run_kind_seq", "run_id", "kind", "seq"),
     )
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     ts: str = Field(max_length=40)
