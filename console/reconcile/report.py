@@ -54,13 +54,19 @@ class Finding:
     duplicates: tuple[Row, ...] = ()
     detail: Mapping[str, Any] = field(default_factory=dict)
     in_scope: bool = True  # False: a key outside the change set (collateral checks)
+    _order: tuple[int, int, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # computed once: reports sort their findings more than once
+        order = (_RANK.get(self.cls, 0), -len(self.columns), repr(self.key))
+        object.__setattr__(self, "_order", order)
 
     @property
     def needs_review(self) -> bool:
         return self.cls not in OK_CLASSES
 
     def sort_key(self) -> tuple[int, int, str]:
-        return (_RANK.get(self.cls, 0), -len(self.columns), repr(self.key))
+        return self._order
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
