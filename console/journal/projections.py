@@ -276,7 +276,9 @@ def _segment_failed(e: EventView) -> Iterable[Change]:
     detail = canonical_json({"error": e.payload.get("error"), "segment": True})
     for op_no in ops:
         yield Update(
-            "operations", {"run_id": e.run_id, "op_no": op_no}, {"status": "failed", "detail": detail}
+            "operations",
+            {"run_id": e.run_id, "op_no": op_no},
+            {"status": "failed", "detail": detail},
         )
     yield Update("runs", {"id": e.run_id}, {}, {"rows_failed": len(ops)})
 
@@ -292,7 +294,9 @@ def _segment_retry(e: EventView) -> Iterable[Change]:
     )
     for op_no in ops:
         yield Update(
-            "operations", {"run_id": e.run_id, "op_no": op_no}, {"status": "pending", "detail": None}
+            "operations",
+            {"run_id": e.run_id, "op_no": op_no},
+            {"status": "pending", "detail": None},
         )
     yield Update("runs", {"id": e.run_id}, {}, {"rows_failed": -len(ops)})
 
@@ -396,8 +400,15 @@ def _runbook_started(e: EventView) -> Iterable[Change]:
 def _runbook_step_started(e: EventView) -> Iterable[Change]:
     p = e.payload
     yield _exec(e, status="running", current_step=p["step"], reason=None)
-    yield _exec_step(e, p["step"], state="running", attempts=int(p["attempt"]), by=e.actor,
-                     started_at=e.ts, finished_at=None)
+    yield _exec_step(
+        e,
+        p["step"],
+        state="running",
+        attempts=int(p["attempt"]),
+        by=e.actor,
+        started_at=e.ts,
+        finished_at=None,
+    )
 
 
 @handles("runbook.step.finished", "runbook.step.failed")
@@ -424,8 +435,7 @@ def _runbook_step_finished(e: EventView) -> Iterable[Change]:
 @handles("runbook.finished")
 def _runbook_finished(e: EventView) -> Iterable[Change]:
     p = e.payload
-    yield _exec(e, status=p["status"], current_step=None, finished_at=e.ts,
-                reason=p.get("reason"))
+    yield _exec(e, status=p["status"], current_step=None, finished_at=e.ts, reason=p.get("reason"))
 
 
 @handles("approval.requested")
