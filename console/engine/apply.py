@@ -151,6 +151,18 @@ class Engine:
             problems = self._existing_and_overlap(cs, targets)
         if problems:
             raise self._reject(cs, problems)
+        self._gate(cs, targets)
+
+    def _gate(self, cs: ChangeSet, targets: Targets) -> None:
+        """A target locked by a runbook execution takes no new run (the one gate decides)."""
+        from console.runbook import gate
+
+        for display in sorted({targets.for_step(cs, s).display_url for s in cs.steps}):
+            gate.check(
+                self.settings,
+                gate.GateRequest("apply", "", self.journal.actor, target=display),
+                self.journal,
+            )
 
     def _existing_and_overlap(self, cs: ChangeSet, targets: Targets) -> list[Problem]:
         """Inserts of keys that exist (policy: refuse) and rows touched by two steps."""

@@ -27,6 +27,7 @@ from console.targets.sql import SqlTarget
 from console.targets.types import TransientError
 
 OnConflict = Literal["review", "skip"]
+MAX_OP = 2**31 - 1  # op numbers are INTEGER columns
 
 
 @dataclass
@@ -111,7 +112,7 @@ class Rollback:
         rb = self._unfinished(parent)
         if rb is None:
             return []
-        return [o.parent_op for o in self.queries.operations_in(rb.id, 1, 10**12)
+        return [o.parent_op for o in self.queries.operations_in(rb.id, 1, MAX_OP)
                 if o.parent_op is not None]
 
     # --- execution ------------------------------------------------------------------
@@ -119,8 +120,11 @@ class Rollback:
     def execute(self, run_ref: str, options: Options) -> RunReport:
         parent = self._parent(run_ref)
         if not options.dry_run:
-            gate.check(self.settings, gate.GateRequest("rollback", parent.id,
-                                                       self.journal.actor, options.via_runbook))
+            gate.check(
+                self.settings,
+                gate.GateRequest("rollback", parent.id, self.journal.actor, options.via_runbook),
+                self.journal,
+            )
         unfinished = self._unfinished(parent)
         if unfinished is not None and not options.dry_run:
             return self.resume(unfinished.id, options)
@@ -356,7 +360,7 @@ class Rollback:
                 if result.error:
                     return self._pause(parent, rb.id, f"segment {seg.seg_no} failed: "
                                        f"{result.error}", started, opts)
-            handled = [o.parent_op for o in self.queries.operations_in(rb.id, 1, 10**12)
+            handled = [o.parent_op for o in self.queries.operations_in(rb.id, 1, MAX_OP)
                        if o.parent_op is not None]
             plan_rest = build_plan(self.journal, parent, opts.scope, target_for, exclude=handled)
             segs = self.journal.segments(rb.id)
