@@ -159,6 +159,140 @@ def _exact(value: Any) -> Decimal:
         return Decimal(0)  # SQLite sums non-numeric text as 0
 
 
+# SQLite sums (``_sqlite_sums``): a REAL is summed in SQL as the integer N = round(v * 10**s)
+# when v is exactly the double nearest to N / 10**s (IEEE division is correctly rounded, so
+# comparing v with N / 10.0**s decides it) and |v| * 10**s < 2**50 (then no other decimal
+# with at most s places rounds to v, so Decimal(repr(v)) == N / 10**s: what ``_exact`` adds).
+_SUM_BOUND = 2**50
+_DEFAULT_PLACES = 6  # float and unscaled decimal columns: values with more places go by Python
+
+
+def _places(col: ColumnInfo) -> int:
+    if col.kind == "int":
+        return 0
+    if col.kind == "decimal" and col.scale is not None and 0 <= col.scale <= 9:
+        return col.scale
+    return _DEFAULT_PLACES
+
+
+def _scaled(q: str, s: int) -> str:
+    return f"CAST(ROUND({q} * {10**s}) AS INTEGER)"
+
+
+def _places_expr(n: str, s: int) -> str:
+    """Places of repr(v) for an exact REAL v = n / 10**s: s less n's trailing zeros, at
+    least one ('12.0'): 1 + the number of k < s with n % 10**k != 0."""
+    return " + ".join(["1", *(f"({n} % {10**k} != 0)" for k in range(1, s))])
+
+
+def _sqlite_fast_columns(q: str, s: int, kind: str, declared: bool) -> list[str]:
+    """One column's part of the one-scan query.
+
+    An integer column: its SUM (an integer result is exact). Others: the sum of
+    n = round(v * 10**s), the rows where v is exactly n / 10**s, the non-NULL rows, the
+    largest magnitude and, without a declared scale, the most places of a REAL.
+    """
+    if kind == "int":
+        return [f"SUM({q})"]
+    n = _scaled(q, s)
+    exprs = [f"SUM({n})", f"SUM({q} = {n} / {10**s}.0)", f"COUNT({q})", f"MAX(ABS({q}))"]
+    if not declared:
+        exprs.append(f"MAX((typeof({q}) = 'real') * ({_places_expr(n, s)}))")
+    return exprs
+
+
+def _sqlite_exact_where(q: str, s: int) -> str:
+    n = _scaled(q, s)
+    return (
+        f"typeof({q}) = 'integer' OR (typeof({q}) = 'real' AND ABS({q}) < "
+        f"{_SUM_BOUND // 10**s} AND {q} = {n} / {10**s}.0)"
+    )
+
+
+def _sqlite_sums(conn: Connection, t: Reflected, names: Sequence[str]) -> tuple[int, list[Any]]:
+    """Count and exact sums on SQLite, equal to adding every stored value with ``_exact``.
+
+    One scan in SQL sums each column as scaled integers and proves that exact (every value
+    an integer or an exact REAL, none too large); a column it cannot prove is summed again
+    with its exact rows in SQL and only the others (text, blobs, REALs with more places than
+    the column declares, huge values) read and added in Python.
+    """
+    prep = conn.dialect.identifier_preparer
+    table = prep.format_table(t.table)
+    cols = [t.info.columns[c] for c in names]
+    quoted = [prep.quote(c) for c in names]
+    places = [_places(c) for c in cols]
+    # A declared scale: the sum has that scale, as PostgreSQL and MariaDB give it.
+    declared = [c.kind == "decimal" and p == c.scale for c, p in zip(cols, places, strict=True)]
+    parts = [
+        _sqlite_fast_columns(q, s, c.kind, d)
+        for q, s, c, d in zip(quoted, places, cols, declared, strict=True)
+    ]
+    try:
+        row = conn.exec_driver_sql(
+            f"SELECT {', '.join(['COUNT(*)', *(e for p in parts for e in p)])} FROM {table}"
+        ).one()
+    except DBAPIError as exc:
+        if "overflow" not in str(exc.orig):
+            raise
+        conn.rollback()
+        row = None
+    values: list[Any] = []
+    at = 1
+    for q, s, c, d, p in zip(quoted, places, cols, declared, parts, strict=True):
+        got, at = (row[at : at + len(p)] if row is not None else None), at + len(p)
+        if got is not None and c.kind == "int":
+            if got[0] is None or type(got[0]) is int:
+                values.append(got[0])
+                continue
+        elif got is not None:
+            scaled, exact, present, largest = got[:4]
+            bounded = isinstance(largest, int | float) and largest < _SUM_BOUND // 10**s
+            if exact == present and (present == 0 or bounded):
+                # Every term has at most `most` places (s when declared): quantize is exact.
+                most = s if d else got[4]
+                total = Decimal(0)
+                if present:
+                    total += Decimal(int(scaled)).scaleb(-s).quantize(Decimal(1).scaleb(-most))
+                values.append(total)
+                continue
+        values.append(_sqlite_slow_sum(conn, table, q, s))
+    if row is None:
+        return int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()), values
+    return int(row[0]), values
+
+
+def _sqlite_slow_sum(conn: Connection, table: str, q: str, s: int) -> Decimal:
+    """Exact rows summed in SQL as above, the others in Python."""
+    exact = _sqlite_exact_where(q, s)
+    n = _scaled(q, s)
+    sql = (
+        f"SELECT SUM(CASE WHEN typeof({q}) = 'integer' THEN {q} END), "
+        f"SUM(CASE WHEN typeof({q}) = 'real' THEN {n} END), "
+        f"MAX(CASE WHEN typeof({q}) = 'real' THEN {_places_expr(n, s)} END) "
+        f"FROM {table} WHERE {exact}"
+    )
+    try:
+        ints, scaled, most = conn.exec_driver_sql(sql).one()
+    except DBAPIError as exc:
+        if "overflow" not in str(exc.orig):
+            raise
+        conn.rollback()
+        return _python_sum(conn, table, q, None)
+    total = Decimal(0)
+    if ints is not None:
+        total += Decimal(int(ints))
+    if scaled is not None:
+        total += Decimal(int(scaled)).scaleb(-s).quantize(Decimal(1).scaleb(-int(most)))
+    return total + _python_sum(conn, table, q, f"{q} IS NOT NULL AND NOT ({exact})")
+
+
+def _python_sum(conn: Connection, table: str, q: str, where: str | None) -> Decimal:
+    cond = where or f"{q} IS NOT NULL"
+    stored = conn.exec_driver_sql(f"SELECT {q} FROM {table} WHERE {cond}")
+    return sum((_exact(v) for (v,) in stored), Decimal(0))
+
+
 _PLAIN = frozenset({int, str, type(None)})  # driver values that are already images
 _NO_KEY: Mapping[str, Any] = {}  # an insert has no WHERE
 
@@ -483,6 +617,15 @@ class SqlTarget:
         for c in names:
             if c not in cols or cols[c].kind not in ("int", "decimal", "float"):
                 raise BadInput(f"table '{table}': '{c}' is not a numeric column to sum.")
+        if self.dialect == "sqlite":
+            try:
+                with self._tx(write=False, timeout=False) as (conn, _):
+                    count, values = _sqlite_sums(conn, t, names)
+            except SQLAlchemyError as exc:
+                raise self._read_error(exc, f"aggregating '{table}'") from exc
+            return Aggregates(
+                count=count, sums={c: _sum_text(v) for c, v in zip(names, values, strict=True)}
+            )
         tbl = t.table
         sums = [
             func.sum(cast(tbl.c[c], Numeric))
@@ -492,21 +635,9 @@ class SqlTarget:
         ]
         try:
             with self._tx(write=False, timeout=False) as (conn, _):
-                try:
-                    row = conn.execute(select(func.count(), *sums).select_from(tbl)).one()
-                    values = list(row[1:])
-                    count = int(row[0])
-                except DBAPIError as exc:
-                    if self.dialect != "sqlite" or "overflow" not in str(exc.orig):
-                        raise
-                    conn.rollback()
-                    count = int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
-                    values = [1.0] * len(names)  # forces the exact path below
-                for i, c in enumerate(names):
-                    if self.dialect == "sqlite" and isinstance(values[i], float):
-                        column = tbl.c[c]
-                        stored = conn.execute(select(column).where(column.is_not(None)))
-                        values[i] = sum((_exact(v) for (v,) in stored), Decimal(0))
+                row = conn.execute(select(func.count(), *sums).select_from(tbl)).one()
+                values = list(row[1:])
+                count = int(row[0])
         except SQLAlchemyError as exc:
             raise self._read_error(exc, f"aggregating '{table}'") from exc
         return Aggregates(
