@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.changes import load_changeset  # noqa: E402
-from console.config import Settings  # noqa: E402
-from console.engine.apply import Engine  # noqa: E402
-from console.journal import Journal  # noqa: E402
+from console.changes import load_changeset
+from console.config import Settings
+from console.engine.apply import Engine
+from console.journal import Journal
 
 
 def make_table(path: Path, rows: int) -> None:
@@ -66,15 +66,24 @@ def main() -> None:
         conn.close()
 
         journal = Journal(f"sqlite:///{base / 'journal.db'}", actor="bench")
-        cs = load_changeset(csv, table="items", key=["id"], op="update", name="bench",
-                            version=1, target=f"sqlite:///{journaled_db}")
+        cs = load_changeset(
+            csv,
+            table="items",
+            key=["id"],
+            op="update",
+            name="bench",
+            version=1,
+            target=f"sqlite:///{journaled_db}",
+        )
         started = time.perf_counter()
         report = Engine(journal, Settings()).apply(cs, segment_size=args.segment_size)
         journaled = time.perf_counter() - started
         assert report.applied == args.updates, report.message
     print(f"bare executemany : {args.updates / bare:>10,.0f} rows/s ({bare:.2f} s)")
-    print(f"journaled apply  : {args.updates / journaled:>10,.0f} rows/s ({journaled:.2f} s, "
-          f"segment size {args.segment_size})")
+    print(
+        f"journaled apply  : {args.updates / journaled:>10,.0f} rows/s ({journaled:.2f} s, "
+        f"segment size {args.segment_size})"
+    )
     print(f"ratio journaled/bare: {journaled / bare:.1f}x (aim: within 3x)")
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_apply import make_table  # noqa: E402
-from console.changes import load_changeset  # noqa: E402
-from console.config import Settings  # noqa: E402
-from console.engine.apply import Engine  # noqa: E402
-from console.journal import Journal  # noqa: E402
-from console.rollback.execute import Options, Rollback  # noqa: E402
+from bench.bench_apply import make_table
+from console.changes import load_changeset
+from console.config import Settings
+from console.engine.apply import Engine
+from console.journal import Journal
+from console.rollback.execute import Options, Rollback
 
 
 def main() -> None:
@@ -39,8 +39,15 @@ def main() -> None:
         make_table(bare_db, args.rows)
         make_table(target_db, args.rows)
         journal = Journal(f"sqlite:///{base / 'journal.db'}", actor="bench")
-        cs = load_changeset(csv, table="items", key=["id"], op="update", name="bench",
-                            version=1, target=f"sqlite:///{target_db}")
+        cs = load_changeset(
+            csv,
+            table="items",
+            key=["id"],
+            op="update",
+            name="bench",
+            version=1,
+            target=f"sqlite:///{target_db}",
+        )
         report = Engine(journal, Settings()).apply(cs, segment_size=args.segment_size)
         assert report.applied == args.updates, report.message
 
@@ -60,8 +67,10 @@ def main() -> None:
         journaled = time.perf_counter() - started
         assert rb.applied == args.updates, rb.message
     print(f"bare executemany (inverses): {args.updates / bare:>10,.0f} rows/s ({bare:.2f} s)")
-    print(f"journaled rollback         : {args.updates / journaled:>10,.0f} rows/s "
-          f"({journaled:.2f} s, plan + conflict checks + write-ahead)")
+    print(
+        f"journaled rollback         : {args.updates / journaled:>10,.0f} rows/s "
+        f"({journaled:.2f} s, plan + conflict checks + write-ahead)"
+    )
     print(f"ratio rollback/bare: {journaled / bare:.1f}x (aim: within 3x)")
 
 

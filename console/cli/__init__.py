@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 import sys
 
-from console.cli import (  # noqa: F401  (registration, in help order)
-    journal_cmds,
-    engine_cmds,
-    rollback_cmds,
-    runbook_cmds,
-    demo_cmd,
-    console_cmd,
-)
 from console.cli.app import app
 from console.errors import BackoutError, Exit
+
+# Command modules register on ``app`` when imported; this order is the order of `--help`.
+# isort: off
+from console.cli import journal_cmds, engine_cmds, rollback_cmds, runbook_cmds  # noqa: F401
+from console.cli import demo_cmd, console_cmd  # noqa: F401
+# isort: on
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -91,8 +91,10 @@ def rollback(
             print_json(r.as_dict())
         else:
             state = "ready" if r.ready else "NOT ready"
-            typer.echo(f"run {r.run_id}: {state} to roll back ({r.inverses} inverses, "
-                       f"{r.conflicts} conflicts)")
+            typer.echo(
+                f"run {r.run_id}: {state} to roll back ({r.inverses} inverses, "
+                f"{r.conflicts} conflicts)"
+            )
             for reason in r.reasons:
                 typer.echo(f"  - {reason}")
         finish(Exit.DONE if r.ready else Exit.REVIEW)
@@ -101,8 +103,10 @@ def rollback(
         if as_json:
             print_json(p.as_dict())
         else:
-            typer.echo(f"rollback plan for run {p.run.id}: {len(p.items) - len(p.conflicts)} "
-                       f"inverse operation(s), {len(p.conflicts)} conflict(s)")
+            typer.echo(
+                f"rollback plan for run {p.run.id}: {len(p.items) - len(p.conflicts)} "
+                f"inverse operation(s), {len(p.conflicts)} conflict(s)"
+            )
             for i in p.items:
                 mark = "CONFLICT" if i.conflict else "        "
                 typer.echo(f"  {mark} op {i.parent_op:>6}  {i.kind:<6} {i.table} {i.key}")
@@ -115,8 +119,10 @@ def rollback(
     else:
         typer.echo(report.message)
         for conflict in report.extra.get("conflicts", [])[:20]:
-            typer.echo(f"  conflict {conflict.get('table')} {conflict.get('key')}: "
-                       f"ours {conflict.get('ours')} now {conflict.get('now')}")
+            typer.echo(
+                f"  conflict {conflict.get('table')} {conflict.get('key')}: "
+                f"ours {conflict.get('ours')} now {conflict.get('now')}"
+            )
     finish(report.exit_code)
 
 
@@ -131,17 +137,20 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, JSON_OPT] = False) -> No
     c = get_ctx(ctx)
     since = format_ts(c.journal.clock() - parse_duration(c.settings.policy.rollback.window))
     results = []
-    for r in c.journal.runs(limit=10_000, status=["completed", "paused", "failed",
-                                                    "rollback_partial"]):
-        if r.created_at < since or r.kind == "rollback" or r.dry_run:
+    for run in c.journal.runs(
+        limit=10_000, status=["completed", "paused", "failed", "rollback_partial"]
+    ):
+        if run.created_at < since or run.kind == "rollback" or run.dry_run:
             continue
-        results.append(readiness(Rollback(c.journal, c.settings), r, Options()))
+        results.append(readiness(Rollback(c.journal, c.settings), run, Options()))
     if as_json:
         print_json([r.as_dict() for r in results])
     else:
         for r in results:
-            typer.echo(f"{r.run_id}  {'ready' if r.ready else 'NOT ready'}"
-                       + "".join(f"\n    - {x}" for x in r.reasons))
+            typer.echo(
+                f"{r.run_id}  {'ready' if r.ready else 'NOT ready'}"
+                + "".join(f"\n    - {x}" for x in r.reasons)
+            )
         if not results:
             typer.echo("no runs inside the rollback window")
     finish(Exit.DONE if all(r.ready for r in results) else Exit.REVIEW)
@@ -163,8 +172,14 @@ def reapply(
 
     c = get_ctx(ctx)
     with progress_bar(f"reapply {run}", enabled=not as_json) as bar:
-        report = do_reapply(c.journal, c.settings, run, steps=tuple(step or ()),
-                            keys=read_keys(keys) if keys else (), progress=bar)
+        report = do_reapply(
+            c.journal,
+            c.settings,
+            run,
+            steps=tuple(step or ()),
+            keys=read_keys(keys) if keys else (),
+            progress=bar,
+        )
     if as_json:
         print_json(report.as_dict())
     else:

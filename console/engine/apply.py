@@ -176,9 +176,15 @@ class Engine:
             for op in coerced_operations(step, info):
                 ident = (ref, step.table, key_text(step.key, op.key))
                 if ident in seen:
-                    problems.append(Problem(cs.source, op.line, f"{step.name}.key",
-                                            f"row {ident[2]} of {step.table} is changed by an "
-                                            "earlier step too; merge the two steps"))
+                    problems.append(
+                        Problem(
+                            cs.source,
+                            op.line,
+                            f"{step.name}.key",
+                            f"row {ident[2]} of {step.table} is changed by an "
+                            "earlier step too; merge the two steps",
+                        )
+                    )
                 seen.add(ident)
                 if op.op == "insert" and cs.options.on_existing_insert == "refuse":
                     inserts.append(op)
@@ -186,24 +192,40 @@ class Engine:
                 found = target.read_rows(step.table, step.key, [o.key for o in chunk])
                 for o in chunk:
                     if key_tuple(info, step.key, o.key) in found:
-                        problems.append(Problem(
-                            cs.source, o.line, f"{step.name}.row",
-                            f"insert of key {key_text(step.key, o.key)} but that row exists "
-                            f"in {step.table}; use update or upsert"))
+                        problems.append(
+                            Problem(
+                                cs.source,
+                                o.line,
+                                f"{step.name}.row",
+                                f"insert of key {key_text(step.key, o.key)} but that row exists "
+                                f"in {step.table}; use update or upsert",
+                            )
+                        )
             if len(problems) >= 100:
                 break
         return problems
 
     def _identity(self, cs: ChangeSet) -> RunReport | None:
         """Same name+version: no-op when the digest matches and it completed; else refuse."""
-        previous = [r for r in self.queries.runs_for_changeset(cs.name, cs.version)
-                    if not r.dry_run and r.drill == self.drill]
+        previous = [
+            r
+            for r in self.queries.runs_for_changeset(cs.name, cs.version)
+            if not r.dry_run and r.drill == self.drill
+        ]
         for r in previous:
             if r.digest != cs.digest:
-                raise self._reject(cs, [Problem(
-                    cs.source, None, "version",
-                    f"{cs.name} v{cs.version} was applied before with different content "
-                    f"(run {r.id}); give the change set a new version")])
+                raise self._reject(
+                    cs,
+                    [
+                        Problem(
+                            cs.source,
+                            None,
+                            "version",
+                            f"{cs.name} v{cs.version} was applied before with different content "
+                            f"(run {r.id}); give the change set a new version",
+                        )
+                    ],
+                )
         live = [r for r in previous if r.status in RESUMABLE]
         if live:
             r = live[-1]
@@ -216,14 +238,21 @@ class Engine:
             r = done[-1]
             self.journal.append(
                 "changeset.duplicate",
-                {"changeset": cs.name, "version": cs.version, "digest": cs.digest,
-                 "previous_run": r.id},
+                {
+                    "changeset": cs.name,
+                    "version": cs.version,
+                    "digest": cs.digest,
+                    "previous_run": r.id,
+                },
             )
             return RunReport(
-                run_id=r.id, status="completed", exit_code=Exit.DONE, total=r.rows_total,
+                run_id=r.id,
+                status="completed",
+                exit_code=Exit.DONE,
+                total=r.rows_total,
                 applied=r.rows_applied,
                 message=f"{cs.name} v{cs.version} was already applied by run {r.id} with the "
-                        "same content; nothing to do.",
+                "same content; nothing to do.",
                 extra={"duplicate": True},
             )
         return None
@@ -303,8 +332,10 @@ class Engine:
             with self.journal.write() as w:
                 lease.renew(w.conn, self.journal, run_id, self.holder)
                 w.append(
-                    "run.started", {"pid": os.getpid(), "host": socket.gethostname()},
-                    run_id=run_id, corr=corr,
+                    "run.started",
+                    {"pid": os.getpid(), "host": socket.gethostname()},
+                    run_id=run_id,
+                    corr=corr,
                 )
             return self._execute(cs, targets, run_id, corr, size, dry_run, after_seg=0)
         finally:
@@ -326,11 +357,16 @@ class Engine:
                     kt = key_text(step.key, o.key)
                     fp = fingerprint(row)
                     h.update(f"{kt}\x00{fp}\x00".encode())
-                    rows.append({
-                        "run_id": run_id, "phase": "baseline", "tbl": step.table,
-                        "key_text": kt, "row": None if row is None else canonical_json(row),
-                        "fingerprint": fp,
-                    })
+                    rows.append(
+                        {
+                            "run_id": run_id,
+                            "phase": "baseline",
+                            "tbl": step.table,
+                            "key_text": kt,
+                            "row": None if row is None else canonical_json(row),
+                            "fingerprint": fp,
+                        }
+                    )
                 count += len(rows)
                 with self.journal.write() as w:
                     w.add_snapshot_rows(rows)
@@ -342,9 +378,15 @@ class Engine:
                 lease.renew(w.conn, self.journal, run_id, self.holder)
                 w.append(
                     "snapshot.taken",
-                    {"phase": "baseline", "table": step.table, "rows": count,
-                     "digest": h.hexdigest(), "aggregates": aggregates},
-                    run_id=run_id, corr=corr,
+                    {
+                        "phase": "baseline",
+                        "table": step.table,
+                        "rows": count,
+                        "digest": h.hexdigest(),
+                        "aggregates": aggregates,
+                    },
+                    run_id=run_id,
+                    corr=corr,
                 )
 
     # --- the segment loop -----------------------------------------------------------
@@ -390,8 +432,15 @@ class Engine:
                     continue
                 paused = self._pause_requested(run_id)
                 if paused:
-                    return self._pause(cs, run_id, corr, f"paused by {paused}", started,
-                                       (applied, failed, conflicts, skipped), dry_run)
+                    return self._pause(
+                        cs,
+                        run_id,
+                        corr,
+                        f"paused by {paused}",
+                        started,
+                        (applied, failed, conflicts, skipped),
+                        dry_run,
+                    )
                 step = steps[seg.step_no - 1]
                 ref = targets.ref(cs, step)
                 runner = runners.get(ref)
@@ -417,7 +466,8 @@ class Engine:
                 on_error = step.on_error or cs.options.on_error
                 if bad_now and on_error != "continue":
                     reason = (
-                        f"segment {seg.seg_no} failed: {result.error}" if result.error
+                        f"segment {seg.seg_no} failed: {result.error}"
+                        if result.error
                         else f"segment {seg.seg_no}: {bad_now} row(s) failed or conflicted"
                     )
                     if on_error == "rollback":
@@ -433,29 +483,59 @@ class Engine:
                     trip = check_invariants(runner.target, list(step.invariants), seg.seg_no)
                     if trip:
                         self.journal.append(
-                            "guard.tripped", {"reason": trip.reason, **trip.payload},
-                            run_id=run_id, corr=corr,
+                            "guard.tripped",
+                            {"reason": trip.reason, **trip.payload},
+                            run_id=run_id,
+                            corr=corr,
                         )
-                        return self._report(run_id, "paused", trip.reason, started, counts,
-                                            dry_run, Exit.FAILED)
+                        return self._report(
+                            run_id, "paused", trip.reason, started, counts, dry_run, Exit.FAILED
+                        )
             elapsed = time.monotonic() - started
             with self.journal.write() as w:
                 w.append(
                     "run.completed",
-                    {"applied": applied, "failed": failed, "conflicts": conflicts,
-                     "skipped": skipped, "elapsed_s": round(elapsed, 3),
-                     "rows_per_s": round(applied / elapsed, 1) if elapsed else 0.0},
-                    run_id=run_id, corr=corr,
+                    {
+                        "applied": applied,
+                        "failed": failed,
+                        "conflicts": conflicts,
+                        "skipped": skipped,
+                        "elapsed_s": round(elapsed, 3),
+                        "rows_per_s": round(applied / elapsed, 1) if elapsed else 0.0,
+                    },
+                    run_id=run_id,
+                    corr=corr,
                 )
                 lease.release(w.conn, run_id, self.holder)
-            return self._report(run_id, "completed", None, started,
-                                (applied, failed, conflicts, skipped), dry_run, Exit.DONE)
+            return self._report(
+                run_id,
+                "completed",
+                None,
+                started,
+                (applied, failed, conflicts, skipped),
+                dry_run,
+                Exit.DONE,
+            )
         except TransientError as exc:
-            return self._pause(cs, run_id, corr, f"target unavailable: {exc}", started,
-                               (applied, failed, conflicts, skipped), dry_run)
+            return self._pause(
+                cs,
+                run_id,
+                corr,
+                f"target unavailable: {exc}",
+                started,
+                (applied, failed, conflicts, skipped),
+                dry_run,
+            )
         except KeyboardInterrupt:
-            self._pause(cs, run_id, corr, "interrupted", started,
-                        (applied, failed, conflicts, skipped), dry_run)
+            self._pause(
+                cs,
+                run_id,
+                corr,
+                "interrupted",
+                started,
+                (applied, failed, conflicts, skipped),
+                dry_run,
+            )
             raise
 
     def _pause_requested(self, run_id: str) -> str | None:
@@ -477,8 +557,9 @@ class Engine:
         dry_run: bool,
     ) -> RunReport:
         with self.journal.write() as w:
-            w.append("run.paused", {"reason": reason, "by": self.journal.actor},
-                     run_id=run_id, corr=corr)
+            w.append(
+                "run.paused", {"reason": reason, "by": self.journal.actor}, run_id=run_id, corr=corr
+            )
             lease.release(w.conn, run_id, self.holder)
         return self._report(run_id, "paused", reason, started, counts, dry_run, Exit.FAILED)
 
@@ -494,18 +575,28 @@ class Engine:
     ) -> RunReport:
         run = self.journal.get_run(run_id)
         if status == "completed":
-            message = (f"run {run_id} {'dry run ' if dry_run else ''}completed: "
-                       f"{run.rows_applied} of {run.rows_total} rows "
-                       f"{'would be applied' if dry_run else 'applied'}")
+            message = (
+                f"run {run_id} {'dry run ' if dry_run else ''}completed: "
+                f"{run.rows_applied} of {run.rows_total} rows "
+                f"{'would be applied' if dry_run else 'applied'}"
+            )
         else:
             message = f"run {run_id} paused: {reason}; `backout resume {run_id}` continues it"
         if run.rows_conflict or run.rows_failed:
             message += f" ({run.rows_failed} failed, {run.rows_conflict} conflicts)"
         return RunReport(
-            run_id=run_id, status=status, message=message, exit_code=code, dry_run=dry_run,
-            total=run.rows_total, applied=run.rows_applied, failed=run.rows_failed,
-            conflicts=run.rows_conflict, skipped=run.rows_skipped,
-            elapsed_s=round(time.monotonic() - started, 3), reason=reason,
+            run_id=run_id,
+            status=status,
+            message=message,
+            exit_code=code,
+            dry_run=dry_run,
+            total=run.rows_total,
+            applied=run.rows_applied,
+            failed=run.rows_failed,
+            conflicts=run.rows_conflict,
+            skipped=run.rows_skipped,
+            elapsed_s=round(time.monotonic() - started, 3),
+            reason=reason,
         )
 
     # --- resume and pause -----------------------------------------------------------
@@ -515,8 +606,14 @@ class Engine:
         if run.kind not in ("apply", "reapply"):
             raise BadInput(f"run {run.id} is a {run.kind}; resume it with its own command.")
         if run.status not in RESUMABLE:
-            return RunReport(run.id, run.status, f"run {run.id} is {run.status}; nothing to "
-                             "resume.", Exit.DONE, total=run.rows_total, applied=run.rows_applied)
+            return RunReport(
+                run.id,
+                run.status,
+                f"run {run.id} is {run.status}; nothing to resume.",
+                Exit.DONE,
+                total=run.rows_total,
+                applied=run.rows_applied,
+            )
         created = self.journal.events(run.id, kinds=["run.created"], limit=1)[0].payload
         cs = self.reload(run, created, changeset_path)
         targets = Targets(self.settings, created.get("target_override"))
@@ -525,8 +622,12 @@ class Engine:
                 lease.acquire(w.conn, self.journal, run.id, self.holder)
                 segments = self.journal.segments(run.id)
                 doubt = [s.seg_no for s in segments if s.status in ("intent", "failed")]
-                w.append("run.resumed", {"by": self.journal.actor, "in_doubt": doubt},
-                         run_id=run.id, corr=run.corr)
+                w.append(
+                    "run.resumed",
+                    {"by": self.journal.actor, "in_doubt": doubt},
+                    run_id=run.id,
+                    corr=run.corr,
+                )
             if not segments:
                 # Killed before the first write: the baseline may be partial, so capture it
                 # again (nothing was written, so the target still is the baseline).
@@ -537,27 +638,53 @@ class Engine:
             for seg in segments:
                 if seg.status not in ("intent", "failed"):
                     continue
-                result = self._finish_in_doubt(cs, targets, run, seg.seg_no, seg.step_no,
-                                               seg.first_op, seg.last_op,
-                                               seg.status == "failed", dry)
+                result = self._finish_in_doubt(
+                    cs,
+                    targets,
+                    run,
+                    seg.seg_no,
+                    seg.step_no,
+                    seg.first_op,
+                    seg.last_op,
+                    seg.status == "failed",
+                    dry,
+                )
                 step = cs.steps[seg.step_no - 1]
                 on_error = step.on_error or cs.options.on_error
                 if (result.error or result.conflicts) and on_error != "continue":
                     now = self.journal.get_run(run.id)
-                    reason = (f"segment {seg.seg_no} failed again: {result.error}"
-                              if result.error else
-                              f"segment {seg.seg_no}: {len(result.conflicts)} row(s) changed by "
-                              "someone else while the run was interrupted")
-                    return self._pause(cs, run.id, run.corr, reason, started,
-                                       (now.rows_applied, now.rows_failed, now.rows_conflict,
-                                        now.rows_skipped), dry)
+                    reason = (
+                        f"segment {seg.seg_no} failed again: {result.error}"
+                        if result.error
+                        else f"segment {seg.seg_no}: {len(result.conflicts)} row(s) changed by "
+                        "someone else while the run was interrupted"
+                    )
+                    return self._pause(
+                        cs,
+                        run.id,
+                        run.corr,
+                        reason,
+                        started,
+                        (now.rows_applied, now.rows_failed, now.rows_conflict, now.rows_skipped),
+                        dry,
+                    )
             run = self.journal.get_run(run.id)
             after = max((s.seg_no for s in self.journal.segments(run.id)), default=0)
             size = int(created.get("options", {}).get("segment_size", cs.options.segment_size))
             return self._execute(
-                cs, targets, run.id, run.corr, size, dry, after_seg=after,
-                start_counts=(run.rows_applied, run.rows_failed, run.rows_conflict,
-                              run.rows_skipped),
+                cs,
+                targets,
+                run.id,
+                run.corr,
+                size,
+                dry,
+                after_seg=after,
+                start_counts=(
+                    run.rows_applied,
+                    run.rows_failed,
+                    run.rows_conflict,
+                    run.rows_skipped,
+                ),
             )
         finally:
             targets.close()
@@ -577,15 +704,20 @@ class Engine:
         step = cs.steps[step_no - 1]
         ops = self.queries.operations_in(run.id, first_op, last_op)
         if failed:
-            retry = [o.op_no for o in ops if o.status == "failed" and o.detail and
-                     loads(o.detail).get("segment")]
-            self.journal.append("segment.retry", {"seg_no": seg_no, "ops": retry},
-                                run_id=run.id, corr=run.corr)
+            retry = [
+                o.op_no
+                for o in ops
+                if o.status == "failed" and o.detail and loads(o.detail).get("segment")
+            ]
+            self.journal.append(
+                "segment.retry", {"seg_no": seg_no, "ops": retry}, run_id=run.id, corr=run.corr
+            )
             ops = self.queries.operations_in(run.id, first_op, last_op)
         pending = [JournalOp.from_operation(o) for o in ops if o.status == "pending"]
         plan = SegmentPlan(run.id, run.corr, seg_no, step_no, step.table, step.key, pending)
-        runner = SegmentRunner(self.journal, targets.for_step(cs, step), self.holder,
-                               dry_run=dry_run)
+        runner = SegmentRunner(
+            self.journal, targets.for_step(cs, step), self.holder, dry_run=dry_run
+        )
         return runner.execute(plan, in_doubt=True)
 
     def reload(self, run: Run, created: dict[str, Any], path: str | None) -> ChangeSet:
@@ -614,12 +746,21 @@ class Engine:
     def request_pause(self, run_ref: str) -> RunReport:
         run = self.journal.get_run(run_ref)
         if run.status not in ("running", "planned"):
-            return RunReport(run.id, run.status, f"run {run.id} is {run.status}, not running; "
-                             "nothing to pause.", Exit.DONE)
-        self.journal.append("run.pause_requested", {"by": self.journal.actor},
-                            run_id=run.id, corr=run.corr)
-        return RunReport(run.id, run.status, f"pause requested for run {run.id}; it stops at "
-                         "the next segment boundary.", Exit.DONE)
+            return RunReport(
+                run.id,
+                run.status,
+                f"run {run.id} is {run.status}, not running; nothing to pause.",
+                Exit.DONE,
+            )
+        self.journal.append(
+            "run.pause_requested", {"by": self.journal.actor}, run_id=run.id, corr=run.corr
+        )
+        return RunReport(
+            run.id,
+            run.status,
+            f"pause requested for run {run.id}; it stops at the next segment boundary.",
+            Exit.DONE,
+        )
 
 
 def build_op(
@@ -643,9 +784,14 @@ def build_op(
     if kind == "update":
         if before is None:
             return op("update", None, {"op": "none"}), (
-                "op.failed", {"error": f"no row with key {canonical_json(key)} to update"})
-        return op("update", {**before, **values},
-                  {"op": "update", "set": {c: before.get(c) for c in values}}), None
+                "op.failed",
+                {"error": f"no row with key {canonical_json(key)} to update"},
+            )
+        return op(
+            "update",
+            {**before, **values},
+            {"op": "update", "set": {c: before.get(c) for c in values}},
+        ), None
     if kind == "insert":
         row = {**key, **values}
         if before is not None:
@@ -654,7 +800,9 @@ def build_op(
         return op("insert", row, {"op": "delete"}), None
     if before is None:
         return op("delete", None, {"op": "none"}), (
-            "op.skipped", {"reason": f"no row with key {canonical_json(key)}; already absent"})
+            "op.skipped",
+            {"reason": f"no row with key {canonical_json(key)}; already absent"},
+        )
     return op("delete", None, {"op": "insert", "row": before}), None
 
 
@@ -662,4 +810,3 @@ def _chunks(items: Any, size: int) -> Iterator[list[Any]]:
     it = iter(items)
     while chunk := list(itertools.islice(it, size)):
         yield chunk
-

@@ -268,7 +268,9 @@ class SegmentRunner:
             result.attempts += 1
             try:
                 outcomes = self.target.write_segment(
-                    plan.table, plan.key_columns, [o.row_write() for o in todo],
+                    plan.table,
+                    plan.key_columns,
+                    [o.row_write() for o in todo],
                     dry_run=self.dry_run,
                 )
             except TransientError:
@@ -296,7 +298,7 @@ class SegmentRunner:
             break
         result.applied.sort()
         result.conflicts = sorted(op.op_no for op, _ in conflicts)
-        extra = {"resolved": True} if in_doubt else None
+        extra: dict[str, Any] | None = {"resolved": True} if in_doubt else None
         if self.dry_run:
             extra = {"op_status": "would_apply"}
         self._journal_outcome(plan, result, conflicts, started, extra)

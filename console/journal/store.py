@@ -648,7 +648,7 @@ class EngineQueries:
                     T_SNAPSHOTS.c.tbl == table,
                     T_SNAPSHOTS.c.key_text.in_(chunk),
                 )
-                out.update({k: r for k, r in conn.execute(stmt).all()})
+                out.update(dict(conn.execute(stmt).all()))
         return out
 
     def has_snapshot(self, run_id: str, phase: str) -> bool:

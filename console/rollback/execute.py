@@ -55,8 +55,10 @@ class Rollback:
 
     def _target_refs(self, run: Run) -> dict[int, str]:
         created = self.journal.events(run.id, kinds=["run.created"], limit=1)[0].payload
-        return {int(s["step_no"]): str(s.get("target_ref") or s.get("target", ""))
-                for s in created.get("steps", [])}
+        return {
+            int(s["step_no"]): str(s.get("target_ref") or s.get("target", ""))
+            for s in created.get("steps", [])
+        }
 
     def target_for(self, run: Run, override: str | None) -> Any:
         refs = self._target_refs(run)
@@ -87,7 +89,10 @@ class Rollback:
         self._check_scope(run, options.scope)
         try:
             return build_plan(
-                self.journal, run, options.scope, self.target_for(run, options.target),
+                self.journal,
+                run,
+                options.scope,
+                self.target_for(run, options.target),
                 exclude=self._handled_by_unfinished(run),
             )
         finally:
@@ -97,12 +102,15 @@ class Rollback:
         names = {s.name for s in self.journal.steps(run.id)}
         unknown = [s for s in scope.steps if s not in names]
         if unknown:
-            raise BadInput(f"--step {unknown[0]}: run {run.id} has no such step; its steps "
-                           f"are {', '.join(sorted(names)) or 'none'}.")
+            raise BadInput(
+                f"--step {unknown[0]}: run {run.id} has no such step; its steps "
+                f"are {', '.join(sorted(names)) or 'none'}."
+            )
 
     def _unfinished(self, parent: Run) -> Run | None:
-        for r in self.journal.runs(kind="rollback", drills=None, limit=1000,
-                                   status=list(RESUMABLE)):
+        for r in self.journal.runs(
+            kind="rollback", drills=None, limit=1000, status=list(RESUMABLE)
+        ):
             if r.parent_run == parent.id and not r.dry_run:
                 return r
         return None
@@ -112,8 +120,11 @@ class Rollback:
         rb = self._unfinished(parent)
         if rb is None:
             return []
-        return [o.parent_op for o in self.queries.operations_in(rb.id, 1, MAX_OP)
-                if o.parent_op is not None]
+        return [
+            o.parent_op
+            for o in self.queries.operations_in(rb.id, 1, MAX_OP)
+            if o.parent_op is not None
+        ]
 
     # --- execution ------------------------------------------------------------------
 
@@ -130,12 +141,17 @@ class Rollback:
             return self.resume(unfinished.id, options)
         self._check_scope(parent, options.scope)
         try:
-            plan = build_plan(self.journal, parent, options.scope,
-                              self.target_for(parent, options.target))
+            plan = build_plan(
+                self.journal, parent, options.scope, self.target_for(parent, options.target)
+            )
             if not plan.items:
-                return RunReport(parent.id, parent.status, f"run {parent.id}: nothing left to "
-                                 "roll back in this scope.", Exit.DONE,
-                                 extra={"plan_digest": plan.digest, "conflicts": []})
+                return RunReport(
+                    parent.id,
+                    parent.status,
+                    f"run {parent.id}: nothing left to roll back in this scope.",
+                    Exit.DONE,
+                    extra={"plan_digest": plan.digest, "conflicts": []},
+                )
             rb_id = self._start(parent, plan, options)
             return self._run(parent, rb_id, plan.items, options, next_op=1, next_seg=1)
         finally:
@@ -147,60 +163,123 @@ class Rollback:
         created = self.journal.events(parent.id, kinds=["run.created"], limit=1)[0].payload
         with self.journal.write() as w:
             lease.acquire(w.conn, self.journal, rb_id, self.holder)
-            w.append("run.created", {
-                "kind": "rollback", "parent_run": parent.id, "changeset": parent.changeset,
-                "version": parent.version, "digest": parent.digest,
-                "automation": parent.automation,
-                "description": f"rollback of run {parent.id}", "target": parent.target,
-                "drill": parent.drill, "dry_run": options.dry_run,
-                "rows_total": len(plan.items),
-                "options": {**created.get("options", {}), "on_conflict": options.on_conflict,
-                            "force": options.force},
-                "target_override": options.target,
-                "scope": options.scope.as_dict(),
-                "steps": [{"step_no": s.step_no, "name": s.name, "table": s.tbl,
-                           "key": loads_list(s.key_columns), "operations": s.operations,
-                           "target": s.target,
-                           "target_ref": (created.get("steps", [{}] * s.step_no)[s.step_no - 1]
-                                          .get("target_ref"))}
-                          for s in steps],
-            }, run_id=rb_id, corr=corr)
-            w.append("rollback.planned", {
-                "plan_digest": plan.digest, "scope": options.scope.as_dict(),
-                "items": len(plan.items), "conflicts": len(plan.conflicts)},
-                run_id=rb_id, corr=corr)
+            w.append(
+                "run.created",
+                {
+                    "kind": "rollback",
+                    "parent_run": parent.id,
+                    "changeset": parent.changeset,
+                    "version": parent.version,
+                    "digest": parent.digest,
+                    "automation": parent.automation,
+                    "description": f"rollback of run {parent.id}",
+                    "target": parent.target,
+                    "drill": parent.drill,
+                    "dry_run": options.dry_run,
+                    "rows_total": len(plan.items),
+                    "options": {
+                        **created.get("options", {}),
+                        "on_conflict": options.on_conflict,
+                        "force": options.force,
+                    },
+                    "target_override": options.target,
+                    "scope": options.scope.as_dict(),
+                    "steps": [
+                        {
+                            "step_no": s.step_no,
+                            "name": s.name,
+                            "table": s.tbl,
+                            "key": loads_list(s.key_columns),
+                            "operations": s.operations,
+                            "target": s.target,
+                            "target_ref": (
+                                created.get("steps", [{}] * s.step_no)[s.step_no - 1].get(
+                                    "target_ref"
+                                )
+                            ),
+                        }
+                        for s in steps
+                    ],
+                },
+                run_id=rb_id,
+                corr=corr,
+            )
+            w.append(
+                "rollback.planned",
+                {
+                    "plan_digest": plan.digest,
+                    "scope": options.scope.as_dict(),
+                    "items": len(plan.items),
+                    "conflicts": len(plan.conflicts),
+                },
+                run_id=rb_id,
+                corr=corr,
+            )
             if not options.dry_run:
-                w.append("run.status", {"status": "rolling_back", "reason": f"rollback {rb_id}",
-                                        "final": False, "rollback_run": rb_id},
-                         run_id=parent.id, corr=corr)
-            w.append("run.started", {"pid": os.getpid(), "host": socket.gethostname()},
-                     run_id=rb_id, corr=corr)
+                w.append(
+                    "run.status",
+                    {
+                        "status": "rolling_back",
+                        "reason": f"rollback {rb_id}",
+                        "final": False,
+                        "rollback_run": rb_id,
+                    },
+                    run_id=parent.id,
+                    corr=corr,
+                )
+            w.append(
+                "run.started",
+                {"pid": os.getpid(), "host": socket.gethostname()},
+                run_id=rb_id,
+                corr=corr,
+            )
         return rb_id
 
-    def _segments(self, parent: Run, rb_id: str, items: list[Inverse], options: Options,
-                  next_op: int, next_seg: int, size: int) -> Iterator[SegmentPlan]:
-        key_cols = {s.step_no: tuple(loads_list(s.key_columns))
-                    for s in self.journal.steps(parent.id)}
+    def _segments(
+        self,
+        parent: Run,
+        rb_id: str,
+        items: list[Inverse],
+        options: Options,
+        next_op: int,
+        next_seg: int,
+        size: int,
+    ) -> Iterator[SegmentPlan]:
+        key_cols = {
+            s.step_no: tuple(loads_list(s.key_columns)) for s in self.journal.steps(parent.id)
+        }
         op_no, seg_no = next_op, next_seg
         start = 0
         while start < len(items):
             first = items[start]
             chunk = [first]
-            while (start + len(chunk) < len(items) and len(chunk) < size
-                   and items[start + len(chunk)].table == first.table
-                   and items[start + len(chunk)].step_no == first.step_no):
+            while (
+                start + len(chunk) < len(items)
+                and len(chunk) < size
+                and items[start + len(chunk)].table == first.table
+                and items[start + len(chunk)].step_no == first.step_no
+            ):
                 chunk.append(items[start + len(chunk)])
             start += len(chunk)
-            plan = SegmentPlan(rb_id, parent.corr, seg_no, first.step_no, first.table,
-                               key_cols[first.step_no], [],
-                               outcome_extra={"parent_run": parent.id, "reverted_ops": []})
+            plan = SegmentPlan(
+                rb_id,
+                parent.corr,
+                seg_no,
+                first.step_no,
+                first.table,
+                key_cols[first.step_no],
+                [],
+                outcome_extra={"parent_run": parent.id, "reverted_ops": []},
+            )
             for inv in chunk:
                 idem = f"rb:{parent.id}:{inv.parent_op}"
                 if inv.conflict and not options.force:
                     op = inv.journal_op(op_no, idem)
                     if options.on_conflict == "skip":
-                        detail: dict[str, Any] = {"reason": "conflict skipped",
-                                                  **conflict_dict(inv)}
+                        detail: dict[str, Any] = {
+                            "reason": "conflict skipped",
+                            **conflict_dict(inv),
+                        }
                         plan.prechecks.append(Precheck(op, "op.skipped", detail))
                     else:
                         plan.prechecks.append(Precheck(op, "op.conflict", conflict_dict(inv)))
@@ -210,8 +289,16 @@ class Rollback:
             seg_no += 1
             yield plan
 
-    def _run(self, parent: Run, rb_id: str, items: list[Inverse], options: Options, *,
-             next_op: int, next_seg: int) -> RunReport:
+    def _run(
+        self,
+        parent: Run,
+        rb_id: str,
+        items: list[Inverse],
+        options: Options,
+        *,
+        next_op: int,
+        next_seg: int,
+    ) -> RunReport:
         started = time.monotonic()
         created = self.journal.events(parent.id, kinds=["run.created"], limit=1)[0].payload
         size = int(created.get("options", {}).get("segment_size", 100))
@@ -224,8 +311,8 @@ class Rollback:
                 runner = runners.get(plan.step_no)
                 if runner is None:
                     runner = runners[plan.step_no] = SegmentRunner(
-                        self.journal, target_for(plan.step_no), self.holder,
-                        dry_run=options.dry_run)
+                        self.journal, target_for(plan.step_no), self.holder, dry_run=options.dry_run
+                    )
                 runner.journal_intent(plan)
                 if forced:
                     self._journal_forced(plan, forced)
@@ -234,8 +321,13 @@ class Rollback:
                 if self.progress:
                     self.progress(done, len(items))
                 if result.error:
-                    return self._pause(parent, rb_id, f"segment {plan.seg_no} failed: "
-                                       f"{result.error}", started, options)
+                    return self._pause(
+                        parent,
+                        rb_id,
+                        f"segment {plan.seg_no} failed: {result.error}",
+                        started,
+                        options,
+                    )
         except TransientError as exc:
             return self._pause(parent, rb_id, f"target unavailable: {exc}", started, options)
         return self._finish(parent, rb_id, started, options)
@@ -244,16 +336,32 @@ class Rollback:
         with self.journal.write() as w:
             for op in plan.ops:
                 if op.parent_op in forced:
-                    w.append("op.forced", {"op_no": op.op_no, "by": self.journal.actor,
-                                           "detail": {"table": op.table, "key": op.key,
-                                                      "now": op.before, "restore": op.after}},
-                             run_id=plan.run_id, corr=plan.corr)
+                    w.append(
+                        "op.forced",
+                        {
+                            "op_no": op.op_no,
+                            "by": self.journal.actor,
+                            "detail": {
+                                "table": op.table,
+                                "key": op.key,
+                                "now": op.before,
+                                "restore": op.after,
+                            },
+                        },
+                        run_id=plan.run_id,
+                        corr=plan.corr,
+                    )
 
-    def _pause(self, parent: Run, rb_id: str, reason: str, started: float,
-               options: Options) -> RunReport:
+    def _pause(
+        self, parent: Run, rb_id: str, reason: str, started: float, options: Options
+    ) -> RunReport:
         with self.journal.write() as w:
-            w.append("run.paused", {"reason": reason, "by": self.journal.actor},
-                     run_id=rb_id, corr=parent.corr)
+            w.append(
+                "run.paused",
+                {"reason": reason, "by": self.journal.actor},
+                run_id=rb_id,
+                corr=parent.corr,
+            )
             lease.release(w.conn, rb_id, self.holder)
         return self._report(parent, rb_id, started, options, paused=reason)
 
@@ -261,26 +369,42 @@ class Rollback:
         rb = self.journal.get_run(rb_id)
         elapsed = time.monotonic() - started
         with self.journal.write() as w:
-            w.append("run.completed", {
-                "applied": rb.rows_applied, "failed": rb.rows_failed,
-                "conflicts": rb.rows_conflict, "skipped": rb.rows_skipped,
-                "elapsed_s": round(elapsed, 3),
-                "rows_per_s": round(rb.rows_applied / elapsed, 1) if elapsed else 0.0,
-            }, run_id=rb_id, corr=parent.corr)
+            w.append(
+                "run.completed",
+                {
+                    "applied": rb.rows_applied,
+                    "failed": rb.rows_failed,
+                    "conflicts": rb.rows_conflict,
+                    "skipped": rb.rows_skipped,
+                    "elapsed_s": round(elapsed, 3),
+                    "rows_per_s": round(rb.rows_applied / elapsed, 1) if elapsed else 0.0,
+                },
+                run_id=rb_id,
+                corr=parent.corr,
+            )
             if not options.dry_run:
                 left = self.journal.count_operations(parent.id, ["applied"])
                 status = "rolled_back" if left == 0 else "rollback_partial"
-                reason = None if left == 0 else (
-                    f"{left} row(s) not reverted ({rb.rows_conflict} conflicts, "
-                    f"{rb.rows_skipped} skipped)")
-                w.append("run.status", {"status": status, "reason": reason, "final": True,
-                                        "rollback_run": rb_id},
-                         run_id=parent.id, corr=parent.corr)
+                reason = (
+                    None
+                    if left == 0
+                    else (
+                        f"{left} row(s) not reverted ({rb.rows_conflict} conflicts, "
+                        f"{rb.rows_skipped} skipped)"
+                    )
+                )
+                w.append(
+                    "run.status",
+                    {"status": status, "reason": reason, "final": True, "rollback_run": rb_id},
+                    run_id=parent.id,
+                    corr=parent.corr,
+                )
             lease.release(w.conn, rb_id, self.holder)
         return self._report(parent, rb_id, started, options)
 
-    def _report(self, parent: Run, rb_id: str, started: float, options: Options,
-                paused: str | None = None) -> RunReport:
+    def _report(
+        self, parent: Run, rb_id: str, started: float, options: Options, paused: str | None = None
+    ) -> RunReport:
         rb = self.journal.get_run(rb_id)
         parent = self.journal.get_run(parent.id)
         conflicts = [
@@ -292,26 +416,45 @@ class Rollback:
         verb = "would revert" if options.dry_run else "reverted"
         if paused:
             status, code = "paused", Exit.FAILED
-            message = (f"rollback {rb_id} of run {parent.id} paused: {paused}; "
-                       f"`backout resume {rb_id}` continues it")
+            message = (
+                f"rollback {rb_id} of run {parent.id} paused: {paused}; "
+                f"`backout resume {rb_id}` continues it"
+            )
         elif rb.rows_conflict:
             status, code = parent.status, Exit.REVIEW
-            message = (f"rollback {rb_id} of run {parent.id}: {verb} {rb.rows_applied} rows; "
-                       f"{rb.rows_conflict} conflict(s) left for review (rows changed by "
-                       "someone else since the run)")
+            message = (
+                f"rollback {rb_id} of run {parent.id}: {verb} {rb.rows_applied} rows; "
+                f"{rb.rows_conflict} conflict(s) left for review (rows changed by "
+                "someone else since the run)"
+            )
         else:
             status, code = ("dry_run" if options.dry_run else parent.status), Exit.DONE
             message = f"rollback {rb_id} of run {parent.id}: {verb} {rb.rows_applied} rows"
             if rb.rows_skipped:
                 message += f", skipped {rb.rows_skipped} conflict(s)"
         return RunReport(
-            run_id=parent.id, status=status, message=message, exit_code=code,
-            dry_run=options.dry_run, total=rb.rows_total, applied=rb.rows_applied,
-            failed=rb.rows_failed, conflicts=rb.rows_conflict, skipped=rb.rows_skipped,
-            elapsed_s=round(time.monotonic() - started, 3), reason=paused,
-            extra={"rollback_run": rb_id, "plan_digest": digest, "conflicts": conflicts,
-                   "counts": {"reverted": rb.rows_applied, "conflicts": rb.rows_conflict,
-                              "skipped": rb.rows_skipped}},
+            run_id=parent.id,
+            status=status,
+            message=message,
+            exit_code=code,
+            dry_run=options.dry_run,
+            total=rb.rows_total,
+            applied=rb.rows_applied,
+            failed=rb.rows_failed,
+            conflicts=rb.rows_conflict,
+            skipped=rb.rows_skipped,
+            elapsed_s=round(time.monotonic() - started, 3),
+            reason=paused,
+            extra={
+                "rollback_run": rb_id,
+                "plan_digest": digest,
+                "conflicts": conflicts,
+                "counts": {
+                    "reverted": rb.rows_applied,
+                    "conflicts": rb.rows_conflict,
+                    "skipped": rb.rows_skipped,
+                },
+            },
         )
 
     # --- resume ---------------------------------------------------------------------
@@ -337,37 +480,59 @@ class Rollback:
                 lease.acquire(w.conn, self.journal, rb.id, self.holder)
                 segs = self.journal.segments(rb.id)
                 doubt = [s.seg_no for s in segs if s.status in ("intent", "failed")]
-                w.append("run.resumed", {"by": self.journal.actor, "in_doubt": doubt},
-                         run_id=rb.id, corr=rb.corr)
-            key_cols = {s.step_no: tuple(loads_list(s.key_columns))
-                        for s in self.journal.steps(parent.id)}
+                w.append(
+                    "run.resumed",
+                    {"by": self.journal.actor, "in_doubt": doubt},
+                    run_id=rb.id,
+                    corr=rb.corr,
+                )
+            key_cols = {
+                s.step_no: tuple(loads_list(s.key_columns)) for s in self.journal.steps(parent.id)
+            }
             for seg in segs:
                 if seg.status not in ("intent", "failed"):
                     continue
                 ops = self.queries.operations_in(rb.id, seg.first_op, seg.last_op)
                 if seg.status == "failed":
                     retry = [o.op_no for o in ops if o.status == "failed"]
-                    self.journal.append("segment.retry", {"seg_no": seg.seg_no, "ops": retry},
-                                        run_id=rb.id, corr=rb.corr)
+                    self.journal.append(
+                        "segment.retry",
+                        {"seg_no": seg.seg_no, "ops": retry},
+                        run_id=rb.id,
+                        corr=rb.corr,
+                    )
                     ops = self.queries.operations_in(rb.id, seg.first_op, seg.last_op)
-                pending = [JournalOp.from_operation(o, o.parent_op) for o in ops
-                           if o.status == "pending"]
-                plan = SegmentPlan(rb.id, rb.corr, seg.seg_no, seg.step_no,
-                                   ops[0].tbl if ops else "", key_cols[seg.step_no], pending,
-                                   outcome_extra={"parent_run": parent.id, "reverted_ops": []})
+                pending = [
+                    JournalOp.from_operation(o, o.parent_op) for o in ops if o.status == "pending"
+                ]
+                plan = SegmentPlan(
+                    rb.id,
+                    rb.corr,
+                    seg.seg_no,
+                    seg.step_no,
+                    ops[0].tbl if ops else "",
+                    key_cols[seg.step_no],
+                    pending,
+                    outcome_extra={"parent_run": parent.id, "reverted_ops": []},
+                )
                 runner = SegmentRunner(self.journal, target_for(seg.step_no), self.holder)
                 result = runner.execute(plan, in_doubt=True)
                 if result.error:
-                    return self._pause(parent, rb.id, f"segment {seg.seg_no} failed: "
-                                       f"{result.error}", started, opts)
-            handled = [o.parent_op for o in self.queries.operations_in(rb.id, 1, MAX_OP)
-                       if o.parent_op is not None]
+                    return self._pause(
+                        parent, rb.id, f"segment {seg.seg_no} failed: {result.error}", started, opts
+                    )
+            handled = [
+                o.parent_op
+                for o in self.queries.operations_in(rb.id, 1, MAX_OP)
+                if o.parent_op is not None
+            ]
             plan_rest = build_plan(self.journal, parent, opts.scope, target_for, exclude=handled)
             segs = self.journal.segments(rb.id)
             next_seg = max((s.seg_no for s in segs), default=0) + 1
             next_op = max((s.last_op for s in segs), default=0) + 1
-            return self._run(parent, rb.id, plan_rest.items, opts, next_op=next_op,
-                             next_seg=next_seg)
+            return self._run(
+                parent, rb.id, plan_rest.items, opts, next_op=next_op, next_seg=next_seg
+            )
         except TransientError as exc:
             return self._pause(parent, rb.id, f"target unavailable: {exc}", started, opts)
         finally:

@@ -140,9 +140,7 @@ def inverse_of(op: Operation) -> tuple[OpKind, Row | None, Row | None, tuple[str
     return "update", after, before, cols
 
 
-def applied_ops(
-    journal: Journal, run: Run, scope: Scope, exclude: set[int]
-) -> Iterator[Operation]:
+def applied_ops(journal: Journal, run: Run, scope: Scope, exclude: set[int]) -> Iterator[Operation]:
     """The run's still-applied operations in scope, newest first (keyset pages)."""
     steps = {s.step_no for s in journal.steps(run.id) if s.name in scope.steps}
     wanted = {canonical_json(k) for k in scope.keys} if scope.keys else None
@@ -164,9 +162,10 @@ def applied_ops(
 
 def _key_in(op: Operation, wanted: set[str]) -> bool:
     key = loads(op.key)
-    return canonical_json(key) in wanted or canonical_json(
-        {k: str(v) for k, v in key.items()}
-    ) in wanted
+    return (
+        canonical_json(key) in wanted
+        or canonical_json({k: str(v) for k, v in key.items()}) in wanted
+    )
 
 
 def build_plan(
@@ -199,8 +198,16 @@ def build_plan(
                 now = now_rows[o.op_no]
                 plan.items.append(
                     Inverse(
-                        o.op_no, o.step_no, table, loads(o.key), kind, expect, restore, cols,
-                        now, not matches(info, now, expect),
+                        o.op_no,
+                        o.step_no,
+                        table,
+                        loads(o.key),
+                        kind,
+                        expect,
+                        restore,
+                        cols,
+                        now,
+                        not matches(info, now, expect),
                     )
                 )
         batch.clear()

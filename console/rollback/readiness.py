@@ -50,8 +50,10 @@ def check(rollback: Rollback, run: Run, options: Options) -> Readiness:
     window = parse_duration(settings.policy.rollback.window)
     age = journal.clock() - parse_ts(run.created_at)
     if age > window:
-        result.fail(f"the run is {age.days} days old, beyond the policy's rollback window "
-                    f"({settings.policy.rollback.window}); it needs an approved runbook")
+        result.fail(
+            f"the run is {age.days} days old, beyond the policy's rollback window "
+            f"({settings.policy.rollback.window}); it needs an approved runbook"
+        )
     target_for = rollback.target_for(run, options.target)
     try:
         for step in journal.steps(run.id):
@@ -64,8 +66,10 @@ def check(rollback: Rollback, run: Run, options: Options) -> Readiness:
             recorded = _recorded_columns(rollback, run, step.step_no)
             missing = sorted(recorded - set(info.columns))
             if missing:
-                result.fail(f"table {step.tbl} no longer has column(s) {', '.join(missing)} "
-                            "that the run wrote (schema drift)")
+                result.fail(
+                    f"table {step.tbl} no longer has column(s) {', '.join(missing)} "
+                    "that the run wrote (schema drift)"
+                )
         if not result.ready:
             return result
         plan = build_plan(journal, run, options.scope, target_for)
@@ -73,9 +77,11 @@ def check(rollback: Rollback, run: Run, options: Options) -> Readiness:
         result.conflicts = len(plan.conflicts)
         result.plan_digest = plan.digest
         if plan.conflicts:
-            result.fail(f"{len(plan.conflicts)} row(s) were changed by others since the run; "
-                        "they will be conflicts for review")
-        probe = [i for i in plan.items if not i.conflict][: 100]
+            result.fail(
+                f"{len(plan.conflicts)} row(s) were changed by others since the run; "
+                "they will be conflicts for review"
+            )
+        probe = [i for i in plan.items if not i.conflict][:100]
         if probe:
             _probe_first_segment(rollback, run, probe, target_for, result)
     finally:
@@ -94,8 +100,9 @@ def _recorded_columns(rollback: Rollback, run: Run, step_no: int) -> set[str]:
     return cols
 
 
-def _probe_first_segment(rollback: Rollback, run: Run, items: list[Any], target_for: Any,
-                         result: Readiness) -> None:
+def _probe_first_segment(
+    rollback: Rollback, run: Run, items: list[Any], target_for: Any, result: Readiness
+) -> None:
     """Execute the first inverse segment inside a transaction that is rolled back."""
     from console.targets.types import SegmentError, TransientError
 

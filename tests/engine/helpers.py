@@ -120,8 +120,16 @@ def changeset_doc(
         for i in updates
     ]
     ops += [
-        {"op": "insert", "row": {"id": i, "name": f"new {i}", "amount": "1.00", "note": None,
-                                 "seen_at": "2026-11-27 12:00:00"}}
+        {
+            "op": "insert",
+            "row": {
+                "id": i,
+                "name": f"new {i}",
+                "amount": "1.00",
+                "note": None,
+                "seen_at": "2026-11-27 12:00:00",
+            },
+        }
         for i in inserts
     ]
     ops += [{"op": "delete", "key": {"id": i}} for i in deletes]

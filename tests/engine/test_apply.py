@@ -53,9 +53,11 @@ def test_dry_run_leaves_target_identical(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 't.db'}"
     make_items(url, 50)
     before = sqlite_dump(tmp_path / "t.db")
-    cs = load_changeset(write_changeset(
-        tmp_path / "cs.yaml", changeset_doc(url, updates=range(1, 30), deletes=range(40, 45))
-    ))
+    cs = load_changeset(
+        write_changeset(
+            tmp_path / "cs.yaml", changeset_doc(url, updates=range(1, 30), deletes=range(40, 45))
+        )
+    )
     j = _journal(tmp_path)
     report = Engine(j, Settings()).apply(cs, dry_run=True)
     assert report.exit_code == Exit.DONE
@@ -127,11 +129,18 @@ def test_constraint_failure_pauses_with_part_applied_then_resume(tmp_path: Path)
 
 def test_out_of_band_write_during_run_is_a_conflict(target_url: str, tmp_path: Path) -> None:
     make_items(target_url, 40)
-    cs = load_changeset(write_changeset(
-        tmp_path / "cs.yaml",
-        changeset_doc(target_url, updates=range(1, 31), segment_size=10, on_error="continue",
-                      max_failed_ratio=0.5),
-    ))
+    cs = load_changeset(
+        write_changeset(
+            tmp_path / "cs.yaml",
+            changeset_doc(
+                target_url,
+                updates=range(1, 31),
+                segment_size=10,
+                on_error="continue",
+                max_failed_ratio=0.5,
+            ),
+        )
+    )
     j = _journal(tmp_path)
     other = create_engine(target_url)
 
@@ -199,8 +208,9 @@ def test_csv_keys_are_coerced_like_the_plan(tmp_path: Path) -> None:
     make_items(url, 20)
     csv = tmp_path / "u.csv"
     csv.write_text("id,amount,note\n5,1.25,csv\n7,2.25,\n")
-    cs = load_changeset(csv, table="items", key=["id"], op="update", name="u", version=1,
-                        target=url)
+    cs = load_changeset(
+        csv, table="items", key=["id"], op="update", name="u", version=1, target=url
+    )
     report = Engine(_journal(tmp_path), Settings()).apply(cs)
     assert report.exit_code == Exit.DONE, report.message
     rows = {r[0]: r for r in dump(url)}

@@ -27,7 +27,9 @@ def _backout(journal: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "BACKOUT_USER": "killer"}
     return subprocess.Popen(
         [sys.executable, "-m", "console", "--journal", str(journal), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
 
 
@@ -35,8 +37,10 @@ def _expected(url: str, tmp: Path) -> list[tuple[object, ...]]:
     """The target after an uninterrupted apply of the same change set."""
     ref = f"sqlite:///{tmp / 'ref.db'}"
     make_items(ref, ROWS)
-    cs = write_changeset(tmp / "ref.yaml", changeset_doc(
-        ref, updates=UPDATES, inserts=INSERTS, deletes=DELETES, segment_size=25))
+    cs = write_changeset(
+        tmp / "ref.yaml",
+        changeset_doc(ref, updates=UPDATES, inserts=INSERTS, deletes=DELETES, segment_size=25),
+    )
     proc = _backout(tmp / "ref-journal.db", "apply", str(cs))
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
@@ -46,8 +50,10 @@ def _expected(url: str, tmp: Path) -> list[tuple[object, ...]]:
 def _trial(tmp: Path, seed: int, delay: float, expected: list[tuple[object, ...]]) -> None:
     url = f"sqlite:///{tmp / 'target.db'}"
     make_items(url, ROWS)
-    cs = write_changeset(tmp / "cs.yaml", changeset_doc(
-        url, updates=UPDATES, inserts=INSERTS, deletes=DELETES, segment_size=25))
+    cs = write_changeset(
+        tmp / "cs.yaml",
+        changeset_doc(url, updates=UPDATES, inserts=INSERTS, deletes=DELETES, segment_size=25),
+    )
     journal = tmp / "journal.db"
     proc = _backout(journal, "apply", str(cs))
     time.sleep(delay)

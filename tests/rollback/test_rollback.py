@@ -38,8 +38,9 @@ def _applied(url: str, tmp: Path, **ranges: range) -> tuple[Journal, str]:
 def test_rollback_restores_baseline_exactly(target_url: str, tmp_path: Path) -> None:
     make_items(target_url, 120)
     baseline = dump(target_url)
-    j, run_id = _applied(target_url, tmp_path, updates=range(1, 61), inserts=range(500, 520),
-                         deletes=range(100, 111))
+    j, run_id = _applied(
+        target_url, tmp_path, updates=range(1, 61), inserts=range(500, 520), deletes=range(100, 111)
+    )
     assert dump(target_url) != baseline
     report = Rollback(j, Settings()).execute(run_id, Options())
     assert report.exit_code == Exit.DONE, report.message
@@ -182,14 +183,28 @@ def test_foreign_keys_hold_in_reverse_order(tmp_path: Path) -> None:
         )
     eng.dispose()
     doc = {
-        "changeset": "fk", "version": 1, "target": url, "options": {"segment_size": 3},
+        "changeset": "fk",
+        "version": 1,
+        "target": url,
+        "options": {"segment_size": 3},
         "steps": [
-            {"name": "parents", "table": "parent", "key": ["id"],
-             "operations": [{"op": "insert", "row": {"id": i, "name": f"p{i}"}}
-                            for i in range(1, 6)]},
-            {"name": "children", "table": "child", "key": ["id"],
-             "operations": [{"op": "insert", "row": {"id": i, "parent_id": 1 + i % 5, "v": "c"}}
-                            for i in range(1, 11)]},
+            {
+                "name": "parents",
+                "table": "parent",
+                "key": ["id"],
+                "operations": [
+                    {"op": "insert", "row": {"id": i, "name": f"p{i}"}} for i in range(1, 6)
+                ],
+            },
+            {
+                "name": "children",
+                "table": "child",
+                "key": ["id"],
+                "operations": [
+                    {"op": "insert", "row": {"id": i, "parent_id": 1 + i % 5, "v": "c"}}
+                    for i in range(1, 11)
+                ],
+            },
         ],
     }
     j = Journal(f"sqlite:///{tmp_path / 'j.db'}", actor="oncall")

@@ -25,7 +25,9 @@ def _backout(journal: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "BACKOUT_USER": "oncall"}
     return subprocess.Popen(
         [sys.executable, "-m", "console", "--journal", str(journal), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
 
 
@@ -77,8 +79,9 @@ def _trial(tmp: Path, seed: int, delay: float) -> None:
 
 @pytest.mark.parametrize("index", range(20))
 def test_kill_rollback_and_resume(index: int, tmp_path: Path, span: float) -> None:
-    delay = random.Random(4242).sample([random.Random(i).uniform(0.2, span) for i in range(20)],
-                                       20)[index]
+    delay = random.Random(4242).sample(
+        [random.Random(i).uniform(0.2, span) for i in range(20)], 20
+    )[index]
     _trial(tmp_path, index, delay)
 
 
