@@ -78,6 +78,35 @@ _PG_TRIGGERS = [
        FOR EACH ROW EXECUTE FUNCTION backout_events_append_only()""",
     """CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
        FOR EACH STATEMENT EXECUTE FUNCTION backout_events_append_only()""",
+    # Identity is the authenticated role: the actor is hashed into the chain, so the client
+    # must send it, and the database refuses a row that names anyone else. Superusers and
+    # members of the table's owner role are exempt (they administer the journal; `journal
+    # copy` carries actors over from a SQLite journal).
+    """CREATE OR REPLACE FUNCTION backout_events_actor() RETURNS trigger AS $$
+       BEGIN
+         IF NEW.actor IS DISTINCT FROM session_user::text
+            AND NEW.actor IS DISTINCT FROM current_user::text
+            AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+            AND NOT pg_has_role(current_user, (SELECT relowner FROM pg_class
+                                               WHERE oid = TG_RELID), 'MEMBER') THEN
+           RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+             MESSAGE = 'journal actor "' || NEW.actor
+               || '" is not the connected role "' || current_user || '"';
+         END IF;
+         RETURN NEW;
+       END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE TRIGGER events_actor BEFORE INSERT ON events
+       FOR EACH ROW EXECUTE FUNCTION backout_events_actor()""",
+    # Consoles LISTEN on this channel; one notification per appending statement, with the
+    # largest seq it wrote (delivered at commit, so listeners never see uncommitted events).
+    """CREATE OR REPLACE FUNCTION backout_events_notify() RETURNS trigger AS $$
+       BEGIN
+         PERFORM pg_notify('backout_events', (SELECT max(seq) FROM new_events)::text);
+         RETURN NULL;
+       END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE TRIGGER events_notify AFTER INSERT ON events
+       REFERENCING NEW TABLE AS new_events
+       FOR EACH STATEMENT EXECUTE FUNCTION backout_events_notify()""",
 ]
 
 # Upgrades from an older schema version to the next one, in order.
@@ -92,6 +121,8 @@ def ensure_schema(engine: Engine) -> str:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(7262340001)"))
+            if not _pg_may_alter(conn):
+                return _pg_journal_id(conn)
         SQLModel.metadata.create_all(conn, tables=_tables())
         for ddl in _SQLITE_TRIGGERS if conn.dialect.name == "sqlite" else _PG_TRIGGERS:
             conn.exec_driver_sql(ddl)
@@ -127,3 +158,31 @@ def ensure_schema(engine: Engine) -> str:
 
 def _tables() -> list[Any]:
     return [models.table_of(m) for m in models.ALL_MODELS]
+
+
+def _pg_may_alter(conn: Connection) -> bool:
+    """False for team members (operators, approvers, auditors) of an existing journal: only
+    its owner can run DDL there, and they need none."""
+    owner_ok = conn.execute(
+        text(
+            "SELECT pg_has_role(current_user, c.relowner, 'MEMBER') FROM pg_class c "
+            "WHERE c.oid = to_regclass('events')"
+        )
+    ).scalar()
+    return owner_ok is None or bool(owner_ok)
+
+
+def _pg_journal_id(conn: Connection) -> str:
+    meta = models.table_of(models.Meta)
+    rows: dict[str, str] = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
+    if "journal_id" not in rows:
+        raise BadInput(
+            "this PostgreSQL journal has no id; its owner must run `backout journal setup`."
+        )
+    if int(rows.get("schema_version", "1")) != models.SCHEMA_VERSION:
+        raise BadInput(
+            f"the journal has schema version {rows.get('schema_version')}, this backout expects "
+            f"{models.SCHEMA_VERSION}; its owner must run `backout journal setup` "
+            "with a matching backout."
+        )
+    return rows["journal_id"]

@@ -1,0 +1,53 @@
+"""Team journal administration: setup, grant, copy (PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from console.cli.app import journal_app
+from console.cli.context import JSON_OPT, print_json
+
+_PREFIX = typer.Option(
+    "--role-prefix", help="Group roles are PREFIX_owner, PREFIX_operator, ...", show_default=True
+)
+
+
+@journal_app.command(
+    "setup", epilog="Example:\n\n  backout journal setup --postgres postgresql://admin@db/backout"
+)
+def setup_cmd(
+    postgres: Annotated[str, typer.Option("--postgres", help="The team's PostgreSQL URL.")],
+    prefix: Annotated[str, _PREFIX] = "backout",
+    as_json: Annotated[bool, JSON_OPT] = False,
+) -> None:
+    """Create the shared journal's schema, group roles and grants (idempotent)."""
+    from console.journal.setup import TeamRoles, setup
+
+    info = setup(postgres, TeamRoles(prefix))
+    if as_json:
+        print_json(info)
+    else:
+        made = ", ".join(info["created"]) or "none (all existed)"
+        typer.echo(f"journal {info['journal_id']} ready; roles created: {made}")
+
+
+@journal_app.command(
+    "grant", epilog="Example:\n\n  backout journal grant alice approver --postgres URL"
+)
+def grant_cmd(
+    user: Annotated[str, typer.Argument(help="The person's PostgreSQL login role.")],
+    role: Annotated[str, typer.Argument(help="owner, operator, approver or auditor.")],
+    postgres: Annotated[str, typer.Option("--postgres", help="The team's PostgreSQL URL.")],
+    prefix: Annotated[str, _PREFIX] = "backout",
+    as_json: Annotated[bool, JSON_OPT] = False,
+) -> None:
+    """Add a person (a LOGIN role, created if missing, no password) to a team role."""
+    from console.journal.setup import TeamRoles, grant
+
+    info = grant(postgres, user, role, TeamRoles(prefix))
+    if as_json:
+        print_json(info)
+    else:
+        typer.echo(f"{user} is now a member of {info['role']}")

@@ -1,0 +1,105 @@
+"""Roles and grants enforced by PostgreSQL itself, not by backout's Python."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+
+from console.cli import main
+from console.journal.setup import grant, open_journal, setup
+from console.journal.verify import verify
+from tests.shared_journal.conftest import Team
+
+DECISION = {
+    "exec": "e1",
+    "step": "s1",
+    "request": 1,
+    "roles": ["dba"],
+    "comment": "ok",
+    "plan_digest": "p" * 64,
+    "runbook_digest": "r" * 64,
+    "head": {"seq": 0, "hash": "0" * 64},
+}
+
+
+def test_setup_and_grant_are_idempotent(team: Team, capsys: pytest.CaptureFixture[str]) -> None:
+    again = setup(team.url, team.roles)
+    assert again["created"] == []
+    prefix = team.roles.prefix
+    with pytest.raises(SystemExit) as done:
+        main(["journal", "setup", "--postgres", team.url, "--role-prefix", prefix])
+    assert done.value.code in (0, None)
+    assert "roles created: none" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(
+            [
+                "journal",
+                "grant",
+                team.auditor,
+                "auditor",
+                "--postgres",
+                team.url,
+                "--role-prefix",
+                prefix,
+            ]
+        )
+    assert done.value.code in (0, None)
+    assert grant(team.url, team.operator, "operator", team.roles)["created"] is False
+    j = open_journal(team.url_as(team.operator), "ignored")
+    j.append("note", {"text": "hello"})
+    assert j.actor == team.operator
+    assert verify(j, remember=False).ok
+    j.close()
+
+
+def test_operator_cannot_write_an_approval_decision(team: Team) -> None:
+    j = open_journal(team.url_as(team.operator), "x")
+    with pytest.raises(DBAPIError, match=r"only members of .*_approver decide approvals"):
+        j.append("approval.granted", DECISION, run_id="r1")
+    assert j.head()[0] == 0
+    j.close()
+    a = open_journal(team.url_as(team.approver), "x")
+    ev = a.append("approval.granted", DECISION, run_id="r1")
+    assert ev.actor == team.approver
+    # A bare decision (no run, no execution): the chain verifies; projections need the run.
+    assert verify(a, remember=False, projections=False).ok
+    a.close()
+
+
+def test_nobody_can_update_or_delete_events(team: Team) -> None:
+    j = open_journal(team.url_as(team.operator), "x")
+    j.append("note", {"text": "hello"})
+    j.close()
+    for user in (team.operator, team.approver, team.auditor, "postgres"):
+        engine = create_engine(team.url_as(user))
+        for sql in (
+            "UPDATE events SET payload = '{}'",
+            "DELETE FROM events",
+            "TRUNCATE events",
+        ):
+            with (
+                engine.connect() as conn,
+                pytest.raises(DBAPIError, match=r"permission denied|append-only"),
+            ):
+                conn.execute(text(sql))
+        engine.dispose()
+
+
+def test_auditor_reads_but_cannot_write(team: Team) -> None:
+    open_journal(team.url_as(team.operator), "x").append("note", {"text": "hello"})
+    j = open_journal(team.url_as(team.auditor), "x")
+    assert j.head()[0] == 1
+    assert verify(j, remember=False).ok
+    with pytest.raises(DBAPIError, match="permission denied"):
+        j.append("note", {"text": "sneaky"})
+    j.close()
+
+
+def test_actor_forged_by_the_client_is_refused(team: Team) -> None:
+    j = open_journal(team.url_as(team.operator), "x")
+    j.actor = team.approver  # pretending to be someone else
+    with pytest.raises(DBAPIError, match="is not the connected role"):
+        j.append("note", {"text": "as someone else"})
+    assert j.head()[0] == 0
+    j.close()
