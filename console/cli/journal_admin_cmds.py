@@ -51,3 +51,25 @@ def grant_cmd(
         print_json(info)
     else:
         typer.echo(f"{user} is now a member of {info['role']}")
+
+
+@journal_app.command(
+    "copy",
+    epilog="Example:\n\n  backout journal copy --from ~/journal.db --to postgresql://me@db/backout",
+)
+def copy_cmd(
+    source: Annotated[str, typer.Option("--from", help="The SQLite journal to copy.")],
+    target: Annotated[str, typer.Option("--to", help="An empty PostgreSQL journal.")],
+    as_json: Annotated[bool, JSON_OPT] = False,
+) -> None:
+    """Copy a single-user SQLite journal into a fresh PostgreSQL journal, then verify it."""
+    from console.journal.copy import copy_journal
+
+    counts, report = copy_journal(source, target)
+    if as_json:
+        print_json({"rows": counts, "verify": report.as_dict()})
+    else:
+        typer.echo(
+            f"copied {counts.get('events', 0)} events ({sum(counts.values())} rows); "
+            f"chain verified, head {report.head_seq} {report.head_hash[:12]}"
+        )
