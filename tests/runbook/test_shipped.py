@@ -3,8 +3,6 @@ need `console.reconcile.service`)."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.runbook.conftest import Team
 
 
@@ -17,7 +15,6 @@ def test_list_finds_shipped_and_local_runbooks(sqlite_team: Team) -> None:
 
 
 def test_shipped_rollback_batch_end_to_end(sqlite_team: Team) -> None:
-    pytest.importorskip("console.reconcile.service")
     t = sqlite_team
     r = t.cli("oncall1", "runbook", "start", "rollback-batch", "--run", t.run_id, "--json")
     assert r.code == 0, r.err
