@@ -199,6 +199,9 @@ def create_app(config: Config) -> FastAPI:
         op: Annotated[str | None, Query(description="insert|update|delete|upsert")] = None,
         name: str | None = None,
         version: Annotated[int | None, Query(ge=1)] = None,
+        target: Annotated[
+            str | None, Query(description="A target name from backout.toml (not a URL).")
+        ] = None,
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     ) -> JSONResponse:
         suffix = body.suffix_for(request.headers.get("content-type"))
@@ -220,6 +223,11 @@ def create_app(config: Config) -> FastAPI:
             args["name"] = name
         if version:
             args["version"] = version
+        if target is not None:
+            # Names only: a token must not point the server at an arbitrary database URL.
+            if target not in config.settings.targets:
+                raise ApiError(422, f"target '{target}' is not a target name in backout.toml")
+            args["target"] = target
         return await run_in_threadpool(accept, token, data, suffix, args, idempotency_key)
 
     # --- runs -------------------------------------------------------------------------
