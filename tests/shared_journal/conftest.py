@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -19,6 +19,14 @@ class Team:
     operator: str
     approver: str
     auditor: str
+    extra_users: list[str] = field(default_factory=list)
+
+    def add_user(self, role: str) -> str:
+        """Another person in ``role``; dropped with the team."""
+        user = f"{self.roles.prefix}_u{len(self.extra_users)}"
+        self.extra_users.append(user)
+        grant(self.url, user, role, self.roles)
+        return user
 
     def url_as(self, user: str) -> str:
         scheme, rest = self.url.split("://", 1)
@@ -30,10 +38,11 @@ def team(pg_url: str) -> Iterator[Team]:
     tag = uuid.uuid4().hex[:8]
     roles = TeamRoles(f"bt{tag}")
     users = {r: f"bt{tag}_{r[:2]}_user" for r in ("operator", "approver", "auditor")}
+    team = Team(pg_url, roles, users["operator"], users["approver"], users["auditor"])
     try:
         setup(pg_url, roles)
         for role, user in users.items():
             grant(pg_url, user, role, roles)
-        yield Team(pg_url, roles, users["operator"], users["approver"], users["auditor"])
+        yield team
     finally:
-        drop_roles(pg_url, roles, list(users.values()))
+        drop_roles(pg_url, roles, [*users.values(), *team.extra_users])
