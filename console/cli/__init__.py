@@ -12,6 +12,7 @@ from console.errors import BackoutError, Exit
 # isort: off
 from console.cli import journal_cmds, engine_cmds, rollback_cmds, runbook_cmds  # noqa: F401
 from console.cli import demo_cmd, console_cmd  # noqa: F401
+from console.cli import reconcile_cmds  # noqa: F401
 from console.cli import serve_cmds  # noqa: F401
 from console.cli import journal_admin_cmds  # noqa: F401
 # isort: on
