@@ -38,14 +38,16 @@ class Server:
     def journal(self, actor: str = "admin") -> Journal:
         return Journal(self.journal_url, actor=actor)
 
-    def wait_status(self, run_id: str, statuses: tuple[str, ...], timeout: float = 15) -> Any:
+    def wait_status(
+        self, run_id: str, statuses: tuple[str, ...], timeout: float = 15, poll: float = 0.2
+    ) -> Any:
         with self.client() as c:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 data = c.get(f"/runs/{run_id}").json()
                 if data["status"] in statuses:
                     return data
-                time.sleep(0.05)
+                time.sleep(poll)  # 0.2: under the default rate limit of 5 per second
         raise AssertionError(f"run {run_id} stayed {data['status']}")
 
 

@@ -216,3 +216,22 @@ def test_openapi_document_is_served(serve: ServerFactory) -> None:
     with s.client() as c:
         doc = c.get("/openapi.json").json()
     assert "/changesets" in doc["paths"] and "/runs/{run_id}/rollback" in doc["paths"]
+
+
+def test_pause_mid_run_then_resume_reloads_the_stored_body(serve: ServerFactory) -> None:
+    s = serve(rows=120, rate=1000.0, burst=1000)
+    doc = changeset_doc(s.target_url, updates=range(1, 121), segment_size=2)
+    with s.client() as c:
+        run_id = c.post("/changesets", json=doc).json()["run_id"]
+        # The engine honours a pause from `running` on (one asked while `planned` is
+        # superseded by run.started), so ask once it runs.
+        s.wait_status(run_id, ("running",), poll=0.01)
+        paused = c.post(f"/runs/{run_id}/pause")
+        assert paused.status_code == 200, paused.text
+        data = s.wait_status(run_id, ("paused", "completed"))
+        assert data["status"] == "paused", "the run finished before the pause arrived"
+        assert data["counts"]["applied"] < 120
+        assert c.post(f"/runs/{run_id}/resume").status_code == 202
+    data = s.wait_status(run_id, ("completed",), timeout=30)
+    assert data["counts"]["applied"] == 120
+    assert set(write_counts(s.target_url).values()) == {1}
