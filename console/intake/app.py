@@ -79,6 +79,10 @@ def create_app(config: Config) -> FastAPI:
         title="backout intake",
         version="1",
         description="Apply, pause, resume, query and roll back journaled batch updates.",
+        # No endpoint without a token, the schema included (served below); no docs UIs.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
 
     @api.exception_handler(ApiError)
@@ -322,6 +326,22 @@ def create_app(config: Config) -> FastAPI:
 
         rid = background.start(config.journal_url, token.name, work)
         return started(rid, parent_run=run.id)
+
+    @api.get("/openapi.json", include_in_schema=False)
+    def openapi(_: Auth) -> JSONResponse:
+        return JSONResponse(schema())
+
+    def schema() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            api.openapi_schema = get_openapi(
+                title=api.title,
+                version=api.version,
+                description=api.description,
+                routes=api.routes,
+            )
+        return api.openapi_schema
 
     @api.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def get_metrics(_: Auth) -> PlainTextResponse:

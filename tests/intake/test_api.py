@@ -213,6 +213,9 @@ def test_metrics_text_parses(serve: ServerFactory) -> None:
 
 def test_openapi_document_is_served(serve: ServerFactory) -> None:
     s = serve()
+    with s.client("") as c:
+        assert c.get("/openapi.json").status_code == 401
+        assert c.get("/docs").status_code == 404
     with s.client() as c:
         doc = c.get("/openapi.json").json()
     assert "/changesets" in doc["paths"] and "/runs/{run_id}/rollback" in doc["paths"]
