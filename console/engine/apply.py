@@ -539,9 +539,9 @@ class Engine:
             raise
 
     def _pause_requested(self, run_id: str) -> str | None:
-        latest = self.queries.latest_event(
-            run_id, ["run.pause_requested", "run.resumed", "run.started"]
-        )
+        # Only a resume supersedes a pause request: one made while the baseline was still
+        # being captured (status planned) must stop the run at its first boundary.
+        latest = self.queries.latest_event(run_id, ["run.pause_requested", "run.resumed"])
         if latest is not None and latest.kind == "run.pause_requested":
             return str(latest.payload.get("by", latest.actor))
         return None
