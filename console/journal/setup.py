@@ -10,17 +10,19 @@ they are not restricted.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
-from console.errors import BadInput
+from console.errors import BadInput, Blocked
 from console.journal import models
 from console.journal.db import ensure_schema, make_engine, resolve_url
-from console.journal.store import Journal
+from console.journal.store import Journal, Writer
 
 ROLES = ("owner", "operator", "approver", "auditor")
 DECISION_KINDS = ("approval.granted", "approval.denied")
@@ -216,11 +218,34 @@ def session_role(journal: Journal) -> str | None:
         return str(conn.execute(text("SELECT current_user")).scalar_one())
 
 
+class TeamJournal(Journal):
+    """A journal whose writes refused by the database's roles raise ``Blocked`` (one sentence)
+    instead of a driver error."""
+
+    @contextmanager
+    def write(self) -> Iterator[Writer]:
+        try:
+            with super().write() as writer:
+                yield writer
+        except DBAPIError as exc:
+            orig = exc.orig
+            if getattr(orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                raise
+            diag = getattr(orig, "diag", None)
+            reason = getattr(diag, "message_primary", None) or str(orig).splitlines()[0]
+            raise Blocked(
+                f"the journal refused the write as {self.actor}: {reason.rstrip('.')}."
+            ) from exc
+
+
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+
 def open_journal(url: str, actor: str, **kwargs: Any) -> Journal:
     """A journal whose actor is the authenticated role on PostgreSQL (the database refuses any
     other, and the actor is hashed into the chain, so it must be known before appending);
     ``actor`` on SQLite."""
-    journal = Journal(url, actor=actor, **kwargs)
+    journal = TeamJournal(url, actor=actor, **kwargs)
     role = session_role(journal)
     if role is not None:
         journal.actor = role

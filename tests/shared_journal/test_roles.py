@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from console.cli import main
+from console.errors import Blocked
 from console.journal.setup import grant, open_journal, setup
 from console.journal.verify import verify
 from tests.shared_journal.conftest import Team
@@ -55,7 +56,7 @@ def test_setup_and_grant_are_idempotent(team: Team, capsys: pytest.CaptureFixtur
 
 def test_operator_cannot_write_an_approval_decision(team: Team) -> None:
     j = open_journal(team.url_as(team.operator), "x")
-    with pytest.raises(DBAPIError, match=r"only members of .*_approver decide approvals"):
+    with pytest.raises(Blocked, match=r"only members of .*_approver decide approvals\.$"):
         j.append("approval.granted", DECISION, run_id="r1")
     assert j.head()[0] == 0
     j.close()
@@ -91,7 +92,7 @@ def test_auditor_reads_but_cannot_write(team: Team) -> None:
     j = open_journal(team.url_as(team.auditor), "x")
     assert j.head()[0] == 1
     assert verify(j, remember=False).ok
-    with pytest.raises(DBAPIError, match="permission denied"):
+    with pytest.raises(Blocked, match=r"refused the write as .*: permission denied for table"):
         j.append("note", {"text": "sneaky"})
     j.close()
 
@@ -99,7 +100,7 @@ def test_auditor_reads_but_cannot_write(team: Team) -> None:
 def test_actor_forged_by_the_client_is_refused(team: Team) -> None:
     j = open_journal(team.url_as(team.operator), "x")
     j.actor = team.approver  # pretending to be someone else
-    with pytest.raises(DBAPIError, match="is not the connected role"):
+    with pytest.raises(Blocked, match="is not the connected role"):
         j.append("note", {"text": "as someone else"})
     assert j.head()[0] == 0
     j.close()
