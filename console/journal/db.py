@@ -78,11 +78,19 @@ _PG_TRIGGERS = [
        FOR EACH ROW EXECUTE FUNCTION backout_events_append_only()""",
     """CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
        FOR EACH STATEMENT EXECUTE FUNCTION backout_events_append_only()""",
+]
+
+# Team journal objects (PostgreSQL): created when missing only, so that a member of the owning
+# role who does not own these functions (e.g. they were made by a superuser) can still connect.
+# (name, DDL): a name ending in "()" is a function, else a trigger on events.
+_PG_TEAM: list[tuple[str, str]] = [
     # Identity is the authenticated role: the actor is hashed into the chain, so the client
     # must send it, and the database refuses a row that names anyone else. Superusers and
     # members of the table's owner role are exempt (they administer the journal; `journal
     # copy` carries actors over from a SQLite journal).
-    """CREATE OR REPLACE FUNCTION backout_events_actor() RETURNS trigger AS $$
+    (
+        "backout_events_actor()",
+        """CREATE OR REPLACE FUNCTION backout_events_actor() RETURNS trigger AS $$
        BEGIN
          IF NEW.actor IS DISTINCT FROM session_user::text
             AND NEW.actor IS DISTINCT FROM current_user::text
@@ -95,18 +103,28 @@ _PG_TRIGGERS = [
          END IF;
          RETURN NEW;
        END $$ LANGUAGE plpgsql""",
-    """CREATE OR REPLACE TRIGGER events_actor BEFORE INSERT ON events
+    ),
+    (
+        "events_actor",
+        """CREATE OR REPLACE TRIGGER events_actor BEFORE INSERT ON events
        FOR EACH ROW EXECUTE FUNCTION backout_events_actor()""",
+    ),
     # Consoles LISTEN on this channel; one notification per appending statement, with the
     # largest seq it wrote (delivered at commit, so listeners never see uncommitted events).
-    """CREATE OR REPLACE FUNCTION backout_events_notify() RETURNS trigger AS $$
+    (
+        "backout_events_notify()",
+        """CREATE OR REPLACE FUNCTION backout_events_notify() RETURNS trigger AS $$
        BEGIN
          PERFORM pg_notify('backout_events', (SELECT max(seq) FROM new_events)::text);
          RETURN NULL;
        END $$ LANGUAGE plpgsql""",
-    """CREATE OR REPLACE TRIGGER events_notify AFTER INSERT ON events
+    ),
+    (
+        "events_notify",
+        """CREATE OR REPLACE TRIGGER events_notify AFTER INSERT ON events
        REFERENCING NEW TABLE AS new_events
        FOR EACH STATEMENT EXECUTE FUNCTION backout_events_notify()""",
+    ),
 ]
 
 # Upgrades from an older schema version to the next one, in order.
@@ -126,6 +144,8 @@ def ensure_schema(engine: Engine) -> str:
         SQLModel.metadata.create_all(conn, tables=_tables())
         for ddl in _SQLITE_TRIGGERS if conn.dialect.name == "sqlite" else _PG_TRIGGERS:
             conn.exec_driver_sql(ddl)
+        if conn.dialect.name == "postgresql":
+            _pg_team_objects(conn)
         meta = models.table_of(models.Meta)
         rows: dict[str, str] = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
         journal_id = rows.get("journal_id")
@@ -186,3 +206,19 @@ def _pg_journal_id(conn: Connection) -> str:
             "with a matching backout."
         )
     return rows["journal_id"]
+
+
+def _pg_team_objects(conn: Connection) -> None:
+    for name, ddl in _PG_TEAM:
+        if name.endswith("()"):
+            missing = conn.execute(text("SELECT to_regprocedure(:n) IS NULL"), {"n": name})
+        else:
+            missing = conn.execute(
+                text(
+                    "SELECT NOT EXISTS (SELECT 1 FROM pg_trigger "
+                    "WHERE tgrelid = 'events'::regclass AND tgname = :n)"
+                ),
+                {"n": name},
+            )
+        if missing.scalar():
+            conn.exec_driver_sql(ddl)
