@@ -141,7 +141,12 @@ class Settings(_Strict):
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
-    """Best-effort line number of a dotted key in a TOML document (tomllib keeps none)."""
+    """Best-effort line number of a dotted key in a TOML document (tomllib keeps none).
+
+    A list item (``loc`` ending in an index) is found on the line of its list's key.
+    """
+    while loc and isinstance(loc[-1], int):
+        loc = loc[:-1]
     if not loc:
         return None
     last = str(loc[-1])
@@ -152,7 +157,7 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
         line = raw.strip()
         if line.startswith("["):
             name = line.strip("[]").strip().replace('"', "")
-            in_table = name == header or (header == "" and False)
+            in_table = name == header
             if name == ".".join([*tables, last]):
                 return number
             continue

@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         sys.stderr.write(
-            f"backout: internal error: {type(exc).__name__}: {exc}. "
+            f"backout: internal error: {type(exc).__name__}: {first}. "
             "Rerun with --debug for the traceback and report it.\n"
         )
         sys.exit(Exit.FAILED)

@@ -150,11 +150,6 @@ def test_internal_errors_hide_the_traceback_unless_debug(tmp_path: Path) -> None
     assert "Traceback (most recent call last)" in loud.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="console.cli.main prints str(exc) of an internal error as is; SQLAlchemy messages "
-    "span two lines ('(Background on this error at: ...)'), so the error is not one line",
-)
 def test_internal_errors_are_one_line(tmp_path: Path) -> None:
     one_line_error(backout("--journal", str(_garbage(tmp_path)), "runs"))
 

@@ -115,16 +115,7 @@ def test_an_unknown_key_names_the_key_the_file_and_the_line(
         ("[policy.approval]\nquorum = 'two'\n", "policy.approval.quorum", 2),
         ("[policy.approval]\nquorum = 0\n", "policy.approval.quorum", 2),
         ("[policy.approval]\nexpires_after = 'soon'\n", "policy.approval.expires_after", 2),
-        pytest.param(
-            "[policy.approval]\nexclude = ['everyone']\n",
-            "policy.approval.exclude.0",
-            2,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="config._line_of does not find the line of a list item (loc ends in an "
-                "index); reported to the config owner",
-            ),
-        ),
+        ("[policy.approval]\nexclude = ['everyone']\n", "policy.approval.exclude.0", 2),
         ("[policy.rollback]\nrequire_runbook = 'maybe'\n", "policy.rollback.require_runbook", 2),
         ("journal = 5\n", "journal", 1),
         ("[policy]\nroles = ['oncall']\n", "policy.roles", 2),
