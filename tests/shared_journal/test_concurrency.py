@@ -10,7 +10,7 @@ from console.journal.setup import open_journal
 from console.journal.verify import verify
 from tests.shared_journal.conftest import Team
 
-PER_WRITER = 100
+PER_WRITER = 60
 
 
 def _append(url: str, writer: int) -> None:
