@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 from console.cli.app import journal_app
 from console.cli.context import JSON_OPT, print_json
+from console.errors import BackoutError
+
+
+@contextmanager
+def _database_errors(url: str) -> Iterator[None]:
+    """A refusal or an unreachable server is one sentence, not a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    from console.canonical import mask_url
+
+    try:
+        yield
+    except DBAPIError as exc:
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise BackoutError(f"{mask_url(url)}: {first.rstrip('.')}.") from exc
+
 
 _PREFIX = typer.Option(
     "--role-prefix", help="Group roles are PREFIX_owner, PREFIX_operator, ...", show_default=True
@@ -25,7 +43,8 @@ def setup_cmd(
     """Create the shared journal's schema, group roles and grants (idempotent)."""
     from console.journal.setup import TeamRoles, setup
 
-    info = setup(postgres, TeamRoles(prefix))
+    with _database_errors(postgres):
+        info = setup(postgres, TeamRoles(prefix))
     if as_json:
         print_json(info)
     else:
@@ -46,7 +65,8 @@ def grant_cmd(
     """Add a person (a LOGIN role, created if missing, no password) to a team role."""
     from console.journal.setup import TeamRoles, grant
 
-    info = grant(postgres, user, role, TeamRoles(prefix))
+    with _database_errors(postgres):
+        info = grant(postgres, user, role, TeamRoles(prefix))
     if as_json:
         print_json(info)
     else:
@@ -65,7 +85,8 @@ def copy_cmd(
     """Copy a single-user SQLite journal into a fresh PostgreSQL journal, then verify it."""
     from console.journal.copy import copy_journal
 
-    counts, report = copy_journal(source, target)
+    with _database_errors(target):
+        counts, report = copy_journal(source, target)
     if as_json:
         print_json({"rows": counts, "verify": report.as_dict()})
     else:

@@ -97,6 +97,18 @@ def setup(url: str, roles: TeamRoles | None = None) -> dict[str, Any]:
     roles = roles or TeamRoles()
     engine = pg_engine(url)
     try:
+        with engine.connect() as conn:
+            me, is_admin = conn.execute(
+                text(
+                    "SELECT rolname, rolsuper OR rolcreaterole FROM pg_roles "
+                    "WHERE rolname = current_user"
+                )
+            ).one()
+        if not is_admin:
+            raise BadInput(
+                f"journal setup needs a PostgreSQL superuser or a role with CREATEROLE; "
+                f"{me} is neither."
+            )
         journal_id = ensure_schema(engine)
         with engine.begin() as conn:
             # Several admins running setup at once would race on CREATE ROLE.

@@ -104,3 +104,15 @@ def test_actor_forged_by_the_client_is_refused(team: Team) -> None:
         j.append("note", {"text": "as someone else"})
     assert j.head()[0] == 0
     j.close()
+
+
+def test_setup_by_a_team_member_is_refused_in_one_sentence(
+    team: Team, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = team.url_as(team.operator)
+    with pytest.raises(SystemExit) as done:
+        main(["journal", "setup", "--postgres", url, "--role-prefix", team.roles.prefix])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("backout: journal setup needs a PostgreSQL superuser")
+    assert "internal error" not in err and len(err.strip().splitlines()) == 1
