@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
+
+# CI explores the same examples every run (a failure reproduces from the log); developers'
+# runs keep exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 PG_ADMIN = os.environ.get("BACKOUT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_ADMIN = os.environ.get("BACKOUT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")

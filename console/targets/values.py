@@ -98,7 +98,11 @@ def coerce(col: ColumnInfo, value: Any) -> Any:
         d = _decimal(value)
         if col.scale is not None:
             exponent = d.as_tuple().exponent
-            if isinstance(exponent, int) and -exponent > col.scale and d != round(d, col.scale):
+            try:
+                rounded = round(d, col.scale)
+            except ArithmeticError:  # more digits than the decimal context holds
+                raise ValueError(f"'{value}' has too many digits for this column") from None
+            if isinstance(exponent, int) and -exponent > col.scale and d != rounded:
                 raise ValueError(f"'{value}' has more than {col.scale} decimal places")
         return str(d)
     if kind == "float":
