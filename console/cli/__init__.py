@@ -15,6 +15,7 @@ from console.cli import demo_cmd, console_cmd  # noqa: F401
 from console.cli import reconcile_cmds  # noqa: F401
 from console.cli import serve_cmds  # noqa: F401
 from console.cli import journal_admin_cmds  # noqa: F401
+from console.cli import export_cmds  # noqa: F401
 # isort: on
 
 
