@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from console.changes import load_changeset
 from console.cli import main
@@ -52,8 +53,13 @@ def scene(tmp_path: Path) -> Scene:
     other = Engine(j, Settings()).apply(
         load_changeset(write_changeset(tmp_path / "b.yaml", other_doc))
     )
+    # Someone edits a row the batch wrote: the rollback must leave it as a conflict.
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE items SET note = 'hand edit' WHERE id = 5"))
+    engine.dispose()
     rb = Rollback(j, Settings()).execute(report.run_id or "", Options())
-    assert rb.exit_code == Exit.DONE, rb.message
+    assert rb.exit_code == Exit.REVIEW, rb.message
     rollback_id = j.runs(kind="rollback", limit=1)[0].id
     j.close()
     return Scene(jpath, report.run_id or "", other.run_id or "", rollback_id)
@@ -151,3 +157,41 @@ def test_not_a_bundle_is_bad_input(capsys: pytest.CaptureFixture[str], tmp_path:
     (tmp_path / "x.json").write_text('{"format": "other"}')
     code, _, err = cli(capsys, "journal", "verify", "--bundle", str(tmp_path / "x.json"))
     assert code == 2 and "not a backout evidence bundle" in err
+
+
+def test_markdown_report_has_the_facts(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    data = _export_json(capsys, scene, tmp_path / "evidence.json")
+    out = tmp_path / "incident.md"
+    code, _, err = cli(
+        capsys, "--journal", str(scene.journal_path), "export", scene.run_id[:8], "-o", str(out)
+    )
+    assert code == 0, err
+    md = out.read_text()
+    for fact in (
+        f"# Incident report: run {scene.run_id} (eu-price-uplift v1)",
+        "**Automation:** test:suite",
+        "**Who:** oncall1",
+        "## Timeline (UTC, oldest first)",
+        "apply run created: eu-price-uplift v1, 28 rows",
+        f"rollback {scene.rollback_id}",
+        "conflict on op",
+        "| update |",
+        "amount: 5.5 → 5.25",
+        "operation(s) in conflict",
+        f"Evidence bundle digest: `{data['digest']}`",
+        f"hash `{data['head']['hash']}`",
+    ):
+        assert fact in md, fact
+    assert scene.other_id not in md  # the unrelated run stays out of the report
+    # Without -o the report goes to stdout, and nothing else does.
+    code, text, _ = cli(capsys, "--journal", str(scene.journal_path), "export", scene.run_id)
+    assert code == 0 and text.startswith("# Incident report")
+
+
+def test_unknown_format_is_bad_input(capsys: pytest.CaptureFixture[str], scene: Scene) -> None:
+    code, _, err = cli(
+        capsys, "--journal", str(scene.journal_path), "export", scene.run_id, "--format", "pdf"
+    )
+    assert code == 2 and "use md or json" in err
