@@ -45,9 +45,25 @@ _encoder = json.JSONEncoder(
 )
 
 
+try:  # the C encoder, built once: JSONEncoder.encode builds a new one on every call
+    from json.encoder import (  # type: ignore[attr-defined]
+        c_make_encoder,
+        encode_basestring,
+    )
+
+    # No circular-reference markers: journaled values are trees built from JSON and rows.
+    _c_encode = c_make_encoder(
+        None, _default, encode_basestring, None, ":", ",", True, False, False
+    )
+except ImportError:  # pragma: no cover - CPython always has it
+    _c_encode = None
+
+
 def canonical_json(value: object) -> str:
     """Encode ``value`` canonically (see module docstring)."""
-    return _encoder.encode(value)
+    if _c_encode is None or isinstance(value, str | int | float | bool | None):
+        return _encoder.encode(value)
+    return "".join(_c_encode(value, 0))
 
 
 def canonical_bytes(value: object) -> bytes:
