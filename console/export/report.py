@@ -244,15 +244,15 @@ def render_markdown(journal: Journal, bundle: dict[str, Any]) -> str:
         for status in ("conflict", "failed"):
             n = journal.count_operations(rid, [status])
             if n:
-                open_items.append(f"- {n} operation(s) in {status} on {names[rid]} `{rid}`")
+                label = "the run" if rid == run["id"] else names[rid]
+                open_items.append(f"- {n} operation(s) in {status} on {label}")
     last_rec = [e for e in events if e["kind"] == "reconcile.finished"]
     if last_rec:
         p = _payload(last_rec[-1])
         for w in (p.get("worst") or [])[:TOP_ROWS] if p.get("needs_review") else []:
-            open_items.append(
-                f"- {w.get('cls')} in {w.get('table')} key {_cell(w.get('key'))}"
-                + (f" columns {', '.join(w['columns'])}" if w.get("columns") else "")
-            )
+            where = f" key {_cell(w['key'])}" if w.get("key") else " (table-wide)"
+            cols = f" columns {', '.join(w['columns'])}" if w.get("columns") else ""
+            open_items.append(f"- {w.get('class')} in {w.get('table')}{where}{cols}")
     lines += open_items or ["None: no conflicts, failures or reconciliation findings open."]
 
     head = bundle["head"]

@@ -17,6 +17,7 @@ from console.config import Settings
 from console.engine.apply import Engine
 from console.errors import Exit
 from console.journal import Journal
+from console.reconcile.service import reconcile_run
 from console.rollback.execute import Options, Rollback
 from tests.engine.helpers import changeset_doc, make_items, write_changeset
 
@@ -61,6 +62,8 @@ def scene(tmp_path: Path) -> Scene:
     rb = Rollback(j, Settings()).execute(report.run_id or "", Options())
     assert rb.exit_code == Exit.REVIEW, rb.message
     rollback_id = j.runs(kind="rollback", limit=1)[0].id
+    result = reconcile_run(j, Settings(), report.run_id or "", "baseline")
+    assert result.needs_review  # the hand-edited row is not restored
     j.close()
     return Scene(jpath, report.run_id or "", other.run_id or "", rollback_id)
 
@@ -180,6 +183,9 @@ def test_markdown_report_has_the_facts(
         "| update |",
         "amount: 5.5 → 5.25",
         "operation(s) in conflict",
+        "reconciled against baseline:",
+        "needs review",
+        "not_restored in items key",
         f"Evidence bundle digest: `{data['digest']}`",
         f"hash `{data['head']['hash']}`",
     ):
