@@ -87,10 +87,14 @@ def _exec_events(
         after = page[-1].seq
 
 
-def _prev_hashes(journal: Journal, seqs: list[int]) -> dict[int, str]:
-    """The stored hash of event ``seq - 1`` for each seq (genesis for event 1)."""
-    out: dict[int, str] = {}
-    wanted = sorted({s - 1 for s in seqs if s > 1})
+def _prev_hashes(journal: Journal, by_seq: dict[int, StoredEvent]) -> dict[int, str]:
+    """The stored hash of event ``seq - 1`` for each seq (genesis for event 1).
+
+    Inside a run of consecutive included events it is already at hand; only the first event
+    after each left-out range needs a read."""
+    out = {s: by_seq[s - 1].hash for s in by_seq if s - 1 in by_seq}
+    seqs = list(by_seq)
+    wanted = sorted(s - 1 for s in seqs if s > 1 and s - 1 not in by_seq)
     with journal.read() as conn:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
@@ -135,7 +139,7 @@ def build_bundle(journal: Journal, run_ref: str, exported_by: str) -> dict[str, 
         for e in _exec_events(journal, execs, min(by_seq) - 1, head_seq):
             by_seq[e.seq] = e
     seqs = sorted(by_seq)
-    prev = _prev_hashes(journal, seqs)
+    prev = _prev_hashes(journal, by_seq)
     events = [
         {
             "seq": e.seq,

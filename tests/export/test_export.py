@@ -4,6 +4,7 @@ Markdown report carries the facts a postmortem needs. Real runs through the real
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,19 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.fixture
-def scene(tmp_path: Path) -> Scene:
-    """A run, an unrelated run after it (filtered out), then the first run's rollback."""
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
+    """A run, an unrelated run after it (filtered out), then the first run's rollback.
+
+    Built once for the module (tests only read it); user state stays in a temporary place."""
+    tmp_path = tmp_path_factory.mktemp("scene")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+        mp.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+        yield _build(tmp_path)
+
+
+def _build(tmp_path: Path) -> Scene:
     url = f"sqlite:///{tmp_path / 't.db'}"
     make_items(url, 60)
     jpath = tmp_path / "journal.db"
@@ -102,15 +113,18 @@ def test_bundle_contents_and_offline_verify(
     assert filtered["included"] == len(seqs)
     assert filtered["included"] + filtered["left_out"] == data["head"]["seq"]
     assert filtered["left_out_ranges"]  # the other run sits between them
-    # The journal is gone: verification cannot be reading it.
-    scene.journal_path.unlink()
-    code, text, err = cli(capsys, "journal", "verify", "--bundle", str(out))
-    assert code == 0, err
-    assert "bundle intact" in text and "does not prove" in text
-    code, text, _ = cli(capsys, "journal", "verify", "--bundle", str(out), "--json")
-    report = json.loads(text)
-    assert report["ok"] and report["rehashed"] == len(seqs) and report["links"] > 0
-    assert not scene.journal_path.exists()
+    # The journal is gone (moved away): verification cannot be reading it.
+    away = scene.journal_path.rename(tmp_path / "away.db")
+    try:
+        code, text, err = cli(capsys, "journal", "verify", "--bundle", str(out))
+        assert code == 0, err
+        assert "bundle intact" in text and "does not prove" in text
+        code, text, _ = cli(capsys, "journal", "verify", "--bundle", str(out), "--json")
+        report = json.loads(text)
+        assert report["ok"] and report["rehashed"] == len(seqs) and report["links"] > 0
+        assert not scene.journal_path.exists()
+    finally:
+        away.rename(scene.journal_path)
 
 
 def _flip(text: str, needle: str) -> str:
@@ -201,3 +215,15 @@ def test_unknown_format_is_bad_input(capsys: pytest.CaptureFixture[str], scene: 
         capsys, "--journal", str(scene.journal_path), "export", scene.run_id, "--format", "pdf"
     )
     assert code == 2 and "use md or json" in err
+
+
+def test_changed_journal_id_breaks_event_one(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    out = tmp_path / "evidence.json"
+    data = _export_json(capsys, scene, out)
+    assert data["events"][0]["seq"] == 1  # the run opened this journal: genesis is checked
+    data["journal_id"] = data["journal_id"][:-1] + ("0" if data["journal_id"][-1] != "0" else "1")
+    out.write_text(json.dumps(data))
+    code, _, err = cli(capsys, "journal", "verify", "--bundle", str(out))
+    assert code == 1 and "at event 1" in err
