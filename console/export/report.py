@@ -13,6 +13,8 @@ from typing import Any
 from console.journal.store import Journal
 
 TOP_ROWS = 20
+TIMELINE_PER_KIND = 10
+_CAPPED = {"op.conflict", "op.failed", "op.forced", "segment.failed", "guard.tripped"}
 _TEXT_CAP = 160
 
 # Events worth a line in the timeline (segment-level noise such as checkpoints is left out).
@@ -180,12 +182,25 @@ def render_markdown(journal: Journal, bundle: dict[str, Any]) -> str:
         "| time | who | run | event |",
         "|---|---|---|---|",
     ]
+    # Row-level events (conflicts, failures) can number thousands: the first few of each kind
+    # per run tell the story; the rest are counted, and the tables below give the totals.
+    shown: Counter[tuple[str | None, str]] = Counter()
     for e in events:
-        if e["kind"] in _TIMELINE:
-            p = _payload(e)
+        if e["kind"] not in _TIMELINE:
+            continue
+        slot = (e["run_id"], e["kind"])
+        shown[slot] += 1
+        if e["kind"] in _CAPPED and shown[slot] > TIMELINE_PER_KIND:
+            continue
+        p = _payload(e)
+        lines.append(
+            f"| {_when(e['ts'])[:-4]} | {_cell(e['actor'])} | "
+            f"{names.get(e['run_id'] or '', '-')} | {_cell(_describe(e['kind'], p))} |"
+        )
+    for (rid, kind), n in shown.items():
+        if kind in _CAPPED and n > TIMELINE_PER_KIND:
             lines.append(
-                f"| {_when(e['ts'])[:-4]} | {_cell(e['actor'])} | "
-                f"{names.get(e['run_id'] or '', '-')} | {_cell(_describe(e['kind'], p))} |"
+                f"| … | | {names.get(rid or '', '-')} | {n - TIMELINE_PER_KIND} more {kind} |"
             )
 
     lines += ["", "## What changed", ""]
