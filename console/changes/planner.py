@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 
 from console.canonical import canonical_json, sha256_hex
@@ -30,6 +31,7 @@ class PlannedOp:
     values: Mapping[str, Any]  # canonical values
     idem: str
     line: int | None
+    key_json: str | None = None  # canonical JSON of ``key`` (what ``idem`` was derived from)
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,33 @@ class PlannedSegment:
 
 def idempotency_key(digest: str, step_name: str, key: Mapping[str, Any]) -> str:
     """sha256 of ``digest|step|canonical key``, first 32 hex characters."""
-    plain = key if isinstance(key, dict) else dict(key)
-    return sha256_hex(f"{digest}|{step_name}|{canonical_json(plain)}")[:32]
+    return _idem(digest, step_name, key_json(key))
+
+
+def _idem(digest: str, step_name: str, key_text: str) -> str:
+    return sha256_hex(f"{digest}|{step_name}|{key_text}")[:32]
+
+
+def scalar_json(value: Any) -> str:
+    """``canonical_json(value)``, without the encoder's setup for the common key values."""
+    t = type(value)
+    if t is int:
+        return str(value)
+    if t is str:
+        return encode_basestring(value)  # what the canonical encoder uses (ensure_ascii off)
+    if value is None:
+        return "null"
+    return canonical_json(value)
+
+
+def key_json(key: Mapping[str, Any]) -> str:
+    """``canonical_json(dict(key))``: a flat object, keys sorted."""
+    names = list(key)
+    if not all(type(n) is str for n in names):
+        return canonical_json(dict(key))
+    names.sort()
+    inner = ",".join(f"{encode_basestring(n)}:{scalar_json(key[n])}" for n in names)
+    return "{" + inner + "}"
 
 
 def plan_segments(
@@ -68,6 +95,7 @@ def plan_segments(
             planned = []
             for op in chunk:
                 op_no += 1
+                text = key_json(op.key)
                 planned.append(
                     PlannedOp(
                         op_no=op_no,
@@ -76,8 +104,9 @@ def plan_segments(
                         op=op.op,
                         key=op.key,
                         values=op.values,
-                        idem=idempotency_key(cs.digest, step.name, op.key),
+                        idem=_idem(cs.digest, step.name, text),
                         line=op.line,
+                        key_json=text,
                     )
                 )
             seg_no += 1

@@ -14,6 +14,8 @@ duplicates are confirmed by a second read of the step, which also finds the firs
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -93,6 +95,67 @@ def convert(col: ColumnInfo, value: Any) -> Any:
     return result
 
 
+_MISS: Any = object()  # a fast converter's "ask ``convert``"
+_INT_TEXT = re.compile(r"-?[0-9]{1,18}").fullmatch
+# A plain decimal: no sign but '-', no leading zero, at most 6 places (so that str(Decimal(s))
+# is s itself: no exponent form, nothing normalised away).
+_DECIMAL_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.([0-9]{1,6}))?").fullmatch
+_FLOAT_TEXT = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,15})?").fullmatch
+
+
+def _fast_converter(col: ColumnInfo) -> Callable[[Any], Any] | None:
+    """For the common values of ``col``: a converter whose result equals ``convert``'s, or
+    ``_MISS`` for any other value (which then goes through ``convert``)."""
+    kind = col.kind
+    if kind == "int":
+
+        def to_int(value: Any) -> Any:
+            t = type(value)
+            if t is int:
+                return value if -_INT64 <= value < _INT64 else _MISS
+            if t is str and _INT_TEXT(value):
+                return int(value)
+            return _MISS
+
+        return to_int
+    if kind == "decimal":
+        scale = col.scale
+
+        def to_decimal(value: Any) -> Any:
+            t = type(value)
+            if t is str:
+                m = _DECIMAL_TEXT(value)
+                if m is None:
+                    return _MISS
+                places = m.group(1)
+                if places is not None and scale is not None and len(places) > scale:
+                    return _MISS
+                return value
+            if t is int:
+                return str(value)
+            return _MISS
+
+        return to_decimal
+    if kind == "float":
+
+        def to_float(value: Any) -> Any:
+            t = type(value)
+            if t is str and _FLOAT_TEXT(value):
+                return float(value)
+            if t is float and math.isfinite(value):
+                return value
+            return _MISS
+
+        return to_float
+    if kind == "text":
+
+        def to_text(value: Any) -> Any:
+            return value if type(value) is str else _MISS
+
+        return to_text
+    return None
+
+
 def _null_message(col: ColumnInfo) -> str:
     fix = f"omit {col.name} to use its default" if col.has_default else f"give {col.name} a value"
     return f"{col.name} is NOT NULL and cannot be set to NULL; {fix}"
@@ -132,12 +195,72 @@ class _StepChecker:
             if info is not None
             else []
         )
+        # Per column: a fast converter (None: none for that kind) and nullability, for
+        # ``_fast_check``; None when a key column has no fast converter.
+        self.fast: dict[str, Callable[[Any], Any] | None] | None = None
+        self.nullable: dict[str, bool] = {}
+        if info is not None:
+            fast = {c: _fast_converter(col) for c, col in info.columns.items()}
+            if all(fast[c] is not None for c in step.key):
+                self.fast = fast
+                self.nullable = {c: col.nullable for c, col in info.columns.items()}
 
     def bad(self, line: int | None, fld: str, message: str) -> None:
         self.problems.append(Problem(self.file, line, fld, message))
 
+    def _fast_check(self, op: Operation) -> Operation | None:
+        """``check``'s result for an operation that is valid in the common way, all its values
+        converted by the fast converters; None for anything else (``check`` decides)."""
+        fast = self.fast
+        if fast is None:
+            return None
+        keys = self.step.key
+        op_key = op.key
+        if len(op_key) != len(keys):
+            return None
+        key: dict[str, Any] = {}
+        for c in keys:
+            raw = op_key.get(c)
+            if raw is None:
+                return None
+            value = fast[c](raw)  # type: ignore[misc]  # key converters exist (see __init__)
+            if value is _MISS:
+                return None
+            key[c] = value
+        kind = op.op
+        key_set = self.key_set
+        nullable = self.nullable
+        values: dict[str, Any] = {}
+        for c, raw in op.values.items():
+            if c in key_set:
+                if kind == "update":
+                    return None
+                values[c] = key[c]
+                continue
+            convert_fast = fast.get(c)
+            if convert_fast is None:
+                return None
+            if raw is None:
+                if not nullable[c]:
+                    return None
+                values[c] = None
+                continue
+            value = convert_fast(raw)
+            if value is _MISS:
+                return None
+            values[c] = value
+        if kind in ("insert", "upsert") and self.required:
+            present = op.values
+            for c in self.required:
+                if c not in present:
+                    return None
+        return Operation(kind, key, values, op.line)
+
     def check(self, index: int, op: Operation) -> Operation | None:
         """The operation with canonical values, or None (problems recorded)."""
+        fast = self._fast_check(op)
+        if fast is not None:
+            return fast
         step, info, line = self.step, self.info, op.line
         kind = op.op
         before = len(self.problems)
@@ -272,11 +395,21 @@ def _duplicates(checker: _StepChecker, suspects: set[tuple[Any, ...]]) -> list[P
     return out
 
 
-def validate(cs: ChangeSet, tables: Tables, *, limit: int = MAX_PROBLEMS) -> list[Problem]:
+Sink = Callable[[int, Operation | None], None]
+
+
+def validate(
+    cs: ChangeSet, tables: Tables, *, limit: int = MAX_PROBLEMS, sink: Sink | None = None
+) -> list[Problem]:
     """Every problem of ``cs`` against its target tables (at most ``limit``); [] when valid.
 
     ``tables(target, table)`` is called with ``step.target or cs.target``; a ``BadInput``
     from it (unknown table, unreachable target) becomes a problem of that step.
+
+    ``sink(step_index, op)``, if given, receives every operation with canonical values (as
+    ``coerced_operations`` gives them) in the same read of the change set, and
+    ``(step_index, None)`` after each step, for as long as no problem has been found (after
+    one, what it received is moot: the change set is invalid).
     """
     problems: list[Problem] = []
     cache: _Cache = {}
@@ -299,6 +432,8 @@ def validate(cs: ChangeSet, tables: Tables, *, limit: int = MAX_PROBLEMS) -> lis
                 checker.problems.clear()
                 if len(problems) >= limit:
                     return problems[:limit]
+            if checked is not None and sink is not None and not problems:
+                sink(i, checked)
             key = _dup_key(list(checked.key.values())) if checked else checker.dup_key(op)
             if key is None:
                 continue  # a missing or NULL key is reported, and cannot be a duplicate
@@ -312,6 +447,8 @@ def validate(cs: ChangeSet, tables: Tables, *, limit: int = MAX_PROBLEMS) -> lis
             problems.extend(_duplicates(checker, suspects))
             if len(problems) >= limit:
                 return problems[:limit]
+        if sink is not None and not problems:
+            sink(i, None)
     return problems
 
 

@@ -1,13 +1,17 @@
 """``backout apply``, ``resume`` and ``pause``: a change set executed through the journal.
 
-Order of work: validate everything (nothing written on bad input) → identity check (same
-name+version+digest applied before is a no-op; same name+version, other digest is refused) →
-run.created → baseline snapshot of every key in scope, plus aggregates → segments through
-the write-ahead protocol (``segments.py``) → guards and circuit breaker after each → done.
+Order of work: validate everything (nothing written on bad input) while the same read of the
+change set captures the baseline snapshot of every key in scope (its rows go to the snapshot
+table under the new run's id, and are deleted again if the change set is refused) plus
+aggregates → identity check (same name+version+digest applied before is a no-op; same
+name+version, other digest is refused) → run.created with the baseline's snapshot.taken →
+segments through the write-ahead protocol (``segments.py``) → guards and circuit breaker
+after each → done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -22,6 +26,7 @@ from console.canonical import canonical_json, loads, mask_url
 from console.changes import (
     ChangeSet,
     ChangeSetInvalid,
+    Operation,
     PlannedOp,
     PlannedSegment,
     Problem,
@@ -31,6 +36,7 @@ from console.changes import (
     validate,
 )
 from console.changes.model import Step
+from console.changes.planner import key_json, scalar_json
 from console.config import Settings
 from console.engine import lease
 from console.engine.guards import breaker, check_invariants
@@ -42,10 +48,12 @@ from console.engine.segments import (
     SegmentPlan,
     SegmentResult,
     SegmentRunner,
+    Watch,
 )
 from console.errors import BadInput, Exit
-from console.journal import Journal, new_id
+from console.journal import Journal, Writer, new_id
 from console.journal.models import Run
+from console.journal.projections import Encoded
 from console.journal.store import EngineQueries
 from console.targets.resolve import open_target
 from console.targets.sql import SqlTarget
@@ -56,12 +64,21 @@ RESUMABLE = ("planned", "running", "paused", "failed")
 
 
 def key_text(key_columns: tuple[str, ...], key: Any) -> str:
-    """The journal's text form of a row key (snapshots are looked up by it)."""
-    return canonical_json([key[c] for c in key_columns])
+    """The journal's text form of a row key (snapshots are looked up by it):
+    ``canonical_json([key[c] for c in key_columns])``."""
+    return "[" + ",".join([scalar_json(key[c]) for c in key_columns]) + "]"
 
 
 def fingerprint(row: Row | None) -> str:
-    return "-" if row is None else blake2b(canonical_json(row).encode(), digest_size=16).hexdigest()
+    return "-" if row is None else _fingerprint_text(canonical_json(row))
+
+
+def _fingerprint_text(row_json: str) -> str:
+    return blake2b(row_json.encode(), digest_size=16).hexdigest()
+
+
+def _encoded(value: dict[str, Any]) -> Encoded:
+    return Encoded(value, canonical_json(value))
 
 
 @dataclass
@@ -108,6 +125,152 @@ class Targets:
             t.close()
 
 
+class Baseline:
+    """The baseline snapshot of a change set: every key in scope as it is now (absent keys
+    too) and per-table aggregates, captured from ops fed in order, one step after another
+    (``validate``'s sink, or ``coerced_operations``). Snapshot rows are written under the run
+    id as they come (outside the hash chain); ``taken`` holds each step's ``snapshot.taken``
+    payload for the caller to journal. With ``check``, it also finds what validation against
+    the target needs to read it for: inserts of keys that exist (policy ``refuse``) and rows
+    changed by two steps.
+    """
+
+    CHUNK = 1000  # keys read from the target at once
+    BATCH = 5000  # snapshot rows per journal transaction
+
+    def __init__(
+        self, journal: Journal, cs: ChangeSet, targets: Targets, run_id: str, *, check: bool
+    ) -> None:
+        self.journal = journal
+        self.cs = cs
+        self.targets = targets
+        self.run_id = run_id
+        self.check = check
+        self.problems: list[Problem] = []
+        self.taken: list[dict[str, Any]] = []
+        self.written = 0
+        self._rows: list[dict[str, Any]] = []
+        self._ops: list[Operation] = []
+        self._index: int | None = None
+        self._shared: set[tuple[str, str]] | None = None
+        # (target ref, table) shared by several steps -> key_text -> first step index
+        self._seen: dict[tuple[str, str], dict[str, int]] = {}
+
+    def __call__(self, index: int, op: Operation | None) -> None:
+        if index != self._index:
+            self._start(index)
+        if op is None:
+            self._end_step()
+            return
+        self._ops.append(op)
+        if len(self._ops) >= self.CHUNK:
+            self._read()
+
+    def _start(self, index: int) -> None:
+        cs, targets = self.cs, self.targets
+        self._index = index
+        self.step = step = cs.steps[index]
+        ref = targets.ref(cs, step)
+        self.target = targets.get(ref)
+        self.info = self.target.table(step.table)
+        self._hash = blake2b(digest_size=32)
+        self._count = 0
+        if self._shared is None:
+            refs: list[tuple[str, str]] = []
+            for s in cs.steps:
+                with contextlib.suppress(BadInput):
+                    refs.append((targets.ref(cs, s), s.table))
+            self._shared = {r for r in refs if refs.count(r) > 1}
+        place = (ref, step.table)
+        self._overlap = self._seen.setdefault(place, {}) if place in self._shared else None
+
+    def _read(self) -> None:
+        chunk, self._ops = self._ops, []
+        step, info, key = self.step, self.info, self.step.key
+        found = self.target.read_rows(step.table, key, [o.key for o in chunk])
+        refuse = self.check and self.cs.options.on_existing_insert == "refuse"
+        h, rows, problems = self._hash, self._rows, self.problems
+        for o in chunk:
+            row = found.get(key_tuple(info, key, o.key))
+            kt = key_text(key, o.key)
+            if row is None:
+                text, fp = None, "-"
+            else:
+                text = canonical_json(row)
+                fp = _fingerprint_text(text)
+            h.update(f"{kt}\x00{fp}\x00".encode())
+            rows.append(
+                {
+                    "run_id": self.run_id,
+                    "phase": "baseline",
+                    "tbl": step.table,
+                    "key_text": kt,
+                    "row": text,
+                    "fingerprint": fp,
+                }
+            )
+            if len(problems) >= 100:
+                continue
+            if self._overlap is not None and self.check:
+                first = self._overlap.setdefault(kt, self._index or 0)
+                if first != self._index:
+                    problems.append(
+                        Problem(
+                            self.cs.source,
+                            o.line,
+                            f"{step.name}.key",
+                            f"row {kt} of {step.table} is changed by an earlier step too; "
+                            "merge the two steps",
+                        )
+                    )
+            if refuse and o.op == "insert" and row is not None:
+                problems.append(
+                    Problem(
+                        self.cs.source,
+                        o.line,
+                        f"{step.name}.row",
+                        f"insert of key {kt} but that row exists in {step.table}; use update "
+                        "or upsert",
+                    )
+                )
+        self._count += len(chunk)
+        if len(rows) >= self.BATCH:
+            self._write()
+
+    def _write(self) -> None:
+        if not self._rows:
+            return
+        if not self.problems:  # a refused change set's rows are deleted anyway
+            with self.journal.write() as w:
+                w.add_snapshot_rows(self._rows)
+            self.written += len(self._rows)
+        self._rows = []
+
+    def _end_step(self) -> None:
+        if self._ops:
+            self._read()
+        self._write()
+        info = self.info
+        numeric = [c.name for c in info.columns.values() if c.kind in ("int", "decimal", "float")]
+        aggregates = self.target.aggregates(self.step.table, numeric).as_dict()
+        self.taken.append(
+            {
+                "phase": "baseline",
+                "table": self.step.table,
+                "rows": self._count,
+                "digest": self._hash.hexdigest(),
+                "aggregates": aggregates,
+            }
+        )
+        self._index = None
+
+    def discard(self) -> None:
+        """Delete the snapshot rows written so far (the change set was not run)."""
+        if self.written:
+            EngineQueries(self.journal).drop_snapshot(self.run_id, "baseline")
+            self.written = 0
+
+
 class Engine:
     """Applies and resumes runs. One instance per command invocation."""
 
@@ -125,6 +288,7 @@ class Engine:
         self.progress = progress
         self.drill = drill
         self.holder = Holder.me()
+        self._runners: dict[str, SegmentRunner] = {}
 
     # --- validation -----------------------------------------------------------------
 
@@ -141,15 +305,21 @@ class Engine:
         )
         return ChangeSetInvalid(problems)
 
-    def _validate(self, cs: ChangeSet, targets: Targets) -> None:
-        """Everything that can be known before writing; raises with all the problems."""
+    def _validate(self, cs: ChangeSet, targets: Targets, baseline: Baseline) -> None:
+        """Everything that can be known before writing; raises with all the problems.
+
+        The same read of the change set captures the baseline (``baseline``), which also
+        finds inserts of existing keys and rows changed by two steps.
+        """
         try:
-            problems = validate(cs, targets.lookup(cs))
+            problems = validate(cs, targets.lookup(cs), sink=baseline)
         except BadInput as exc:
+            baseline.discard()
             raise self._reject(cs, [Problem(cs.source, None, "target", exc.message)]) from None
         if not problems:
-            problems = self._existing_and_overlap(cs, targets)
+            problems = baseline.problems
         if problems:
+            baseline.discard()
             raise self._reject(cs, problems)
         self._gate(cs, targets)
 
@@ -163,47 +333,6 @@ class Engine:
                 gate.GateRequest("apply", "", self.journal.actor, target=display),
                 self.journal,
             )
-
-    def _existing_and_overlap(self, cs: ChangeSet, targets: Targets) -> list[Problem]:
-        """Inserts of keys that exist (policy: refuse) and rows touched by two steps."""
-        problems: list[Problem] = []
-        seen: set[tuple[str, str, str]] = set()
-        for step in cs.steps:
-            ref = targets.ref(cs, step)
-            target = targets.get(ref)
-            info = target.table(step.table)
-            inserts: list[Any] = []
-            for op in coerced_operations(step, info):
-                ident = (ref, step.table, key_text(step.key, op.key))
-                if ident in seen:
-                    problems.append(
-                        Problem(
-                            cs.source,
-                            op.line,
-                            f"{step.name}.key",
-                            f"row {ident[2]} of {step.table} is changed by an "
-                            "earlier step too; merge the two steps",
-                        )
-                    )
-                seen.add(ident)
-                if op.op == "insert" and cs.options.on_existing_insert == "refuse":
-                    inserts.append(op)
-            for chunk in _chunks(inserts, 1000):
-                found = target.read_rows(step.table, step.key, [o.key for o in chunk])
-                for o in chunk:
-                    if key_tuple(info, step.key, o.key) in found:
-                        problems.append(
-                            Problem(
-                                cs.source,
-                                o.line,
-                                f"{step.name}.row",
-                                f"insert of key {key_text(step.key, o.key)} but that row exists "
-                                f"in {step.table}; use update or upsert",
-                            )
-                        )
-            if len(problems) >= 100:
-                break
-        return problems
 
     def _identity(self, cs: ChangeSet) -> RunReport | None:
         """Same name+version: no-op when the digest matches and it completed; else refuse."""
@@ -272,14 +401,23 @@ class Engine:
         reapply_scope: dict[str, Any] | None = None,
     ) -> RunReport:
         targets = Targets(self.settings, target)
+        run_id = new_id()
+        baseline = Baseline(self.journal, cs, targets, run_id, check=True)
         try:
-            self._validate(cs, targets)
-            if not dry_run and kind == "apply":
-                duplicate = self._identity(cs)
-                if duplicate is not None:
-                    return duplicate
+            try:
+                # Identity first: a change set applied before is a no-op, even though its
+                # inserts now "exist" (validation would refuse them).
+                duplicate = self._identity(cs) if not dry_run and kind == "apply" else None
+                if duplicate is None:
+                    self._validate(cs, targets, baseline)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    baseline.discard()
+                raise
+            if duplicate is not None:
+                baseline.discard()
+                return duplicate
             size = segment_size or cs.options.segment_size
-            run_id = new_id()
             corr = new_id()
             steps = [
                 {
@@ -328,7 +466,8 @@ class Engine:
                     run_id=run_id,
                     corr=corr,
                 )
-            self._baseline(cs, targets, run_id, corr)
+                for taken in baseline.taken:
+                    w.append("snapshot.taken", taken, run_id=run_id, corr=corr)
             with self.journal.write() as w:
                 lease.renew(w.conn, self.journal, run_id, self.holder)
                 w.append(
@@ -343,64 +482,38 @@ class Engine:
 
     def _baseline(self, cs: ChangeSet, targets: Targets, run_id: str, corr: str) -> None:
         """Every key in scope as it is now (absent keys too), and per-table aggregates."""
-        for step in cs.steps:
-            target = targets.for_step(cs, step)
-            info = target.table(step.table)
-            h = blake2b(digest_size=32)
-            count = 0
-            for chunk in _chunks(coerced_operations(step, info), 1000):
-                keys = [o.key for o in chunk]
-                found = target.read_rows(step.table, step.key, keys)
-                rows = []
-                for o in chunk:
-                    row = found.get(key_tuple(info, step.key, o.key))
-                    kt = key_text(step.key, o.key)
-                    fp = fingerprint(row)
-                    h.update(f"{kt}\x00{fp}\x00".encode())
-                    rows.append(
-                        {
-                            "run_id": run_id,
-                            "phase": "baseline",
-                            "tbl": step.table,
-                            "key_text": kt,
-                            "row": None if row is None else canonical_json(row),
-                            "fingerprint": fp,
-                        }
-                    )
-                count += len(rows)
-                with self.journal.write() as w:
-                    w.add_snapshot_rows(rows)
-            numeric = [
-                c.name for c in info.columns.values() if c.kind in ("int", "decimal", "float")
-            ]
-            aggregates = target.aggregates(step.table, numeric).as_dict()
-            with self.journal.write() as w:
-                lease.renew(w.conn, self.journal, run_id, self.holder)
-                w.append(
-                    "snapshot.taken",
-                    {
-                        "phase": "baseline",
-                        "table": step.table,
-                        "rows": count,
-                        "digest": h.hexdigest(),
-                        "aggregates": aggregates,
-                    },
-                    run_id=run_id,
-                    corr=corr,
-                )
+        baseline = Baseline(self.journal, cs, targets, run_id, check=False)
+        for index, step in enumerate(cs.steps):
+            for op in coerced_operations(step, targets.table(cs, step)):
+                baseline(index, op)
+            baseline(index, None)
+        with self.journal.write() as w:
+            lease.renew(w.conn, self.journal, run_id, self.holder)
+            for taken in baseline.taken:
+                w.append("snapshot.taken", taken, run_id=run_id, corr=corr)
 
     # --- the segment loop -----------------------------------------------------------
 
     def _build(
-        self, cs: ChangeSet, seg: PlannedSegment, run_id: str, corr: str, info: TableInfo
+        self,
+        cs: ChangeSet,
+        seg: PlannedSegment,
+        run_id: str,
+        corr: str,
+        info: TableInfo,
+        conn: Any = None,
     ) -> SegmentPlan:
+        """The segment's journal operations, before-images from the baseline snapshot (read
+        in ``conn``: the transaction that journals the intent)."""
         step = seg.step
         texts = [key_text(step.key, p.key) for p in seg.ops]
-        baseline = self.queries.baseline_rows(run_id, step.table, texts)
+        baseline = self.queries.baseline_rows(run_id, step.table, texts, conn=conn)
         plan = SegmentPlan(run_id, corr, seg.seg_no, seg.step_no, step.table, step.key, [])
+        on_existing = cs.options.on_existing_insert
         for p, kt in zip(seg.ops, texts, strict=True):
-            before = loads(baseline.get(kt))
-            op, pre = build_op(p, before, step.key, cs.options.on_existing_insert)
+            text = baseline.get(kt)
+            before = None if text is None else Encoded(loads(text), text)
+            op, pre = build_op(p, before, step.key, on_existing)
             if pre is None:
                 plan.ops.append(op)
             else:
@@ -424,14 +537,37 @@ class Engine:
         total = cs.rows
         done = applied + failed + conflicts + skipped
         runners: dict[str, SegmentRunner] = {}
+        self._runners = runners  # their deferred outcomes go into the next transaction
         steps = list(cs.steps)
         infos = {n: targets.table(cs, s) for n, s in enumerate(steps, start=1)}
+        watch = Watch()  # what others append between our transactions (a pause request)
         try:
             for seg in plan_segments(cs, targets.lookup(cs), size):
                 if seg.seg_no <= after_seg:
                     continue
-                paused = self._pause_requested(run_id)
-                if paused:
+                step = steps[seg.step_no - 1]
+                ref = targets.ref(cs, step)
+                runner = runners.get(ref)
+                if runner is None:
+                    runner = runners[ref] = SegmentRunner(
+                        self.journal, targets.get(ref), self.holder, dry_run=dry_run, watch=watch
+                    )
+                # One journal transaction: the previous segment's outcome, the pause check,
+                # this segment's baseline rows and its intent. A pause request is looked for
+                # only if someone else wrote since our last transaction (else there can be
+                # none we have not seen).
+                paused = plan = None
+                with self.journal.write() as w:
+                    watch.begin(w)
+                    self._write_pending(w)
+                    if watch.foreign:
+                        paused = self._pause_requested(run_id, w.conn)
+                        watch.foreign = False
+                    if paused is None:
+                        plan = self._build(cs, seg, run_id, corr, infos[seg.step_no], w.conn)
+                        runner.write_intent(w, plan)
+                watch.end(w)
+                if paused or plan is None:
                     return self._pause(
                         cs,
                         run_id,
@@ -441,16 +577,7 @@ class Engine:
                         (applied, failed, conflicts, skipped),
                         dry_run,
                     )
-                step = steps[seg.step_no - 1]
-                ref = targets.ref(cs, step)
-                runner = runners.get(ref)
-                if runner is None:
-                    runner = runners[ref] = SegmentRunner(
-                        self.journal, targets.get(ref), self.holder, dry_run=dry_run
-                    )
-                plan = self._build(cs, seg, run_id, corr, infos[seg.step_no])
-                runner.journal_intent(plan)
-                result = runner.execute(plan)
+                result = runner.execute(plan, defer=True)
                 pre_failed = sum(1 for p in plan.prechecks if p.kind == "op.failed")
                 pre_conflict = sum(1 for p in plan.prechecks if p.kind == "op.conflict")
                 pre_skipped = sum(1 for p in plan.prechecks if p.kind == "op.skipped")
@@ -482,17 +609,20 @@ class Engine:
                 if step.invariants and not dry_run:
                     trip = check_invariants(runner.target, list(step.invariants), seg.seg_no)
                     if trip:
-                        self.journal.append(
-                            "guard.tripped",
-                            {"reason": trip.reason, **trip.payload},
-                            run_id=run_id,
-                            corr=corr,
-                        )
+                        with self.journal.write() as w:
+                            self._write_pending(w)
+                            w.append(
+                                "guard.tripped",
+                                {"reason": trip.reason, **trip.payload},
+                                run_id=run_id,
+                                corr=corr,
+                            )
                         return self._report(
                             run_id, "paused", trip.reason, started, counts, dry_run, Exit.FAILED
                         )
             elapsed = time.monotonic() - started
             with self.journal.write() as w:
+                self._write_pending(w)
                 w.append(
                     "run.completed",
                     {
@@ -537,11 +667,23 @@ class Engine:
                 dry_run,
             )
             raise
+        except BaseException:
+            # Keep what was applied out of doubt, if the journal still takes it.
+            with contextlib.suppress(Exception), self.journal.write() as w:
+                self._write_pending(w)
+            raise
 
-    def _pause_requested(self, run_id: str) -> str | None:
+    def _write_pending(self, w: Writer) -> None:
+        for runner in self._runners.values():
+            if runner.pending:
+                runner.write_pending(w)
+
+    def _pause_requested(self, run_id: str, conn: Any = None) -> str | None:
         # Only a resume supersedes a pause request: one made while the baseline was still
         # being captured (status planned) must stop the run at its first boundary.
-        latest = self.queries.latest_event(run_id, ["run.pause_requested", "run.resumed"])
+        latest = self.queries.latest_event(
+            run_id, ["run.pause_requested", "run.resumed"], conn=conn
+        )
         if latest is not None and latest.kind == "run.pause_requested":
             return str(latest.payload.get("by", latest.actor))
         return None
@@ -557,6 +699,7 @@ class Engine:
         dry_run: bool,
     ) -> RunReport:
         with self.journal.write() as w:
+            self._write_pending(w)
             w.append(
                 "run.paused", {"reason": reason, "by": self.journal.actor}, run_id=run_id, corr=corr
             )
@@ -770,10 +913,13 @@ def build_op(
 
     Returns the op and, when it must not be written, (event kind, detail).
     """
-    key = {c: p.key[c] for c in key_columns}
+    plain = {c: p.key[c] for c in key_columns}
+    key = Encoded(plain, p.key_json if p.key_json is not None else key_json(plain))
     values = dict(p.values)
+    if before is not None and type(before) is not Encoded:
+        before = _encoded(before)
 
-    def op(kind: Any, after: Row | None, inverse: dict[str, Any]) -> JournalOp:
+    def op(kind: Any, after: Row | None, inverse: Encoded) -> JournalOp:
         return JournalOp(p.op_no, p.table, kind, key, before, after, inverse, p.idem)
 
     kind = p.op
@@ -783,27 +929,37 @@ def build_op(
             values = {c: v for c, v in values.items() if c not in key_columns}
     if kind == "update":
         if before is None:
-            return op("update", None, {"op": "none"}), (
+            return op("update", None, _NO_INVERSE), (
                 "op.failed",
-                {"error": f"no row with key {canonical_json(key)} to update"},
+                {"error": f"no row with key {key.text} to update"},
             )
+        changed = {c: before.get(c) for c in values}
         return op(
             "update",
-            {**before, **values},
-            {"op": "update", "set": {c: before.get(c) for c in values}},
+            _encoded({**before, **values}),
+            Encoded({"op": "update", "set": changed}, _UPDATE_INVERSE % canonical_json(changed)),
         ), None
     if kind == "insert":
-        row = {**key, **values}
+        row = _encoded({**plain, **values})
         if before is not None:
             detail = {"table": p.table, "key": key, "before": before, "ours": row, "now": before}
-            return op("insert", row, {"op": "delete"}), ("op.conflict", detail)
-        return op("insert", row, {"op": "delete"}), None
+            return op("insert", row, _DELETE_INVERSE), ("op.conflict", detail)
+        return op("insert", row, _DELETE_INVERSE), None
     if before is None:
-        return op("delete", None, {"op": "none"}), (
+        return op("delete", None, _NO_INVERSE), (
             "op.skipped",
-            {"reason": f"no row with key {canonical_json(key)}; already absent"},
+            {"reason": f"no row with key {key.text}; already absent"},
         )
-    return op("delete", None, {"op": "insert", "row": before}), None
+    assert type(before) is Encoded
+    inverse = Encoded({"op": "insert", "row": before}, _INSERT_INVERSE % before.text)
+    return op("delete", None, inverse), None
+
+
+# Inverses as canonical JSON (keys sorted: "op" < "row" < "set").
+_NO_INVERSE = Encoded({"op": "none"}, '{"op":"none"}')
+_DELETE_INVERSE = Encoded({"op": "delete"}, '{"op":"delete"}')
+_UPDATE_INVERSE = '{"op":"update","set":%s}'
+_INSERT_INVERSE = '{"op":"insert","row":%s}'
 
 
 def _chunks(items: Any, size: int) -> Iterator[list[Any]]:

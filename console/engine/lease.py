@@ -10,7 +10,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from console.errors import BackoutError, Exit
@@ -74,12 +74,23 @@ def acquire(conn: Connection, journal: Journal, run_id: str, holder: Holder) -> 
     )
 
 
+# Built once (renewed at every segment): SQLAlchemy compiles it once.
+_RENEW = (
+    T_LEASES.update()
+    .where(T_LEASES.c.run_id == bindparam("r_run_id"), T_LEASES.c.holder == bindparam("r_holder"))
+    .values(expires_at=bindparam("r_expires_at"))
+)
+
+
+_SQLITE_RENEW = "UPDATE leases SET expires_at = ? WHERE run_id = ? AND holder = ?"
+
+
 def renew(conn: Connection, journal: Journal, run_id: str, holder: Holder) -> None:
-    conn.execute(
-        T_LEASES.update()
-        .where(T_LEASES.c.run_id == run_id, T_LEASES.c.holder == str(holder))
-        .values(expires_at=format_ts(journal.clock() + LEASE_TTL))
-    )
+    expires = format_ts(journal.clock() + LEASE_TTL)
+    if conn.dialect.name == "sqlite":  # straight to the driver: this runs at every segment
+        conn.exec_driver_sql(_SQLITE_RENEW, (expires, run_id, str(holder)))
+        return
+    conn.execute(_RENEW, {"r_run_id": run_id, "r_holder": str(holder), "r_expires_at": expires})
 
 
 def release(conn: Connection, run_id: str, holder: Holder) -> None:

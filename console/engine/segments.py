@@ -10,16 +10,19 @@ nothing is applied twice.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any
 
-from console.canonical import loads
+from console.canonical import canonical_json, loads
 from console.engine import lease
 from console.engine.lease import Holder
 from console.journal import Journal, Writer
 from console.journal.models import Operation
+from console.journal.projections import Encoded
 from console.targets.sql import SqlTarget
 from console.targets.types import OpKind, Row, RowWrite, SegmentError, TableInfo, TransientError
 from console.targets.values import key_tuple, same
@@ -55,7 +58,7 @@ class JournalOp:
             "key": self.key,
             "before": self.before,
             "after": self.after,
-            "inverse": dict(self.inverse),
+            "inverse": self.inverse if type(self.inverse) is Encoded else dict(self.inverse),
             "idem": self.idem,
         }
         if self.parent_op is not None:
@@ -85,6 +88,84 @@ class JournalOp:
         )
 
 
+def _text(value: Any) -> str:
+    return value.text if type(value) is Encoded else canonical_json(value)
+
+
+def _entry_text(entry: Mapping[str, Any]) -> str | None:
+    """Canonical JSON of one ``JournalOp.intent()`` entry, put together from its parts (keys
+    in sorted order; images encoded once, see ``Encoded``); None if a scalar is not of the
+    type this spelling assumes."""
+    op_no, parent, idem, kind, table = (
+        entry["op_no"],
+        entry.get("parent_op"),
+        entry["idem"],
+        entry["op"],
+        entry["table"],
+    )
+    if (
+        type(op_no) is not int
+        or (parent is not None and type(parent) is not int)
+        or type(idem) is not str
+        or type(kind) is not str
+        or type(table) is not str
+    ):
+        return None
+    before, after = entry["before"], entry["after"]
+    return "".join(
+        [
+            '{"after":',
+            "null" if after is None else _text(after),
+            ',"before":',
+            "null" if before is None else _text(before),
+            ',"idem":',
+            encode_basestring(idem),
+            ',"inverse":',
+            _text(entry["inverse"]),
+            ',"key":',
+            _text(entry["key"]),
+            ',"op":',
+            encode_basestring(kind),
+            ',"op_no":',
+            str(op_no),
+            "" if parent is None else f',"parent_op":{parent}',
+            ',"table":',
+            encode_basestring(table),
+            "}",
+        ]
+    )
+
+
+def _native(value: Any) -> bool:
+    """Is ``value`` exactly what ``json.loads`` of its canonical JSON would give back?"""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return True
+    if t is float:
+        return math.isfinite(value)
+    if t is list:
+        return all(_native(v) for v in value)
+    if t is dict:
+        return all(type(k) is str and _native(v) for k, v in value.items())
+    return False
+
+
+class Watch:
+    """Notices journal events that another writer appended between our own transactions
+    (a pause request, say): ``seen`` is the head after our last commit."""
+
+    def __init__(self) -> None:
+        self.seen: int | None = None
+        self.foreign = True  # another writer appended since the flag was last cleared
+
+    def begin(self, w: Writer) -> None:
+        if w.seq != self.seen:  # the head before our appends
+            self.foreign = True
+
+    def end(self, w: Writer) -> None:
+        self.seen = w.seq  # the head after our commit
+
+
 @dataclass(frozen=True)
 class Precheck:
     """An operation decided before any write (e.g. update of a row that does not exist)."""
@@ -108,9 +189,24 @@ class SegmentPlan:
     outcome_extra: Mapping[str, Any] = field(default_factory=dict)
 
     def intent_payload(self) -> dict[str, Any]:
-        every = [*self.ops, *(p.op for p in self.prechecks)]
-        ops = sorted([o.intent() for o in every], key=lambda o: int(o["op_no"]))
-        return {"seg_no": self.seg_no, "step_no": self.step_no, "ops": ops}
+        return self.intent_event()[0]
+
+    def intent_event(self) -> tuple[dict[str, Any], str | None]:
+        """The ``segment.intent`` payload and, when it can be put together from its parts,
+        its canonical JSON (else None: the journal encodes it)."""
+        every = sorted([*self.ops, *(p.op for p in self.prechecks)], key=lambda o: o.op_no)
+        ops = [o.intent() for o in every]
+        payload = {"seg_no": self.seg_no, "step_no": self.step_no, "ops": ops}
+        if type(self.seg_no) is not int or type(self.step_no) is not int:
+            return payload, None
+        texts: list[str] = []
+        for o in ops:
+            t = _entry_text(o)
+            if t is None:
+                return payload, None
+            texts.append(t)
+        parts = ",".join(texts)
+        return payload, f'{{"ops":[{parts}],"seg_no":{self.seg_no},"step_no":{self.step_no}}}'
 
 
 @dataclass
@@ -146,12 +242,15 @@ class SegmentRunner:
         *,
         dry_run: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        watch: Watch | None = None,
     ) -> None:
         self.journal = journal
         self.target = target
         self.holder = holder
         self.dry_run = dry_run
         self.sleep = sleep
+        self.watch = watch or Watch()
+        self.pending: list[Any] = []  # deferred outcomes (see ``write_pending``)
 
     # --- journal writes -------------------------------------------------------------
 
@@ -160,15 +259,22 @@ class SegmentRunner:
 
     def journal_intent(self, plan: SegmentPlan) -> None:
         with self.journal.write() as w:
-            self._renew(w, plan.run_id)
-            w.append("segment.intent", plan.intent_payload(), run_id=plan.run_id, corr=plan.corr)
-            for pre in plan.prechecks:
-                w.append(
-                    pre.kind,
-                    {"op_no": pre.op.op_no, "detail": dict(pre.detail)},
-                    run_id=plan.run_id,
-                    corr=plan.corr,
-                )
+            self.watch.begin(w)
+            self.write_intent(w, plan)
+        self.watch.end(w)
+
+    def write_intent(self, w: Writer, plan: SegmentPlan) -> None:
+        """Step (1) inside the caller's journal transaction (it commits it)."""
+        self._renew(w, plan.run_id)
+        payload, text = plan.intent_event()
+        w.append("segment.intent", payload, run_id=plan.run_id, corr=plan.corr, text=text)
+        for pre in plan.prechecks:
+            w.append(
+                pre.kind,
+                {"op_no": pre.op.op_no, "detail": dict(pre.detail)},
+                run_id=plan.run_id,
+                corr=plan.corr,
+            )
 
     def _journal_outcome(
         self,
@@ -178,48 +284,74 @@ class SegmentRunner:
         started: float,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
+        duration_ms = round((time.monotonic() - started) * 1000, 1)
         with self.journal.write() as w:
-            self._renew(w, plan.run_id)
-            for op, now in conflicts:
-                w.append(
-                    "op.conflict",
-                    {
-                        "op_no": op.op_no,
-                        "detail": {
-                            "table": op.table,
-                            "key": op.key,
-                            "before": op.before,
-                            "ours": op.after,
-                            "now": now,
-                        },
-                    },
-                    run_id=plan.run_id,
-                    corr=plan.corr,
-                )
-            payload: dict[str, Any] = {
-                "seg_no": plan.seg_no,
-                "applied": result.applied,
-                "attempt": result.attempts,
-                "duration_ms": round((time.monotonic() - started) * 1000, 1),
-            }
-            payload.update(plan.outcome_extra)
-            payload.update(extra or {})
-            if "reverted_ops" in plan.outcome_extra:
-                applied = set(result.applied)
-                payload["reverted_ops"] = [
-                    o.parent_op for o in plan.ops if o.op_no in applied and o.parent_op
-                ]
-            kind = "segment.dry_run" if self.dry_run else "segment.applied"
-            w.append(kind, payload, run_id=plan.run_id, corr=plan.corr)
+            self.watch.begin(w)
+            self.write_pending(w)
+            self._write_outcome(w, plan, result, conflicts, duration_ms, extra)
+        self.watch.end(w)
+
+    def write_pending(self, w: Writer) -> None:
+        """Journal the deferred outcomes (``execute(defer=True)``) in the caller's transaction:
+        the engine folds a segment's outcome into the next segment's intent transaction."""
+        pending, self.pending = self.pending, []
+        for outcome in pending:
+            self._write_outcome(w, *outcome)
+
+    def _write_outcome(
+        self,
+        w: Writer,
+        plan: SegmentPlan,
+        result: SegmentResult,
+        conflicts: Sequence[tuple[JournalOp, Row | None]],
+        duration_ms: float,
+        extra: Mapping[str, Any] | None,
+    ) -> None:
+        self._renew(w, plan.run_id)
+        for op, now in conflicts:
             w.append(
-                "checkpoint",
-                {"seg_no": plan.seg_no, "op_no": plan.ops[-1].op_no if plan.ops else 0},
+                "op.conflict",
+                {
+                    "op_no": op.op_no,
+                    "detail": {
+                        "table": op.table,
+                        "key": op.key,
+                        "before": op.before,
+                        "ours": op.after,
+                        "now": now,
+                    },
+                },
                 run_id=plan.run_id,
                 corr=plan.corr,
             )
+        payload: dict[str, Any] = {
+            "seg_no": plan.seg_no,
+            "applied": result.applied,
+            "attempt": result.attempts,
+            "duration_ms": duration_ms,
+        }
+        payload.update(plan.outcome_extra)
+        payload.update(extra or {})
+        if "reverted_ops" in plan.outcome_extra:
+            applied = set(result.applied)
+            payload["reverted_ops"] = [
+                o.parent_op for o in plan.ops if o.op_no in applied and o.parent_op
+            ]
+        kind = "segment.dry_run" if self.dry_run else "segment.applied"
+        w.append(kind, payload, run_id=plan.run_id, corr=plan.corr, native=_native(payload))
+        checkpoint = {"seg_no": plan.seg_no, "op_no": plan.ops[-1].op_no if plan.ops else 0}
+        w.append(
+            "checkpoint",
+            checkpoint,
+            run_id=plan.run_id,
+            corr=plan.corr,
+            native=_native(checkpoint),
+        )
 
     def _journal_failure(self, plan: SegmentPlan, error: SegmentError, ops: list[int]) -> None:
         with self.journal.write() as w:
+            self.watch.begin(w)
+            self.write_pending(w)
             self._renew(w, plan.run_id)
             w.append(
                 "segment.failed",
@@ -227,6 +359,7 @@ class SegmentRunner:
                 run_id=plan.run_id,
                 corr=plan.corr,
             )
+        self.watch.end(w)
 
     # --- execution ------------------------------------------------------------------
 
@@ -249,7 +382,9 @@ class SegmentRunner:
                 conflicts.append((op, now))
         return applied, pending, conflicts
 
-    def execute(self, plan: SegmentPlan, *, in_doubt: bool = False) -> SegmentResult:
+    def execute(
+        self, plan: SegmentPlan, *, in_doubt: bool = False, defer: bool = False
+    ) -> SegmentResult:
         """Write the (already journaled) segment and journal its outcome.
 
         ``in_doubt``: the intent may have been written to the target already (crash, lost
@@ -301,5 +436,11 @@ class SegmentRunner:
         extra: dict[str, Any] | None = {"resolved": True} if in_doubt else None
         if self.dry_run:
             extra = {"op_status": "would_apply"}
-        self._journal_outcome(plan, result, conflicts, started, extra)
+        if defer:
+            # Step (3) later, in the caller's next journal transaction (``write_pending``);
+            # if that never commits, the segment is in doubt and resolved from the target.
+            duration_ms = round((time.monotonic() - started) * 1000, 1)
+            self.pending.append((plan, result, conflicts, duration_ms, extra))
+        else:
+            self._journal_outcome(plan, result, conflicts, started, extra)
         return result

@@ -24,6 +24,7 @@ from console.journal.projections import (
     HANDLERS,
     PRIMARY_KEYS,
     Change,
+    Encoded,
     EventView,
     Insert,
     Update,
@@ -127,15 +128,28 @@ def _event_from_row(row: Any) -> StoredEvent:
     )
 
 
+# Built once (every journal transaction runs them): SQLAlchemy compiles each once.
+_HEAD_FOR_UPDATE = select(T_HEAD.c.seq, T_HEAD.c.hash).where(T_HEAD.c.id == 1).with_for_update()
+_HEAD_MOVE = (
+    T_HEAD.update().where(T_HEAD.c.id == 1).values(seq=bindparam("h_seq"), hash=bindparam("h_hash"))
+)
+
+
+_SQLITE_HEAD = "SELECT seq, hash FROM journal_head WHERE id = 1"
+_SQLITE_HEAD_MOVE = "UPDATE journal_head SET seq = ?, hash = ? WHERE id = 1"
+
+
 class Writer:
     """One journal transaction. Holds the chain head until it commits."""
 
     def __init__(self, journal: Journal, conn: Connection) -> None:
         self.journal = journal
         self.conn = conn
-        head = conn.execute(
-            select(T_HEAD.c.seq, T_HEAD.c.hash).where(T_HEAD.c.id == 1).with_for_update()
-        ).one()
+        self._sqlite = conn.dialect.name == "sqlite"
+        if self._sqlite:  # BEGIN IMMEDIATE holds the write lock already (db.py)
+            head = conn.exec_driver_sql(_SQLITE_HEAD).one()
+        else:
+            head = conn.execute(_HEAD_FOR_UPDATE).one()
         self.seq: int = head.seq
         self.hash: str = head.hash
         self.events: list[StoredEvent] = []
@@ -148,13 +162,24 @@ class Writer:
         *,
         run_id: str | None = None,
         corr: str | None = None,
+        native: bool = False,
+        text: str | None = None,
     ) -> StoredEvent:
-        text = canonical_json(payload if type(payload) is dict else dict(payload or {}))
+        """Chain one event. The engine's hot path may vouch for its payload: ``native`` when
+        ``payload`` is what ``json.loads`` of its canonical text gives back (JSON types only,
+        string keys), so projecting it needs no decoding; ``text`` when it is moreover
+        already encoded: ``text == canonical_json(payload)`` (see ``projections.Encoded``).
+        """
+        vouched = native or text is not None
+        if text is None:
+            text = canonical_json(payload if type(payload) is dict else dict(payload or {}))
         ts = format_ts(self.journal.clock())
         seq = self.seq + 1
         actor = self.journal.actor
         h = next_hash(self.hash, event_bytes(seq, ts, kind, run_id, corr, actor, text))
         ev = StoredEvent(seq, ts, kind, run_id, corr, actor, text, h)
+        if vouched and type(payload) in (dict, Encoded):
+            object.__setattr__(ev, "_payload", payload)
         self.seq, self.hash = seq, h
         self.events.append(ev)
         return ev
@@ -165,7 +190,7 @@ class Writer:
 
     def flush(self) -> None:
         if self._snapshot_rows:
-            self.conn.execute(T_SNAPSHOTS.insert(), self._snapshot_rows)
+            _insert_many(self.conn, T_SNAPSHOTS, self._snapshot_rows)
             self._snapshot_rows = []
         if not self.events:
             return
@@ -196,7 +221,7 @@ class Writer:
                 e.run_id,
                 e.actor,
                 e.corr,
-                json.loads(e.payload_text) if e.kind in HANDLERS else _NO_PAYLOAD,
+                e.payload if e.kind in HANDLERS else _NO_PAYLOAD,
             )
             for e in events
         ]
@@ -206,9 +231,10 @@ class Writer:
                 changes.extend(project(view))
         changes.extend(last_seq_changes(views))
         _apply_changes(self.conn, changes)
-        self.conn.execute(
-            T_HEAD.update().where(T_HEAD.c.id == 1).values(seq=self.seq, hash=self.hash)
-        )
+        if self._sqlite:
+            self.conn.exec_driver_sql(_SQLITE_HEAD_MOVE, (self.seq, self.hash))
+        else:
+            self.conn.execute(_HEAD_MOVE, {"h_seq": self.seq, "h_hash": self.hash})
         self.journal._committed.extend(self.events)
         self.events = []
 
@@ -328,7 +354,9 @@ def _sqlite_plain(dialect: Any, table_name: str, cols: tuple[str, ...]) -> bool:
 
 
 def _table_named(name: str) -> Table:
-    return T_EVENTS if name == T_EVENTS.name else TABLES[name]
+    if name == T_EVENTS.name:
+        return T_EVENTS
+    return T_SNAPSHOTS if name == T_SNAPSHOTS.name else TABLES[name]
 
 
 def _q(name: str) -> str:
@@ -618,6 +646,26 @@ class Journal:
             return {str(s): int(n) for s, n in conn.execute(stmt).all()}
 
 
+# One statement object, so that SQLAlchemy compiles it once (its IN list expands per call).
+_BASELINE_ROWS = select(T_SNAPSHOTS.c.key_text, T_SNAPSHOTS.c.row).where(
+    T_SNAPSHOTS.c.run_id == bindparam("run_id"),
+    T_SNAPSHOTS.c.phase == bindparam("phase"),
+    T_SNAPSHOTS.c.tbl == bindparam("tbl"),
+    T_SNAPSHOTS.c.key_text.in_(bindparam("keys", expanding=True)),
+)
+
+
+_LATEST_OF_KINDS = (
+    select(T_EVENTS)
+    .where(
+        T_EVENTS.c.run_id == bindparam("run_id"),
+        T_EVENTS.c.kind.in_(bindparam("kinds", expanding=True)),
+    )
+    .order_by(T_EVENTS.c.seq.desc())
+    .limit(1)
+)
+
+
 class EngineQueries:
     """Reads the engine needs while a run executes (kept apart from the console's pages)."""
 
@@ -635,20 +683,28 @@ class EngineQueries:
             return [models.Run(**r) for r in conn.execute(stmt).mappings()]
 
     def baseline_rows(
-        self, run_id: str, table: str, key_texts: Sequence[str], phase: str = "baseline"
+        self,
+        run_id: str,
+        table: str,
+        key_texts: Sequence[str],
+        phase: str = "baseline",
+        *,
+        conn: Connection | None = None,
     ) -> dict[str, str | None]:
-        """key_text -> row JSON (None: the row was absent) for these keys."""
+        """key_text -> row JSON (None: the row was absent) for these keys (read in ``conn``,
+        e.g. the transaction that journals the segment's intent, or a new one)."""
+        if conn is None:
+            with self.journal.read() as own:
+                return self.baseline_rows(run_id, table, key_texts, phase, conn=own)
         out: dict[str, str | None] = {}
-        with self.journal.read() as conn:
-            for start in range(0, len(key_texts), 500):
-                chunk = list(key_texts[start : start + 500])
-                stmt = select(T_SNAPSHOTS.c.key_text, T_SNAPSHOTS.c.row).where(
-                    T_SNAPSHOTS.c.run_id == run_id,
-                    T_SNAPSHOTS.c.phase == phase,
-                    T_SNAPSHOTS.c.tbl == table,
-                    T_SNAPSHOTS.c.key_text.in_(chunk),
-                )
-                out.update(dict(conn.execute(stmt).all()))
+        for start in range(0, len(key_texts), 500):
+            params = {
+                "run_id": run_id,
+                "phase": phase,
+                "tbl": table,
+                "keys": list(key_texts[start : start + 500]),
+            }
+            out.update(conn.execute(_BASELINE_ROWS, params).all())
         return out
 
     def has_snapshot(self, run_id: str, phase: str) -> bool:
@@ -678,6 +734,12 @@ class EngineQueries:
         with self.journal.read() as conn:
             return [models.Operation(**r) for r in conn.execute(stmt).mappings()]
 
-    def latest_event(self, run_id: str, kinds: Sequence[str]) -> StoredEvent | None:
-        page = self.journal.events(run_id, kinds=kinds, limit=1, newest_first=True)
-        return page[0] if page else None
+    def latest_event(
+        self, run_id: str, kinds: Sequence[str], *, conn: Connection | None = None
+    ) -> StoredEvent | None:
+        """The run's newest event of one of ``kinds`` (exact kinds; read in ``conn`` if given)."""
+        if conn is None:
+            with self.journal.read() as own:
+                return self.latest_event(run_id, kinds, conn=own)
+        row = conn.execute(_LATEST_OF_KINDS, {"run_id": run_id, "kinds": list(kinds)}).first()
+        return None if row is None else _event_from_row(row)
