@@ -57,9 +57,18 @@ class Ctx:
     @property
     def journal(self) -> Journal:
         if self._journal is None:
-            from console.journal import Journal
+            from console.journal.setup import open_journal
 
-            self._journal = Journal(self.journal_url, actor=self.user)
+            # On PostgreSQL the authenticated role is the identity (the database refuses any
+            # other actor); an --as that contradicts it is refused by the gate, journaled.
+            self._journal = open_journal(self.journal_url, actor=self.user)
+            if self.user_arg and self.user_arg != self._journal.actor:
+                from console.runbook import gate
+
+                request = gate.GateRequest(
+                    "identity", "", self._journal.actor, claimed=self.user_arg
+                )
+                gate.check(self.settings, request, self._journal)
             if self.log_json:
                 from console.journal.jsonlog import JsonLogSink
 

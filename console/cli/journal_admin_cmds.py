@@ -33,7 +33,7 @@ _PREFIX = typer.Option(
 
 
 @journal_app.command(
-    "setup", epilog="Example:\n\n  backout journal setup --postgres postgresql://admin@db/backout"
+    "setup", epilog="Examples:\n\n  backout journal setup --postgres postgresql://admin@db/backout"
 )
 def setup_cmd(
     postgres: Annotated[str, typer.Option("--postgres", help="The team's PostgreSQL URL.")],
@@ -53,7 +53,7 @@ def setup_cmd(
 
 
 @journal_app.command(
-    "grant", epilog="Example:\n\n  backout journal grant alice approver --postgres URL"
+    "grant", epilog="Examples:\n\n  backout journal grant alice approver --postgres URL"
 )
 def grant_cmd(
     user: Annotated[str, typer.Argument(help="The person's PostgreSQL login role.")],
@@ -75,7 +75,7 @@ def grant_cmd(
 
 @journal_app.command(
     "copy",
-    epilog="Example:\n\n  backout journal copy --from ~/journal.db --to postgresql://me@db/backout",
+    epilog="Examples:\n\n  backout journal copy --from ~/journal.db --to postgresql://me@db/backout",
 )
 def copy_cmd(
     source: Annotated[str, typer.Option("--from", help="The SQLite journal to copy.")],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -26,37 +26,6 @@ def init(ctx: typer.Context, as_json: Annotated[bool, JSON_OPT] = False) -> None
         typer.echo(f"journal ready: {j.display_url} (id {j.journal_id}, {seq} events)")
 
 
-def run_summary(run: Any) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "kind": run.kind,
-        "status": run.status,
-        "changeset": run.changeset,
-        "version": run.version,
-        "digest": run.digest,
-        "automation": run.automation,
-        "target": run.target,
-        "parent_run": run.parent_run,
-        "drill": run.drill,
-        "dry_run": run.dry_run,
-        "drifted": run.drifted,
-        "actor": run.actor,
-        "corr": run.corr,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "reason": run.reason,
-        "counts": {
-            "total": run.rows_total,
-            "applied": run.rows_applied,
-            "failed": run.rows_failed,
-            "conflicts": run.rows_conflict,
-            "reverted": run.rows_reverted,
-            "skipped": run.rows_skipped,
-        },
-    }
-
-
 @app.command(
     epilog="Examples:\n\n  backout runs\n\n  backout runs --status failed --status paused\n\n"
     "  backout runs --limit 5 --json"
@@ -71,6 +40,7 @@ def runs(
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
     """List runs, newest first."""
+    from console.journal.summary import run_summary
     from console.status import RUN_STATUSES
 
     for s in status or []:
@@ -119,6 +89,7 @@ def show(
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
     """Show one run: status, counts, steps and segments."""
+    from console.journal.summary import run_summary
     j = get_ctx(ctx).journal
     r = j.get_run(run)
     data = run_summary(r)

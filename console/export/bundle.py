@@ -119,7 +119,7 @@ def _gaps(seqs: list[int], head_seq: int) -> list[dict[str, int]]:
 
 
 def build_bundle(journal: Journal, run_ref: str, exported_by: str) -> dict[str, Any]:
-    from console.cli.journal_cmds import run_summary
+    from console.journal.summary import run_summary
 
     # The head first: events appended while exporting are left out, so the head stays true.
     head_seq, head_hash = journal.head()

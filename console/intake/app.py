@@ -242,13 +242,13 @@ def create_app(config: Config) -> FastAPI:
         status: Annotated[list[str] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> list[dict[str, Any]]:
-        from console.cli.journal_cmds import run_summary
+        from console.journal.summary import run_summary
 
         return [run_summary(r) for r in reader.runs(status=status, limit=limit)]
 
     @api.get("/runs/{run_id}", summary="One run, as `backout show --json`")
     def get_run(run_id: str, _: Auth) -> dict[str, Any]:
-        from console.cli.journal_cmds import run_summary
+        from console.journal.summary import run_summary
 
         r = reader.get_run(run_id)
         data = run_summary(r)
