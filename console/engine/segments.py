@@ -88,6 +88,9 @@ class JournalOp:
         )
 
 
+_IMAGES = ("key", "before", "after", "inverse")
+
+
 def _text(value: Any) -> str:
     return value.text if type(value) is Encoded else canonical_json(value)
 
@@ -196,6 +199,11 @@ class SegmentPlan:
         its canonical JSON (else None: the journal encodes it)."""
         every = sorted([*self.ops, *(p.op for p in self.prechecks)], key=lambda o: o.op_no)
         ops = [o.intent() for o in every]
+        for entry in ops:  # images not encoded yet (rollback's): encode each once, here
+            for name in _IMAGES:
+                value = entry[name]
+                if type(value) is dict:
+                    entry[name] = Encoded(value, canonical_json(value))
         payload = {"seg_no": self.seg_no, "step_no": self.step_no, "ops": ops}
         if type(self.seg_no) is not int or type(self.step_no) is not int:
             return payload, None
