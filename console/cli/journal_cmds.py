@@ -90,6 +90,7 @@ def show(
 ) -> None:
     """Show one run: status, counts, steps and segments."""
     from console.journal.summary import run_summary
+
     j = get_ctx(ctx).journal
     r = j.get_run(run)
     data = run_summary(r)
