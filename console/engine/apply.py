@@ -913,14 +913,22 @@ def build_op(
 
     Returns the op and, when it must not be written, (event kind, detail).
     """
-    plain = {c: p.key[c] for c in key_columns}
+    plain = p.key if tuple(p.key) == key_columns else {c: p.key[c] for c in key_columns}
     key = Encoded(plain, p.key_json if p.key_json is not None else key_json(plain))
-    values = dict(p.values)
+    values = p.values
     if before is not None and type(before) is not Encoded:
         before = _encoded(before)
 
     def op(kind: Any, after: Row | None, inverse: Encoded) -> JournalOp:
         return JournalOp(p.op_no, p.table, kind, key, before, after, inverse, p.idem)
+
+    if p.op == "update" and before is not None:  # the common case first
+        changed = {c: before.get(c) for c in values}
+        return op(
+            "update",
+            _encoded({**before, **values}),
+            Encoded({"op": "update", "set": changed}, _UPDATE_INVERSE % canonical_json(changed)),
+        ), None
 
     kind = p.op
     if kind == "upsert":

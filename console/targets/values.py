@@ -339,6 +339,9 @@ def key_tuple(
 ) -> KeyTuple:
     """The one way to build a row's key: ``normalize``d values in ``key_columns`` order."""
     cols = info.columns
+    if len(key_columns) == 1:  # the common case, without the generator
+        c = key_columns[0]
+        return (_key_part(cols.get(c), row_or_key.get(c)),)
     return tuple(_key_part(cols.get(c), row_or_key.get(c)) for c in key_columns)
 
 
