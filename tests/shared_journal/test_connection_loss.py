@@ -67,7 +67,9 @@ def test_connection_killed_between_segments(
     if die_at is None:
         assert run.status == "completed"  # the lost connections were replaced (pre-ping)
     else:
-        assert run.status != "completed" and 20 <= run.rows_applied < 40
+        # A segment's outcome is journaled with the next segment's intent, so the segment
+        # written just before the crash is in doubt: resume resolves it from the target.
+        assert run.status != "completed" and 10 <= run.rows_applied < 40
         report = Engine(journal, Settings()).resume(run.id)
         assert report.exit_code == Exit.DONE, report.message
         run = journal.get_run(run.id)
