@@ -727,18 +727,14 @@ class Engine:
             message = f"run {run_id} paused: {reason}; `backout resume {run_id}` continues it"
         if run.rows_conflict or run.rows_failed:
             message += f" ({run.rows_failed} failed, {run.rows_conflict} conflicts)"
-        return RunReport(
+        return RunReport.of_run(
+            run,
             run_id=run_id,
             status=status,
             message=message,
             exit_code=code,
             dry_run=dry_run,
-            total=run.rows_total,
-            applied=run.rows_applied,
-            failed=run.rows_failed,
-            conflicts=run.rows_conflict,
-            skipped=run.rows_skipped,
-            elapsed_s=round(time.monotonic() - started, 3),
+            started=started,
             reason=reason,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,6 +27,37 @@ class RunReport:
     elapsed_s: float = 0.0
     reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_run(
+        cls,
+        run: Any,
+        *,
+        run_id: str,
+        status: str,
+        message: str,
+        exit_code: Exit,
+        dry_run: bool,
+        started: float,
+        reason: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> RunReport:
+        """A report whose counts are ``run``'s projected counters (a journal ``Run`` row)."""
+        return cls(
+            run_id=run_id,
+            status=status,
+            message=message,
+            exit_code=exit_code,
+            dry_run=dry_run,
+            total=run.rows_total,
+            applied=run.rows_applied,
+            failed=run.rows_failed,
+            conflicts=run.rows_conflict,
+            skipped=run.rows_skipped,
+            elapsed_s=round(time.monotonic() - started, 3),
+            reason=reason,
+            extra=extra or {},
+        )
 
     @property
     def rows_per_s(self) -> float:

@@ -432,18 +432,14 @@ class Rollback:
             message = f"rollback {rb_id} of run {parent.id}: {verb} {rb.rows_applied} rows"
             if rb.rows_skipped:
                 message += f", skipped {rb.rows_skipped} conflict(s)"
-        return RunReport(
+        return RunReport.of_run(
+            rb,
             run_id=parent.id,
             status=status,
             message=message,
             exit_code=code,
             dry_run=options.dry_run,
-            total=rb.rows_total,
-            applied=rb.rows_applied,
-            failed=rb.rows_failed,
-            conflicts=rb.rows_conflict,
-            skipped=rb.rows_skipped,
-            elapsed_s=round(time.monotonic() - started, 3),
+            started=started,
             reason=paused,
             extra={
                 "rollback_run": rb_id,
