@@ -37,6 +37,15 @@ def make_table(path: Path, rows: int) -> None:
     conn.close()
 
 
+def write_updates_csv(path: Path, ids: list[int]) -> Path:
+    """The change set both benchmarks apply: one ``id,amount`` row per updated id."""
+    with path.open("w") as fh:
+        fh.write("id,amount\n")
+        for i in ids:
+            fh.write(f"{i},{i % 777}.25\n")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -47,11 +56,7 @@ def main() -> None:
     ids = rng.sample(range(1, args.rows + 1), args.updates)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        csv = base / "updates.csv"
-        with csv.open("w") as fh:
-            fh.write("id,amount\n")
-            for i in ids:
-                fh.write(f"{i},{i % 777}.25\n")
+        csv = write_updates_csv(base / "updates.csv", ids)
         bare_db, journaled_db = base / "bare.db", base / "journaled.db"
         segmented_db = base / "segmented.db"
         make_table(bare_db, args.rows)

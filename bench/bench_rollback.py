@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_apply import make_table
+from bench.bench_apply import make_table, write_updates_csv
 from console.changes import load_changeset
 from console.config import Settings
 from console.engine.apply import Engine
@@ -30,11 +30,7 @@ def main() -> None:
     ids = random.Random(2).sample(range(1, args.rows + 1), args.updates)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        csv = base / "updates.csv"
-        with csv.open("w") as fh:
-            fh.write("id,amount\n")
-            for i in ids:
-                fh.write(f"{i},{i % 777}.25\n")
+        csv = write_updates_csv(base / "updates.csv", ids)
         bare_db, target_db = base / "bare.db", base / "target.db"
         segmented_db = base / "segmented.db"
         make_table(bare_db, args.rows)
