@@ -16,6 +16,7 @@ from console.cli import reconcile_cmds  # noqa: F401
 from console.cli import serve_cmds  # noqa: F401
 from console.cli import journal_admin_cmds  # noqa: F401
 from console.cli import export_cmds  # noqa: F401
+from console.cli import drill_cmds, drill_replay_cmd  # noqa: F401
 # isort: on
 
 

@@ -24,6 +24,10 @@ app = typer.Typer(
 )
 journal_app = typer.Typer(help="Journal maintenance: verify the hash chain and projections.")
 app.add_typer(journal_app, name="journal")
+drill_app = typer.Typer(
+    help="Drills: rehearse failures in a sandbox, replay recorded runs, score the trainee."
+)
+app.add_typer(drill_app, name="drill")
 
 
 @app.callback(invoke_without_command=True)

@@ -1,0 +1,3 @@
+"""Drill commands (registered on ``drill_app``)."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Drills: failure scenarios in a sandbox, replay of recorded runs, scoring. Headless."""
