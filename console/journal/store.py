@@ -195,6 +195,8 @@ class Writer:
         string keys), so projecting it needs no decoding; ``text`` when it is moreover
         already encoded: ``text == canonical_json(payload)`` (see ``projections.Encoded``).
         """
+        if self.journal.drill is not None:  # every event of a drill names its drill
+            payload, text, native = {**(payload or {}), "drill": self.journal.drill}, None, False
         vouched = native or text is not None
         if text is None:
             text = canonical_json(payload if type(payload) is dict else dict(payload or {}))
@@ -447,8 +449,12 @@ class Journal:
         actor: str = "unknown",
         clock: Clock = utcnow,
         create: bool = True,
+        drill: str | None = None,
     ) -> None:
         self.url = resolve_url(url)
+        # A drill's id: stamped into every event this handle appends (``"drill": id``), which
+        # also flags the runs it creates, so drills never mix into real run lists.
+        self.drill = drill
         self.display_url = mask_url(self.url)
         self.actor = actor
         self.clock = clock

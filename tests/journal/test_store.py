@@ -388,3 +388,21 @@ def test_a_clock_in_another_timezone_is_stored_as_utc(journal_url: str) -> None:
     ev = j.append("annotation", {})
     assert ev.ts == "2026-03-01T00:30:00.000000Z"
     j.close()
+
+
+def test_a_drill_handle_stamps_every_event_and_flags_its_runs(journal: Journal) -> None:
+    """Events appended through a drill's handle carry its id, its runs are flagged, and the
+    chain still verifies; the same journal's real runs stay unflagged."""
+    drill = Journal(journal.url, actor="trainee", clock=ticking_clock(), drill="d-42")
+    try:
+        drill.append("run.created", _created(), run_id="drill-run")
+        drill.append("annotation", {"text": "looks wrong"}, run_id="drill-run")
+    finally:
+        drill.close()
+    journal.append("run.created", _created(), run_id="real-run")
+    events = list(journal.events(run_id="drill-run"))
+    assert [e.payload["drill"] for e in events] == ["d-42", "d-42"]
+    assert "drill" not in next(iter(journal.events(run_id="real-run"))).payload
+    assert [r.id for r in journal.runs(drills=True)] == ["drill-run"]
+    assert [r.id for r in journal.runs(drills=False)] == ["real-run"]
+    assert verify(journal).ok
