@@ -26,7 +26,7 @@ from console.tui.screens.runs import RunsScreen
 
 if TYPE_CHECKING:
     from console.cli.context import Ctx
-    from console.config import ConsoleConfig
+    from console.config import ConsoleConfig, Settings
 
 Clock = Callable[[], dt.datetime]
 
@@ -65,9 +65,11 @@ class BackoutApp(App[None]):
         run: str | None = None,
         clock: Clock | None = None,
         poll_interval: float | None = 1.0,
+        settings: Settings | None = None,
     ) -> None:
         super().__init__()
         self.journal = journal
+        self.settings = settings  # the policy the runbook wizard's gate reads (None: defaults)
         self.user = user
         self.readonly_forced = readonly
         self.armed = False
@@ -205,6 +207,7 @@ def known_binding_ids() -> set[str]:
     from console.tui.screens.event import EventScreen
     from console.tui.screens.row_diff import RowDiffScreen
     from console.tui.tabs.audit import AuditPane
+    from console.tui.tabs.runbook import RunbookPane
     from console.tui.widgets.filter_bar import FilterBar
     from console.tui.widgets.timeline import Timeline
     from console.tui.widgets.virtual_list import VirtualList
@@ -221,6 +224,7 @@ def known_binding_ids() -> set[str]:
         Timeline,
         FilterBar,
         AuditPane,
+        RunbookPane,
     )
     for cls in classes:
         for b in cls.BINDINGS:
@@ -233,6 +237,11 @@ def run_console(ctx: Ctx, run: str | None, readonly: bool) -> None:
     """Open the console for ``backout`` / ``backout console`` (blocks until quit)."""
     settings = ctx.settings
     app = BackoutApp(
-        ctx.journal, user=ctx.user, console=settings.console, readonly=readonly, run=run
+        ctx.journal,
+        user=ctx.user,
+        console=settings.console,
+        readonly=readonly,
+        run=run,
+        settings=settings,
     )
     app.run()

@@ -301,6 +301,7 @@ class RunScreen(ConsoleScreen):
         yield PaletteCommand(
             "Audit: verify the journal", "Recompute chain and projections", self._verify
         )
+        yield from self.query_one(RunbookPane).palette_commands(lambda: self.action_tab("runbook"))
         yield PaletteCommand("Back to the runs list", "esc", self.app.pop_screen)
 
     def _on_timeline(self, fn: Any) -> Any:

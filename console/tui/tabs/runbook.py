@@ -8,6 +8,7 @@ through the runbook service's gate, and belong with the armed (write) mode.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 
 from rich.text import Text
 from textual import on, work
@@ -17,6 +18,7 @@ from textual.widgets import Static
 
 from console.tui import data, fmt
 from console.tui.describe import RUNBOOK_KINDS
+from console.tui.screens.base import PaletteCommand
 from console.tui.tabs.journal_pane import JournalPane
 
 STATE = {
@@ -121,3 +123,7 @@ class RunbookPane(JournalPane):
             else Text("No runbook execution for this run yet.", style="dim")
         )
         found.first(Static).update(text)
+
+    def palette_commands(self, show: Callable[[], None]) -> Iterable[PaletteCommand]:
+        """The wizard's actions for the palette (``show`` brings this tab forward first)."""
+        return ()
