@@ -32,21 +32,12 @@ app.add_typer(runbook_app, name="runbook")
 
 def session(ctx: typer.Context) -> tuple[Ctx, Journal]:
     """The journal, acting as the proven identity with the configured clock."""
-    from console.runbook import gate
-    from console.runbook.identity import clock_from_env, database_user
+    from console.runbook import service
 
     c = get_ctx(ctx)
     journal = c.journal
     ctx.call_on_close(journal.close)
-    clock = clock_from_env()
-    if clock is not None:
-        journal.clock = clock
-    proven = database_user(journal)
-    if proven is not None:
-        journal.actor = proven
-        request = gate.GateRequest("identity", "", proven, claimed=c.user_arg)
-        gate.check(c.settings, request, journal)
-    return c, journal
+    return c, service.prepare(journal, c.settings, c.user_arg)
 
 
 def _emit(outcome: Outcome, as_json: bool) -> None:
@@ -65,23 +56,9 @@ def _emit(outcome: Outcome, as_json: bool) -> None:
 )
 def list_cmd(as_json: Annotated[bool, JSON_OPT] = False) -> None:
     """Runbooks in ./runbooks and the ones that ship with backout."""
-    from console.runbook import loader
+    from console.runbook import service
 
-    items: list[dict[str, Any]] = []
-    for name, path in loader.available():
-        text = loader.read_file(path)
-        book, problems = loader.check_text(text, str(path))
-        items.append(
-            {
-                "name": name,
-                "path": str(path),
-                "valid": book is not None,
-                "title": book.title if book else None,
-                "version": book.version if book else None,
-                "digest": book.digest if book else None,
-                "problems": len(problems),
-            }
-        )
+    items = [entry.as_dict() for entry in service.runbooks()]
     if as_json:
         print_json(items)
         return
@@ -147,10 +124,10 @@ def start(
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
     """Start an execution; the runbook's content and sha256 are pinned in the journal."""
-    from console.runbook.executor import Executor
+    from console.runbook import service
 
     c, journal = session(ctx)
-    outcome = Executor(journal, c.settings).start(name, run, backup_ref=backup_ref)
+    outcome = service.start(journal, c.settings, name, run, backup_ref)
     _emit(outcome, as_json)
 
 
@@ -178,11 +155,11 @@ def next_cmd(
     Exit 0 done; 3 a check found discrepancies or conflicts; 4 blocked (approvals missing,
     expired, denied or for another plan; a manual step not confirmed); 1 the step failed.
     """
-    from console.runbook.executor import Executor
+    from console.runbook import service
 
     c, journal = session(ctx)
-    outcome = Executor(journal, c.settings).next(
-        exec_id, confirm=confirm, answer=answer, expect_step=step
+    outcome = service.run_step(
+        journal, c.settings, exec_id, confirm=confirm, answer=answer, expect_step=step
     )
     _emit(outcome, as_json)
 
@@ -260,18 +237,10 @@ def status(
 
 
 def _print_plan(plan: dict[str, Any]) -> None:
-    if plan.get("action") == "rollback":
-        typer.echo(
-            f"  rollback of run {plan['run']}: {plan['inverses']} inverse(s), "
-            f"{plan['conflicts']} conflict(s) on {', '.join(plan['tables']) or '-'}"
-        )
-        for op in plan.get("operations", []):
-            mark = "CONFLICT" if op.get("conflict") else "        "
-            typer.echo(f"    {mark} {op['op']:<6} {op['table']} {op['key']}")
-        if plan.get("more"):
-            typer.echo(f"    ... {plan['more']} more (`backout rollback {plan['run']} --plan`)")
-    else:
-        typer.echo(f"  plan: {plan}")
+    from console.runbook.service import plan_lines
+
+    for line in plan_lines(plan):
+        typer.echo(f"  {line}")
 
 
 @app.command(
@@ -292,11 +261,11 @@ def approve(
 
     Exit 0 recorded; 4 refused (your own request, a second approval, no role, expired).
     """
-    from console.runbook.approvals import Approvals
+    from console.runbook import service
 
     c, journal = session(ctx)
-    outcome = Approvals(journal, c.settings).decide(
-        exec_id, approve=True, comment=comment, expect_digest=digest
+    outcome = service.decide(
+        journal, c.settings, exec_id, approve=True, comment=comment, expect_digest=digest
     )
     if not as_json:
         _print_plan(outcome.result.get("plan", {}))
@@ -311,12 +280,12 @@ def deny(
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
     """Deny the pending step of an execution; recorded, and the execution stops or branches."""
-    from console.runbook.approvals import Approvals
+    from console.runbook import service
 
     if not comment.strip():
         raise BadInput("--comment must say why you deny.")
     c, journal = session(ctx)
-    outcome = Approvals(journal, c.settings).decide(exec_id, approve=False, comment=comment)
+    outcome = service.decide(journal, c.settings, exec_id, approve=False, comment=comment)
     _emit(outcome, as_json)
 
 
