@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
 from console.config import Settings
 from console.engine import lease
 from console.engine.apply import RESUMABLE
@@ -19,7 +22,7 @@ from console.engine.segments import JournalOp, Precheck, SegmentPlan, SegmentRun
 from console.errors import BadInput, Exit
 from console.journal import Journal, new_id
 from console.journal.models import Run
-from console.journal.store import EngineQueries
+from console.journal.store import T_RUNS, EngineQueries
 from console.rollback.plan import Inverse, RollbackPlan, Scope, build_plan, conflict_dict
 from console.runbook import gate
 from console.targets.resolve import open_target
@@ -28,6 +31,17 @@ from console.targets.types import TransientError
 
 OnConflict = Literal["review", "skip"]
 MAX_OP = 2**31 - 1  # op numbers are INTEGER columns
+
+
+def _refuse_if_started_meanwhile(conn: Connection, parent: Run) -> None:
+    """Two executors can plan the same rollback at once; the journal's write transaction
+    serialises their starts, and only the first finds the parent as both planned it."""
+    now = conn.execute(select(T_RUNS.c.status).where(T_RUNS.c.id == parent.id)).scalar_one()
+    if now != parent.status:
+        raise lease.RunHeld(
+            f"run {parent.id} went from {parent.status} to {now} while this rollback was "
+            f"planned: another executor started first; see `backout show {parent.id}`."
+        )
 
 
 @dataclass
@@ -162,6 +176,8 @@ class Rollback:
         steps = self.journal.steps(parent.id)
         created = self.journal.events(parent.id, kinds=["run.created"], limit=1)[0].payload
         with self.journal.write() as w:
+            if not options.dry_run:
+                _refuse_if_started_meanwhile(w.conn, parent)
             lease.acquire(w.conn, self.journal, rb_id, self.holder)
             w.append(
                 "run.created",
