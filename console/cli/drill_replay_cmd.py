@@ -1,3 +1,89 @@
-"""Drill commands (registered on ``drill_app``)."""
+"""``backout drill replay RUN``: a recorded run replayed in a sandbox on a simulated clock."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from console.cli.app import drill_app
+from console.cli.context import JSON_OPT, get_ctx, print_json
+from console.errors import BadInput
+
+
+@drill_app.command(
+    "replay",
+    epilog="Examples:\n\n  backout drill replay 3f2a9c --speed 20\n\n"
+    "  backout drill replay 3f2a9c --dir ./gameday --headless --json\n\n"
+    "  backout --journal ./gameday/journal.db runbook start rollback-batch --run 3f2a9c",
+)
+def replay(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(help="Recorded run id (or a unique prefix).")],
+    speed: Annotated[
+        float, typer.Option("--speed", help="Recorded gaps between events are divided by X.")
+    ] = 1.0,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Sandbox directory (else $XDG_DATA_HOME/backout/drills/<drill id>).",
+            show_default=False,
+        ),
+    ] = None,
+    headless: Annotated[
+        bool,
+        typer.Option("--headless", help="Replay to the end without the console; print paths."),
+    ] = False,
+    as_json: Annotated[bool, JSON_OPT] = False,
+) -> None:
+    """Replay a recorded run in a sandbox: the console shows it unfolding (space play/pause,
+    +/- speed, left/right seek, home/end), and trainees work runbooks against the sandbox
+    target. The recorded journal and target are only read, never written."""
+    if not speed > 0:
+        raise BadInput(f"--speed {speed}: give a positive factor, e.g. --speed 10.")
+    if directory is not None and (directory / "journal.db").exists():
+        raise BadInput(f"--dir {directory}: already holds a drill; give an empty directory.")
+    from console.drill.replay import Recording, Replayer, build_sandbox
+    from console.journal import Journal
+
+    c = get_ctx(ctx)
+    source = Journal(c.journal_url, actor=c.user, create=False)
+    try:
+        recording = Recording.read(source, run)
+    finally:
+        source.close()
+    sandbox = build_sandbox(recording, directory)
+    replayer = Replayer(recording, sandbox, speed=speed, actor=c.user)
+    if not headless:
+        from console.tui.replay import run_replay
+
+        run_replay(replayer, user=c.user, settings=c.settings)
+        return
+    started = time.monotonic()
+    replayer.open()
+    try:
+        replayer.run_to_end()
+    finally:
+        replayer.close()
+    summary = {
+        **sandbox.as_dict(),
+        "run": recording.run.id,
+        "source_journal": recording.source,
+        "events": replayer.total,
+        "speed": replayer.clock.speed,
+        "diverged": replayer.diverged,
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }
+    if as_json:
+        print_json(summary)
+        return
+    typer.echo(
+        f"drill {sandbox.drill_id}: run {recording.run.id} replayed ({replayer.total} events)"
+    )
+    typer.echo(f"journal  {sandbox.journal_url}")
+    typer.echo(f"target   {sandbox.target_url}")
+    if replayer.diverged:
+        typer.echo(f"{replayer.diverged} rows could not be written as recorded", err=True)

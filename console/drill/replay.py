@@ -1,0 +1,563 @@
+"""Replay a recorded run in a sandbox: ``backout drill replay RUN``.
+
+``Recording.read`` copies the run's journal slice (its events and snapshot rows) out of the
+source journal, which is only read, once. ``build_sandbox`` makes a directory with a fresh
+SQLite drill journal and a SQLite sandbox target holding the before-images of the run's rows
+(baseline snapshot rows, else each row's first before-image; columns and their kinds are
+inferred from the journaled images, so the source target is never opened). ``Replayer`` then
+re-appends the recorded events through a handle opened with ``drill=<id>`` (every event carries
+the drill id, the run is flagged) when a simulated clock reaches their recorded time, and
+applies each ``segment.applied``'s after-images to the sandbox target as the run did; so at
+the end the sandbox target is where the real target was after the run, and a trainee can work
+a runbook against it.
+
+The run keeps its recorded id (and its events their recorded time and actor), so trainees can
+follow the postmortem's references. Its ``run.created`` names the sandbox target instead of the
+real one, so whatever a trainee does to the drill run writes the sandbox, never production.
+What people did about the run afterwards (runbooks, approvals, reconciliations, fixes,
+rollback status) is left out: that is the trainee's part.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, MetaData, Table, create_engine
+from sqlalchemy import types as sa
+
+from console.canonical import canonical_json, loads
+from console.drill.clock import SimClock
+from console.engine.segments import JournalOp
+from console.errors import BadInput
+from console.journal import Journal, new_id
+from console.journal.models import Run
+from console.journal.store import StoredEvent, parse_ts
+from console.paths import data_dir
+from console.targets.sql import SqlTarget
+from console.targets.types import ColumnKind, Row, RowWrite, SegmentError, TransientError
+
+# Kinds that record what people did about the run after it ran: the trainee's part.
+LEFT_OUT = (
+    "runbook.",
+    "approval.",
+    "gate.",
+    "target.",
+    "escalation",
+    "reconcile.",
+    "fix.",
+    "drill.",
+    "run.status",
+    "run.drift",
+)
+_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+_PAGE = 2_000
+_SEED_CHUNK = 500
+
+
+def _kept(kind: str) -> bool:
+    return not kind.startswith(LEFT_OUT)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A run's journal slice, read once from the source journal."""
+
+    run: Run
+    events: tuple[StoredEvent, ...]
+    snapshots: Mapping[tuple[str, str], tuple[dict[str, Any], ...]]  # (phase, table) -> rows
+    source: str  # the source journal, as displayed (no password)
+    source_id: str
+    source_head: tuple[int, str]
+
+    @classmethod
+    def read(cls, journal: Journal, run_ref: str) -> Recording:
+        """Read-only: events, snapshot rows and the head; nothing is written."""
+        head = journal.head()
+        run = journal.get_run(run_ref)
+        events: list[StoredEvent] = []
+        after = 0
+        while True:
+            page = journal.events(run.id, after_seq=after, before_seq=head[0] + 1, limit=_PAGE)
+            events.extend(e for e in page if _kept(e.kind))
+            if len(page) < _PAGE:
+                break
+            after = page[-1].seq
+        if not events or events[0].kind != "run.created":
+            raise BadInput(f"run {run.id} has no run.created event; it cannot be replayed.")
+        snapshots: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for e in events:
+            if e.kind != "snapshot.taken":
+                continue
+            place = (str(e.payload.get("phase")), str(e.payload.get("table")))
+            if place not in snapshots:
+                snapshots[place] = [
+                    {"phase": s.phase, "tbl": s.tbl, "key_text": s.key_text, "row": s.row,
+                     "fingerprint": s.fingerprint}
+                    for s in journal.snapshot_rows(run.id, *place)
+                ]  # fmt: skip
+        return cls(
+            run=run,
+            events=tuple(events),
+            snapshots={k: tuple(v) for k, v in snapshots.items()},
+            source=journal.display_url,
+            source_id=journal.journal_id,
+            source_head=head,
+        )
+
+    @property
+    def created(self) -> Mapping[str, Any]:
+        return self.events[0].payload
+
+    def key_columns(self) -> dict[str, tuple[str, ...]]:
+        """table -> key columns, from the run's steps."""
+        return {
+            str(s["table"]): tuple(s["key"]) for s in self.created.get("steps", []) if s.get("key")
+        }
+
+    def intents(self) -> Iterable[Mapping[str, Any]]:
+        for e in self.events:
+            if e.kind == "segment.intent":
+                yield from e.payload.get("ops", [])
+
+
+# --- the sandbox ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Where a drill lives: its journal, its target and a note of what it replays."""
+
+    directory: Path
+    drill_id: str
+
+    @property
+    def journal_path(self) -> Path:
+        return self.directory / "journal.db"
+
+    @property
+    def target_path(self) -> Path:
+        return self.directory / "target.db"
+
+    @property
+    def journal_url(self) -> str:
+        return f"sqlite:///{self.journal_path}"
+
+    @property
+    def target_url(self) -> str:
+        return f"sqlite:///{self.target_path}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "drill": self.drill_id,
+            "sandbox": str(self.directory),
+            "journal": self.journal_url,
+            "target": self.target_url,
+        }
+
+    def clear(self) -> None:
+        """Remove the drill journal and target (a rebuild); the directory stays."""
+        for path in (self.journal_path, self.target_path):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def default_directory(drill_id: str) -> Path:
+    return data_dir() / "drills" / drill_id
+
+
+def _kind_of(values: Sequence[Any]) -> ColumnKind:
+    """A column kind that stores every journaled value of the column back as it was read."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "text"
+    types = {type(v) for v in present}
+    if types == {bool}:
+        return "bool"
+    if types == {int}:
+        return "int"
+    if types <= {int, float} and float in types:
+        return "float"
+    decimals = [v for v in present if isinstance(v, str)]
+    # Exact decimals are journaled as text; read back from SQLite they may be numbers.
+    if (
+        types <= {int, float, str}
+        and all(_DECIMAL.match(v) for v in decimals)
+        and (types != {str} or all("." in v for v in decimals))
+    ):
+        return "decimal"
+    if types == {str}:
+        return "text"
+    if all(isinstance(v, dict) and set(v) == {"$b64"} for v in present):
+        return "bytes"
+    if all(isinstance(v, dict | list) for v in present):
+        return "json"
+    return "other"
+
+
+_SQL_TYPES: dict[str, Any] = {
+    "decimal": sa.Numeric,
+    "bool": sa.Boolean,
+    "int": sa.Integer,
+    "float": sa.Float,
+    "text": sa.Text,
+    "bytes": sa.LargeBinary,
+    "json": sa.JSON,
+    "other": sa.LargeBinary,  # BLOB: SQLite stores mixed values exactly as given
+}
+
+
+def _initial_rows(rec: Recording) -> dict[str, dict[str, Row]]:
+    """table -> key text -> the row before the run: the baseline snapshot, else the first
+    before-image an intent journaled for it."""
+    rows: dict[str, dict[str, Row]] = {}
+    seen: dict[str, set[str]] = {}
+    for (phase, table), snap in rec.snapshots.items():
+        if phase != "baseline":
+            continue
+        for s in snap:
+            seen.setdefault(table, set()).add(s["key_text"])
+            image = loads(s["row"])
+            if isinstance(image, dict):
+                rows.setdefault(table, {})[s["key_text"]] = image
+    keys = rec.key_columns()
+    for op in rec.intents():
+        table = str(op["table"])
+        key = op["key"]
+        kt = canonical_json([key.get(c) for c in keys.get(table, tuple(key))])
+        if kt in seen.setdefault(table, set()):
+            continue
+        seen[table].add(kt)
+        if isinstance(op.get("before"), dict):
+            rows.setdefault(table, {})[kt] = dict(op["before"])
+    return rows
+
+
+def _column_values(
+    rec: Recording, initial: Mapping[str, Mapping[str, Row]]
+) -> dict[str, dict[str, list[Any]]]:
+    """table -> column -> every journaled value of it (columns in order of first appearance)."""
+    values: dict[str, dict[str, list[Any]]] = {}
+    images: list[tuple[str, Any]] = [(t, r) for t, rows in initial.items() for r in rows.values()]
+    for op in rec.intents():
+        images += [(str(op["table"]), op.get(part)) for part in ("key", "before", "after")]
+    for table, image in images:
+        if isinstance(image, dict):
+            for c, v in image.items():
+                values.setdefault(table, {}).setdefault(c, []).append(v)
+    return values
+
+
+def build_sandbox(
+    rec: Recording, directory: Path | None = None, drill_id: str | None = None
+) -> Sandbox:
+    """A directory with an empty drill journal's place and a target seeded with the rows as
+    they were before the run. Refuses a directory that already holds a drill."""
+    drill = drill_id or f"replay-{new_id()}"
+    sandbox = Sandbox((directory or default_directory(drill)).expanduser().resolve(), drill)
+    if sandbox.journal_path.exists() and drill_id is None:
+        raise BadInput(
+            f"{sandbox.directory} already holds a drill; give another --dir or remove it."
+        )
+    sandbox.directory.mkdir(parents=True, exist_ok=True)
+    seed_target(rec, sandbox)
+    note = {**sandbox.as_dict(), "source_run": rec.run.id, "source_journal": rec.source}
+    (sandbox.directory / "drill.json").write_text(json.dumps(note, indent=2) + "\n")
+    return sandbox
+
+
+def seed_target(rec: Recording, sandbox: Sandbox) -> None:
+    initial = _initial_rows(rec)
+    keys = rec.key_columns()
+    values = _column_values(rec, initial)
+    meta = MetaData()
+    for table, cols in values.items():
+        key = keys.get(table) or tuple(next(iter(rec.intents()))["key"])
+        # Images are canonical JSON (sorted keys): the table order is lost; key columns first.
+        names = [*key, *sorted(c for c in cols if c not in key)]
+        Table(
+            table,
+            meta,
+            *(
+                Column(
+                    c, _SQL_TYPES[_kind_of(cols[c])], primary_key=c in key, nullable=c not in key
+                )
+                for c in names
+            ),
+        )
+    engine = create_engine(sandbox.target_url)
+    try:
+        meta.create_all(engine)
+    finally:
+        engine.dispose()
+    with SqlTarget(sandbox.target_url) as target:
+        for table, rows in initial.items():
+            images = list(rows.values())
+            for start in range(0, len(images), _SEED_CHUNK):
+                writes = [
+                    RowWrite(n, "insert", {c: r[c] for c in keys[table]}, None, r)
+                    for n, r in enumerate(images[start : start + _SEED_CHUNK], start=start)
+                ]
+                target.write_segment(table, keys[table], writes)
+
+
+# --- the replayer ---------------------------------------------------------------------------
+
+
+Sleep = Callable[[float], None]
+
+
+@dataclass
+class Progress:
+    position: int  # events replayed so far
+    total: int
+    finished: bool
+    diverged: int  # rows the sandbox could not write as the run did (see ``_apply``)
+
+
+@dataclass
+class Replayer:
+    """Re-appends a recording into the sandbox's drill journal on a simulated clock."""
+
+    rec: Recording
+    sandbox: Sandbox
+    speed: float = 1.0
+    actor: str = "trainer"
+    clock: SimClock = field(init=False)
+    position: int = field(default=0, init=False)
+    diverged: int = field(default=0, init=False)
+    finished: bool = field(default=False, init=False)
+    _journal: Journal | None = field(default=None, init=False, repr=False)
+    _target: SqlTarget | None = field(default=None, init=False, repr=False)
+    _intents: dict[int, list[Mapping[str, Any]]] = field(default_factory=dict, init=False)
+    _stamp: dt.datetime | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.clock = SimClock(self.start_time, speed=self.speed)
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def total(self) -> int:
+        return len(self.rec.events)
+
+    @property
+    def start_time(self) -> dt.datetime:
+        return parse_ts(self.rec.events[0].ts)
+
+    def time_of(self, index: int) -> dt.datetime:
+        """The recorded time of event ``index`` (0-based)."""
+        return parse_ts(self.rec.events[min(max(index, 0), self.total - 1)].ts)
+
+    def progress(self) -> Progress:
+        return Progress(self.position, self.total, self.finished, self.diverged)
+
+    def journal_clock(self) -> dt.datetime:
+        """The drill journal's time: a replayed event's recorded time, else simulated time."""
+        return self._stamp or self.clock.now()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the drill journal (journaling ``drill.replay.started``) and the sandbox target."""
+        self._journal = Journal(
+            self.sandbox.journal_url,
+            actor=self.actor,
+            clock=self.journal_clock,
+            drill=self.sandbox.drill_id,
+        )
+        self._target = SqlTarget(self.sandbox.target_url)
+        self._journal.append(
+            "drill.replay.started",
+            {
+                "source_run": self.rec.run.id,
+                "source_journal": self.rec.source,
+                "source_journal_id": self.rec.source_id,
+                "source_head": {"seq": self.rec.source_head[0], "hash": self.rec.source_head[1]},
+                "speed": self.clock.speed,
+                "events": self.total,
+                "sandbox_target": self.sandbox.target_url,
+            },
+        )
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        if self._target is not None:
+            self._target.close()
+            self._target = None
+
+    def rebuild(self) -> None:
+        """Start over from the recording: a fresh drill journal and target (seek backwards;
+        the journal is append-only, so the sandbox is rebuilt rather than rewound)."""
+        self.close()
+        self.sandbox.clear()
+        seed_target(self.rec, self.sandbox)
+        self.position = self.diverged = 0
+        self.finished = False
+        self._intents.clear()
+        self.open()
+
+    # --- moving --------------------------------------------------------------------------
+
+    def step(self) -> StoredEvent | None:
+        """Replay the next event now; None at the end."""
+        if self.position >= self.total:
+            return None
+        recorded = self.rec.events[self.position]
+        stored = self._replay(recorded)
+        self.position += 1
+        if self.position == self.total:
+            self._finish()
+        return stored
+
+    def advance(self) -> int:
+        """Replay every event the simulated clock has reached; how many."""
+        n = 0
+        now = self.clock.now()
+        while self.position < self.total and self.time_of(self.position) <= now:
+            self.step()
+            n += 1
+        return n
+
+    def seek(self, index: int) -> None:
+        """Stand after ``index`` events (at least the run's creation); backwards rebuilds."""
+        index = min(max(index, 1), self.total)
+        if index < self.position:
+            self.rebuild()
+        while self.position < index:
+            self.step()
+        self.clock.jump(self.time_of(index - 1))
+
+    def seek_time(self, moment: dt.datetime) -> None:
+        """Stand after every event recorded at or before ``moment``."""
+        index = sum(1 for e in self.rec.events if parse_ts(e.ts) <= moment)
+        self.seek(index)
+        self.clock.jump(max(moment, self.time_of(self.position - 1)))
+
+    def wait(self) -> float | None:
+        """Wall seconds until the next event is due (None: paused or at the end)."""
+        if self.position >= self.total:
+            return None
+        return self.clock.wall_seconds_until(self.time_of(self.position))
+
+    def run_to_end(self, sleep: Sleep = time.sleep) -> None:
+        """Play to the end at the clock's speed (headless)."""
+        self.clock.play()
+        while self.position < self.total:
+            delay = self.wait()
+            if delay:
+                sleep(delay)
+            self.advance()
+
+    # --- one event -----------------------------------------------------------------------
+
+    def _replay(self, recorded: StoredEvent) -> StoredEvent:
+        journal, target = self._journal, self._target
+        assert journal is not None and target is not None, "open() the replayer first"
+        payload = self._payload(recorded)
+        journal.actor = recorded.actor
+        self._stamp = parse_ts(recorded.ts)
+        try:
+            with journal.write() as w:
+                stored = w.append(
+                    recorded.kind, payload, run_id=recorded.run_id, corr=recorded.corr
+                )
+                if recorded.kind == "snapshot.taken":
+                    place = (str(payload.get("phase")), str(payload.get("table")))
+                    w.add_snapshot_rows(
+                        [
+                            {"run_id": recorded.run_id, **row}
+                            for row in self.rec.snapshots.get(place, ())
+                        ]
+                    )
+        finally:
+            journal.actor = self.actor
+            self._stamp = None
+        if recorded.kind == "segment.intent":
+            self._intents[int(payload["seg_no"])] = list(payload.get("ops", []))
+        elif recorded.kind == "segment.applied":
+            self._apply(payload)
+        return stored
+
+    def _payload(self, recorded: StoredEvent) -> dict[str, Any]:
+        payload = dict(recorded.payload)
+        if recorded.kind == "run.created":
+            url = self.sandbox.target_url
+            payload.update(target=url, target_override=None)
+            payload["steps"] = [
+                {**s, "target": url, "target_ref": url} for s in payload.get("steps", [])
+            ]
+            payload["replay_of"] = {"run": self.rec.run.id, "journal": self.rec.source}
+        elif recorded.kind == "segment.applied":
+            # A replayed rollback has no parent run in the sandbox.
+            payload.pop("reverted_ops", None)
+            payload.pop("parent_run", None)
+        elif recorded.kind == "snapshot.taken":
+            # The recorded aggregates describe the whole production table; the sandbox holds
+            # only the run's rows, so its own are journaled (the recorded ones kept aside).
+            assert self._target is not None
+            table = str(payload.get("table"))
+            numeric = [
+                c.name
+                for c in self._target.table(table).columns.values()
+                if c.kind in ("int", "decimal", "float")
+            ]
+            payload["recorded_aggregates"] = payload.get("aggregates")
+            payload["aggregates"] = self._target.aggregates(table, numeric).as_dict()
+        return payload
+
+    def _apply(self, payload: Mapping[str, Any]) -> None:
+        """Write a segment's applied rows to the sandbox as the run did. A row not found as
+        its before-image (a recorded in-doubt segment, an out-of-band edit the journal never
+        saw) is not forced: it counts as ``diverged``."""
+        assert self._target is not None
+        applied = {int(n) for n in payload.get("applied", [])}
+        ops = [
+            o for o in self._intents.get(int(payload["seg_no"]), []) if int(o["op_no"]) in applied
+        ]
+        keys = self.rec.key_columns()
+        by_table: dict[str, list[RowWrite]] = {}
+        for o in ops:
+            op = JournalOp(
+                op_no=int(o["op_no"]),
+                table=str(o["table"]),
+                op=o["op"],
+                key=dict(o["key"]),
+                before=o.get("before"),
+                after=o.get("after"),
+                inverse=o.get("inverse") or {},
+                idem=str(o.get("idem", "")),
+            )
+            by_table.setdefault(op.table, []).append(op.row_write())
+        for table, writes in by_table.items():
+            try:
+                outcomes = self._target.write_segment(
+                    table, keys.get(table) or tuple(writes[0].key), writes
+                )
+            except (SegmentError, TransientError):
+                self.diverged += len(writes)
+                continue
+            self.diverged += sum(1 for o in outcomes if o.status != "applied")
+
+    def _finish(self) -> None:
+        assert self._journal is not None
+        self.finished = True
+        self._journal.append(
+            "drill.replay.finished",
+            {
+                "source_run": self.rec.run.id,
+                "source_journal": self.rec.source,
+                "source_head": {"seq": self.rec.source_head[0], "hash": self.rec.source_head[1]},
+                "speed": self.clock.speed,
+                "events": self.total,
+                "diverged": self.diverged,
+            },
+        )

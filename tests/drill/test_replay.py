@@ -1,0 +1,235 @@
+"""Replay of a recorded run in a sandbox: the sandbox ends where the real target was, every
+event carries the drill id, and the source journal and target are never written."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from console.changes import load_changeset
+from console.cli import main
+from console.config import Settings
+from console.drill.clock import SimClock
+from console.drill.replay import Recording, Replayer, build_sandbox
+from console.engine.apply import Engine
+from console.errors import Exit
+from console.journal import Journal
+from console.journal.store import T_EVENTS, T_RUNS, T_SNAPSHOTS
+from console.journal.verify import verify
+from tests.engine.helpers import changeset_doc, dump, make_items, write_changeset
+
+SCOPE = {*range(1, 13), *range(1001, 1004), 20, 21}
+
+
+@dataclass
+class Recorded:
+    journal_url: str
+    target_path: Path
+    run_id: str
+
+
+def record(tmp_path: Path, journal_url: str) -> Recorded:
+    """A small completed run: 12 updates, 3 inserts, 2 deletes in segments of 4."""
+    target = tmp_path / "target.db"
+    url = f"sqlite:///{target}"
+    make_items(url, 30)
+    doc = changeset_doc(
+        url, updates=range(1, 13), inserts=range(1001, 1004), deletes=range(20, 22), segment_size=4
+    )
+    cs = load_changeset(write_changeset(tmp_path / "cs.yaml", doc))
+    journal = Journal(journal_url, actor="oncall")
+    try:
+        report = Engine(journal, Settings()).apply(cs)
+    finally:
+        journal.close()
+    assert report.exit_code == Exit.DONE, report.message
+    return Recorded(journal_url, target, report.run_id or "")
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Recorded:
+    return record(tmp_path, f"sqlite:///{tmp_path / 'journal.db'}")
+
+
+def files_digest(*paths: Path) -> dict[str, str]:
+    """sha256 of each file and of its WAL companions, as they are on disk."""
+    out: dict[str, str] = {}
+    for p in paths:
+        for f in sorted(p.parent.glob(p.name + "*")):
+            out[f.name] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def rows(url: str) -> list[dict[str, object]]:
+    """The items in scope by column name (a sandbox table orders its columns otherwise)."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        found = [dict(r._mapping) for r in conn.execute(text("SELECT * FROM items ORDER BY id"))]
+    engine.dispose()
+    return [r for r in found if r["id"] in SCOPE]
+
+
+def counts(url: str) -> tuple[int, int, int, str]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        n_events = conn.execute(select(func.count()).select_from(T_EVENTS)).scalar_one()
+        n_runs = conn.execute(select(func.count()).select_from(T_RUNS)).scalar_one()
+        n_snaps = conn.execute(select(func.count()).select_from(T_SNAPSHOTS)).scalar_one()
+        head = conn.execute(text("SELECT hash FROM journal_head")).scalar_one()
+    engine.dispose()
+    return n_events, n_runs, n_snaps, head
+
+
+def replay(rec: Recorded, sandbox_dir: Path, speed: float = 1e6) -> Replayer:
+    source = Journal(rec.journal_url, create=False)
+    try:
+        recording = Recording.read(source, rec.run_id)
+    finally:
+        source.close()
+    replayer = Replayer(recording, build_sandbox(recording, sandbox_dir), speed=speed)
+    replayer.open()
+    return replayer
+
+
+def test_replay_ends_where_the_run_left_the_target(recorded: Recorded, tmp_path: Path) -> None:
+    before = files_digest(tmp_path / "journal.db", recorded.target_path)
+    replayer = replay(recorded, tmp_path / "drill")
+    try:
+        replayer.run_to_end()
+    finally:
+        replayer.close()
+    assert replayer.finished and replayer.diverged == 0
+    # The sandbox holds the run's rows exactly as the run left the real target.
+    assert rows(replayer.sandbox.target_url) == rows(f"sqlite:///{recorded.target_path}")
+    drill = Journal(replayer.sandbox.journal_url, create=False)
+    source = Journal(recorded.journal_url, create=False)
+    try:
+        ours = drill.events(limit=10_000)
+        theirs = source.events(recorded.run_id, limit=10_000)
+        assert {e.payload.get("drill") for e in ours} == {replayer.sandbox.drill_id}
+        assert [e.kind for e in ours] == [
+            "drill.replay.started",
+            *(e.kind for e in theirs),
+            "drill.replay.finished",
+        ]
+        # Recorded ids, times and actors; the run is flagged a drill and ends as it did.
+        assert [(e.run_id, e.ts, e.actor) for e in ours[1:-1]] == [
+            (e.run_id, e.ts, e.actor) for e in theirs
+        ]
+        run, real_run = drill.get_run(recorded.run_id), source.get_run(recorded.run_id)
+        assert run.drill and not real_run.drill
+        assert (run.status, run.rows_applied) == (real_run.status, real_run.rows_applied)
+        assert drill.runs(drills=False) == []
+        assert run.target == replayer.sandbox.target_url
+        assert len(list(drill.snapshot_rows(run.id, "baseline"))) == len(SCOPE)
+        assert verify(drill, remember=False).ok
+    finally:
+        drill.close()
+        source.close()
+    # The recorded journal and target were only read: byte for byte as they were.
+    assert files_digest(tmp_path / "journal.db", recorded.target_path) == before
+
+
+def test_a_postgresql_source_journal_is_left_unchanged(pg_url: str, tmp_path: Path) -> None:
+    rec = record(tmp_path, pg_url)
+    before = counts(pg_url)
+    target_before = files_digest(rec.target_path)
+    replayer = replay(rec, tmp_path / "drill")
+    try:
+        replayer.run_to_end()
+    finally:
+        replayer.close()
+    assert replayer.finished
+    assert counts(pg_url) == before
+    assert files_digest(rec.target_path) == target_before
+
+
+def test_seek_back_rebuilds_and_seek_forward_catches_up(recorded: Recorded, tmp_path: Path) -> None:
+    replayer = replay(recorded, tmp_path / "drill")
+    try:
+        initial = dump(replayer.sandbox.target_url)
+        replayer.seek(replayer.total)
+        after = dump(replayer.sandbox.target_url)
+        assert after != initial and replayer.finished
+        replayer.seek(3)  # run.created, snapshot.taken, run.started: nothing written yet
+        assert replayer.position == 3 and not replayer.finished
+        assert dump(replayer.sandbox.target_url) == initial
+        drill = Journal(replayer.sandbox.journal_url, create=False)
+        try:
+            assert drill.count_events() == 1 + 3
+        finally:
+            drill.close()
+        replayer.seek(replayer.total)
+        assert dump(replayer.sandbox.target_url) == after
+    finally:
+        replayer.close()
+
+
+def test_the_clock_runs_at_speed_and_stands_still_when_paused() -> None:
+    wall = [100.0]
+    start = dt.datetime(2026, 11, 27, 2, 13, tzinfo=dt.UTC)
+    clock = SimClock(start, speed=5, wall=lambda: wall[0])
+    wall[0] += 10
+    assert clock.now() == start  # paused until played
+    clock.play()
+    wall[0] += 10
+    assert clock.now() == start + dt.timedelta(seconds=50)
+    assert clock.wall_seconds_until(start + dt.timedelta(seconds=60)) == 2.0
+    clock.pause()
+    wall[0] += 10
+    assert clock.now() == start + dt.timedelta(seconds=50)
+    assert clock.wall_seconds_until(start + dt.timedelta(seconds=60)) is None
+    clock.play()
+    clock.set_speed(1)
+    wall[0] += 10
+    assert clock.now() == start + dt.timedelta(seconds=60)
+    clock.jump(start)
+    assert clock.now() == start
+
+
+def test_replay_waits_the_recorded_gaps_divided_by_the_speed(
+    recorded: Recorded, tmp_path: Path
+) -> None:
+    replayer = replay(recorded, tmp_path / "drill", speed=4)
+    wall = [0.0]
+    replayer.clock = SimClock(replayer.start_time, speed=4, wall=lambda: wall[0])
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # no real wait: the fake wall clock moves instead
+        slept.append(seconds)
+        wall[0] += seconds
+
+    try:
+        replayer.run_to_end(sleep=sleep)
+    finally:
+        replayer.close()
+    events = replayer.rec.events
+    span = (replayer.time_of(len(events) - 1) - replayer.time_of(0)).total_seconds()
+    assert replayer.finished
+    assert sum(slept) == pytest.approx(span / 4, rel=1e-3, abs=1e-4)
+
+
+def test_headless_cli_replay(
+    recorded: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = files_digest(tmp_path / "journal.db", recorded.target_path)
+    args = ["--journal", recorded.journal_url, "drill", "replay", recorded.run_id[:6]]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--speed", "100000", "--dir", str(tmp_path / "gd"), "--headless", "--json"])
+    assert exc.value.code in (0, None)
+    out = json.loads(capsys.readouterr().out)
+    assert out["run"] == recorded.run_id and out["diverged"] == 0
+    assert out["target"] == f"sqlite:///{(tmp_path / 'gd' / 'target.db').resolve()}"
+    assert rows(out["target"]) == rows(f"sqlite:///{recorded.target_path}")
+    assert files_digest(tmp_path / "journal.db", recorded.target_path) == before
+    # A directory that already holds a drill is refused (exit 2), nothing replaced.
+    with pytest.raises(SystemExit) as again:
+        main([*args, "--dir", str(tmp_path / "gd"), "--headless"])
+    assert again.value.code == Exit.BAD_INPUT
+    assert "already holds a drill" in capsys.readouterr().err
