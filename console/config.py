@@ -108,6 +108,16 @@ class NotifyConfig(_Strict):
     retries: int = Field(default=3, ge=0, le=10)
 
 
+class ReconcileConfig(_Strict):
+    """``[reconcile]``: the whole-table baseline behind ``collateral`` and the declared
+    normalisers (``[reconcile.normalise.TABLE] column = {decimals = 2}``; a change set's own
+    ``reconcile.normalise`` wins per column)."""
+
+    full_baseline_rows: int = Field(default=10_000, ge=0)  # up to this: copy the table
+    rows_per_bucket: int = Field(default=32, ge=1)  # above it: bucketed digests
+    normalise: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class IdentityConfig(_Strict):
     user: str | None = None
 
@@ -123,6 +133,7 @@ class Settings(_Strict):
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     policy: Policy = Field(default_factory=Policy)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     source: str | None = Field(default=None, exclude=True)
 

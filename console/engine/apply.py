@@ -253,15 +253,25 @@ class Baseline:
         info = self.info
         numeric = [c.name for c in info.columns.values() if c.kind in ("int", "decimal", "float")]
         aggregates = self.target.aggregates(self.step.table, numeric).as_dict()
-        self.taken.append(
-            {
-                "phase": "baseline",
-                "table": self.step.table,
-                "rows": self._count,
-                "digest": self._hash.hexdigest(),
-                "aggregates": aggregates,
-            }
-        )
+        taken = {
+            "phase": "baseline",
+            "table": self.step.table,
+            "rows": self._count,
+            "digest": self._hash.hexdigest(),
+            "aggregates": aggregates,
+        }
+        if not self.problems:  # the whole table outside the change set, for `collateral`
+            from console.reconcile import tablestate
+
+            taken["table_state"] = tablestate.capture(
+                self.journal,
+                self.targets.settings,
+                self.target,
+                self.run_id,
+                self.step.table,
+                self.step.key,
+            )
+        self.taken.append(taken)
         self._index = None
 
     def discard(self) -> None:
@@ -269,6 +279,9 @@ class Baseline:
         if self.written:
             EngineQueries(self.journal).drop_snapshot(self.run_id, "baseline")
             self.written = 0
+            from console.reconcile import tablestate
+
+            tablestate.discard(self.journal, self.run_id)
 
 
 class Engine:

@@ -31,6 +31,8 @@ REVIEW_REASONS = {
     "duplicate_key": "several rows share the key; which one is right is a decision",
     "null_key": "a row with a NULL key cannot be addressed safely",
     "aggregate_mismatch": "no row explains the difference; find the writer first",
+    "collateral_bucket": "rows outside the change set changed in this bucket; the old values "
+    "were summarised, not kept: check the candidate rows",
 }
 
 

@@ -19,6 +19,7 @@ from console.config import Settings
 from console.errors import BadInput, Exit, NotFound
 from console.journal import Journal
 from console.journal.models import Run
+from console.reconcile import tablestate
 from console.reconcile.fingerprint import key_text
 from console.reconcile.normalise import Normalisers
 from console.reconcile.report import SEVERITY, Finding, Mode, Report
@@ -321,17 +322,34 @@ def reconcile_table(
     )
     scope = _scope(journal, run, step)
     later = _later_keys(journal, run, step)
+    state = tablestate.recorded(journal, run.id, step.table)
+    whole = state is not None and state.mode == "rows"  # a small table, copied whole
+    baseline = (
+        tablestate.merged_baseline(
+            tablestate.baseline_rows(journal, run.id, step.table), scope.baseline
+        )
+        if whole
+        else scope.baseline
+    )
     report = reconcile_source(
         source,
         step.table,
-        scope.baseline,
+        baseline,
         scope.expected,
         scope.touched,
         key_columns=key,
         mode=mode,
         normalisers=norms,
         later=later,
+        scan=whole,
+        full_baseline=whole,
     )
+    if state is not None and state.mode == "buckets" and isinstance(source, SqlTarget):
+        drifted, outside = tablestate.bucket_findings(
+            journal, source, run.id, step.table, key, state
+        )
+        checked = {"buckets": state.buckets, "rows_outside_scope": outside}
+        report = report.with_findings(drifted, checked, WORST)
     base_agg = _baseline_aggregates(journal, run.id, step.table)
     if base_agg is not None:
         # What the scoped rows actually became: a row-level finding already explains its
@@ -348,6 +366,8 @@ def reconcile_table(
             )
             for k in scope.touched
         ]
+        # rows outside the change set with a row-level finding explain their part too
+        moved.extend((f.before, f.actual) for f in report.findings if not f.in_scope and f.key)
         agg = check_source_aggregates(
             source, step.table, base_agg, moved, mode="expected", normalisers=norms
         )
@@ -358,7 +378,7 @@ def reconcile_table(
 def _actual_images(report: Report, key: tuple[str, ...]) -> dict[str, Row | None]:
     out: dict[str, Row | None] = {}
     for f in report.findings:
-        if f.cls in ("duplicate_key", "null_key", "aggregate_mismatch"):
+        if f.cls in ("duplicate_key", "null_key", "aggregate_mismatch", "collateral_bucket"):
             continue
         out[key_text(f.key)] = f.actual
     return out

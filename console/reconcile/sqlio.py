@@ -122,7 +122,7 @@ def fetch_rows(
     out: list[Row] = []
     for i in range(0, len(keys), per):
         chunk = keys[i : i + per]
-        cond, params = _keys_in(conn, t, key_columns, chunk)
+        cond, params = keys_in(conn, t, key_columns, chunk)
         rows = conn.execute(sa.select(*cols).where(cond), params).fetchall()
         out.extend(dict(zip(names, r, strict=True)) for r in rows)
     return out
@@ -131,7 +131,7 @@ def fetch_rows(
 _JSON_SCALARS = (str, int, float)
 
 
-def _keys_in(
+def keys_in(
     conn: Connection, t: sa.TableClause, key_columns: Sequence[str], keys: Sequence[KeyTuple]
 ) -> tuple[Any, dict[str, Any]]:
     """``key IN (...)``. On SQLite the keys travel as one JSON parameter read by json_each:
