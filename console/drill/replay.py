@@ -358,6 +358,15 @@ class Replayer:
     def progress(self) -> Progress:
         return Progress(self.position, self.total, self.finished, self.diverged)
 
+    def now(self) -> dt.datetime:
+        """Simulated time (the clock object may be swapped, e.g. by a test)."""
+        return self.clock.now()
+
+    def journal_id(self) -> str:
+        """The drill journal's id (a rebuild makes a new journal)."""
+        assert self._journal is not None, "open() the replayer first"
+        return self._journal.journal_id
+
     def journal_clock(self) -> dt.datetime:
         """The drill journal's time: a replayed event's recorded time, else simulated time."""
         return self._stamp or self.clock.now()
