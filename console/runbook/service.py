@@ -89,6 +89,7 @@ class Preview:
     plan_digest: str | None = None
     answer: AnswerSpec | None = None  # a manual step's required text
     needs: dict[str, Any] = field(default_factory=dict)  # an approval's requirement
+    runbook: str = ""  # the name (or file) to start
 
 
 def plan_lines(plan: dict[str, Any]) -> list[str]:
@@ -123,7 +124,9 @@ def start_preview(name: str, run_id: str, backup_ref: str | None = None) -> Prev
     )
     if backup_ref:
         lines.append(f"backup reference: {backup_ref}")
-    return Preview("start", None, run_id, book.steps[0].id, "start", lines, answer=answer)
+    return Preview(
+        "start", None, run_id, book.steps[0].id, "start", lines, answer=answer, runbook=name
+    )
 
 
 def _step_lines(step: Step) -> list[str]:

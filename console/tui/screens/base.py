@@ -72,6 +72,7 @@ class ConsoleScreen(Screen[None]):
     def _armed(self, message: ArmedChanged) -> None:
         message.stop()
         self.status.set(mode=self.console_app.mode)
+        self.refresh_bindings()  # actions that write are enabled only while armed
 
     def journal_moved(self) -> None:
         """Someone appended to the journal: refresh cheaply (subclasses)."""
