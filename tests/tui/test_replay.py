@@ -9,6 +9,7 @@ from pathlib import Path
 from console.drill.clock import SimClock
 from console.drill.replay import Recording, Replayer, build_sandbox
 from console.journal import Journal
+from console.tui.app import BackoutApp
 from console.tui.replay import ReplayApp, start_replay
 from console.tui.screens.run import RunScreen
 from console.tui.widgets.drill_banner import DrillBanner
@@ -111,3 +112,25 @@ def test_the_simulated_clock_is_the_consoles_clock(tmp_path: Path) -> None:
     finally:
         app.journal.close()
         app.replayer.close()
+
+
+async def test_a_drill_runs_screen_has_the_banner_a_real_one_not(tmp_path: Path) -> None:
+    app = make_replay(tmp_path)
+    replayer = app.replayer
+    replayer.seek(replayer.total)
+    app.journal.close()
+    replayer.close()
+    seen: dict[str, bool] = {}
+    for name, url in (
+        ("drill", replayer.sandbox.journal_url),
+        ("real", f"sqlite:///{tmp_path / 'journal.db'}"),
+    ):
+        journal = Journal(url, create=False)
+        console = BackoutApp(journal, user="oncall1", run=replayer.rec.run.id, poll_interval=None)
+        async with console.run_test(size=(140, 40)) as pilot:
+            await settle(pilot)
+            assert isinstance(console.screen, RunScreen) and console.screen.bundle is not None
+            seen[name] = bool(console.screen.query(DrillBanner))
+            assert ("not production" in screen_text(console)) is seen[name]
+        journal.close()
+    assert seen == {"drill": True, "real": False}

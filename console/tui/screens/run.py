@@ -23,6 +23,7 @@ from console.tui.tabs.operations import OperationsPane
 from console.tui.tabs.reconciliation import ReconciliationPane
 from console.tui.tabs.runbook import RunbookPane
 from console.tui.tabs.timeline import TimelinePane
+from console.tui.widgets.drill_banner import DrillBanner
 from console.tui.widgets.key_bar import KeyBar
 from console.tui.widgets.timeline import Timeline
 from console.tui.widgets.virtual_list import VirtualList
@@ -124,6 +125,8 @@ class RunScreen(ConsoleScreen):
         # Counting a big run's events takes a while: after the first paint, not before it.
         self._count_events(message.bundle.run.id)
         self._header(message.bundle.run)
+        if message.bundle.run.drill and not self.query(DrillBanner):
+            self.mount(DrillBanner())  # a drill run never looks like production
         for pane in self.query(RunPane):
             pane.show_bundle(message.bundle, changed=changed)
         tabs = self.query_one(TabbedContent)
