@@ -233,3 +233,32 @@ def test_headless_cli_replay(
         main([*args, "--dir", str(tmp_path / "gd"), "--headless"])
     assert again.value.code == Exit.BAD_INPUT
     assert "already holds a drill" in capsys.readouterr().err
+
+
+def test_a_trainee_rolls_back_the_drill_run_in_the_sandbox(
+    recorded: Recorded, tmp_path: Path
+) -> None:
+    """The replayed run names the sandbox target: its rollback writes the sandbox only."""
+    from console.rollback.execute import Options, Rollback
+
+    before = files_digest(tmp_path / "journal.db", recorded.target_path)
+    replayer = replay(recorded, tmp_path / "drill")
+    initial = rows(replayer.sandbox.target_url)
+    try:
+        replayer.run_to_end()
+    finally:
+        replayer.close()
+    assert rows(replayer.sandbox.target_url) != initial
+    trainee = Journal(
+        replayer.sandbox.journal_url, actor="trainee", drill=replayer.sandbox.drill_id
+    )
+    try:
+        report = Rollback(trainee, Settings()).execute(recorded.run_id, Options())
+        assert report.exit_code == Exit.DONE, report.message
+        assert trainee.get_run(recorded.run_id).status == "rolled_back"
+        rollback = trainee.get_run(report.run_id or "")
+        assert rollback.drill and rollback.target == replayer.sandbox.target_url
+    finally:
+        trainee.close()
+    assert rows(replayer.sandbox.target_url) == initial
+    assert files_digest(tmp_path / "journal.db", recorded.target_path) == before
