@@ -1,3 +1,104 @@
-"""Drill commands (registered on ``drill_app``)."""
+"""Drill commands (registered on ``drill_app``): list the scenarios, start one in a sandbox,
+score the trainee."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from console.cli.app import drill_app
+from console.cli.context import JSON_OPT, finish, get_ctx, print_json
+from console.errors import Exit
+
+
+@drill_app.command(
+    "list", epilog="Examples:\n\n  backout drill list\n\n  backout drill list --json"
+)
+def list_scenarios(as_json: Annotated[bool, JSON_OPT] = False) -> None:
+    """The failure scenarios: what each teaches and the runbook it is worked with."""
+    from console.drill.scenarios import SCENARIOS
+
+    if as_json:
+        print_json([s.as_dict() for s in SCENARIOS])
+        return
+    for s in SCENARIOS:
+        typer.echo(f"{s.id:<22} {s.title}  (runbook: {s.runbook})")
+        typer.echo(f"{'':<22} {s.goal}")
+
+
+@drill_app.command(
+    epilog="Examples:\n\n  backout drill start outage-midway\n\n"
+    "  backout drill start constraint-midway --seed 42 --dir ./drill-1 --json",
+)
+def start(
+    ctx: typer.Context,
+    scenario: Annotated[str, typer.Argument(help="Scenario id (`backout drill list`).")],
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Same seed, same data, same failure point.")
+    ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Sandbox directory (new or empty). Default: $XDG_DATA_HOME/backout/drills/ID.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, JSON_OPT] = False,
+) -> None:
+    """Build a fresh sandbox (a SQLite target made from the seed), run the scenario's batch
+    through the real engine so it goes wrong, and print what the trainee starts from.
+
+    Every event of the drill is flagged with its id in the configured journal: the trainer
+    sees them, real run lists do not. Commands on the drill's run are flagged by themselves.
+    Exit 0 started; 2 unknown scenario or a --dir that is not empty.
+    """
+    from console.drill import service
+
+    c = get_ctx(ctx)
+    started = service.start(
+        c.journal_url,
+        c.settings,
+        c.user,
+        scenario,
+        seed=seed,
+        root=directory,
+        config=c.config_path,
+    )
+    if as_json:
+        print_json(started.as_dict())
+        return
+    s = started.scenario
+    typer.echo(f"drill {started.drill_id}: {s.title} (seed {started.seed})")
+    typer.echo(f"  {s.briefing}")
+    typer.echo(f"  run:     {started.run_id}")
+    typer.echo(f"  target:  {started.box.target_url}")
+    typer.echo(f"  start:   {started.command}")
+    typer.echo(f"  score:   backout drill score {started.drill_id}")
+
+
+@drill_app.command(
+    epilog="Examples:\n\n  backout drill score 3f2a9c\n\n  backout drill score 3f2a9c --json",
+)
+def score(
+    ctx: typer.Context,
+    drill: Annotated[str, typer.Argument(help="The drill id (or unique prefix).")],
+    as_json: Annotated[bool, JSON_OPT] = False,
+) -> None:
+    """Score the drill now: time to detect and to decide, approvals, wrong branches, and
+    whether the sandbox ended as the scenario expects (target rows and reconciliation).
+
+    Each call recomputes from the journal and the sandbox and journals ``drill.scored``.
+    Exit 0 the outcome matches; 3 it does not; 2 unknown drill.
+    """
+    from console.drill import score as scoring
+    from console.drill.service import find
+
+    c = get_ctx(ctx)
+    result = scoring.record(c.journal, c.settings, find(c.journal, drill))
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        typer.echo(result.text())
+    finish(Exit.DONE if result.matches else Exit.REVIEW)

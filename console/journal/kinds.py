@@ -58,6 +58,14 @@ gate.refused          {action, rule, policy_version, policy_digest, message, exe
 escalation            {exec, step, page: [who], message}
 target.locked         {exec, target}
 target.unlocked       {exec, target, lock_seq}
+
+Drills: every event of a drill carries ``drill`` (its id), stamped by the journal: a handle
+opened with ``drill=``, or any handle appending to a drill run or a run made from one.
+drill.started    {scenario, title, goal, runbook, briefing, expected, seed, sandbox, target,
+                  states_digest, facts}      (on the drill's run, once its batch went wrong)
+drill.scored     {drill_id, scenario, run_id, time_to_detect_s, time_to_decision_s, approvals,
+                  approvals_correct, runbook, runbook_status, path, wrong_branches, outcome,
+                  checks, matches, correct}  (each ``backout drill score``; latest counts)
 """
 
 from __future__ import annotations

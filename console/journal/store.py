@@ -195,8 +195,9 @@ class Writer:
         string keys), so projecting it needs no decoding; ``text`` when it is moreover
         already encoded: ``text == canonical_json(payload)`` (see ``projections.Encoded``).
         """
-        if self.journal.drill is not None:  # every event of a drill names its drill
-            payload, text, native = {**(payload or {}), "drill": self.journal.drill}, None, False
+        drill = self.journal.drill or self._drill_of(run_id, payload)
+        if drill is not None:  # every event of a drill names its drill
+            payload, text, native = {**(payload or {}), "drill": drill}, None, False
         vouched = native or text is not None
         if text is None:
             text = canonical_json(payload if type(payload) is dict else dict(payload or {}))
@@ -210,6 +211,36 @@ class Writer:
         self.seq, self.hash = seq, h
         self.events.append(ev)
         return ev
+
+    def _drill_of(self, run_id: str | None, payload: Mapping[str, Any] | None) -> str | None:
+        """The drill of the run an event is about (or of its parent, for a run being created):
+        a trainee's later commands on a drill run are stamped without knowing it."""
+        if run_id is None:
+            return None
+        cache = self.journal.run_drills
+        if run_id in cache:
+            return cache[run_id]
+        flagged = self.conn.execute(select(T_RUNS.c.drill).where(T_RUNS.c.id == run_id)).first()
+        if flagged is None:  # being created: a rollback or fix run inherits its parent's
+            parent = (payload or {}).get("parent_run")
+            inherited = self._drill_of(parent, None) if isinstance(parent, str) else None
+            if inherited is not None:  # its next events may come before its row is projected
+                cache[run_id] = inherited
+            return inherited
+        drill = None
+        if flagged.drill:
+            created = self.conn.execute(
+                select(T_EVENTS.c.payload)
+                .where(T_EVENTS.c.run_id == run_id, T_EVENTS.c.kind == "run.created")
+                .limit(1)
+            ).scalar()
+            found = json.loads(created or "{}")
+            drill = found.get("drill")
+            if not isinstance(drill, str):
+                parent = found.get("parent_run")
+                drill = self._drill_of(parent, None) if isinstance(parent, str) else None
+        cache[run_id] = drill
+        return drill
 
     def add_snapshot_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Rows for ``snapshots``; journal a ``snapshot.taken`` with their digest alongside."""
@@ -455,6 +486,8 @@ class Journal:
         # A drill's id: stamped into every event this handle appends (``"drill": id``), which
         # also flags the runs it creates, so drills never mix into real run lists.
         self.drill = drill
+        # Runs seen by this handle -> their drill id (None: a real run); see Writer._drill_of.
+        self.run_drills: dict[str, str | None] = {}
         self.display_url = mask_url(self.url)
         self.actor = actor
         self.clock = clock

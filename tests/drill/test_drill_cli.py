@@ -1,0 +1,90 @@
+"""`backout drill list|start|score` contracts: bad input exits 2 in one line and writes
+nothing, a sandbox is never a directory holding other files, the same seed gives the same
+data and failure point, and a wrong path scores as wrong (exit 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console.config import Settings
+from console.drill import service
+from console.drill.sandbox import STATES
+from console.drill.scenarios import SCENARIOS
+from console.journal import Journal
+from tests.drill.conftest import Drills
+
+
+def test_list_shows_every_scenario_with_goal_and_runbook(drills: Drills) -> None:
+    r = drills.cli("trainer", "drill", "list", "--json")
+    assert r.code == 0, r.err
+    listed = r.json()
+    assert [s["id"] for s in listed] == [s.id for s in SCENARIOS] and len(listed) >= 6
+    assert all(s["goal"] and s["runbook"] and s["expected"]["path"] for s in listed)
+    text = drills.cli("trainer", "drill", "list").out
+    assert all(s.id in text and s.runbook in text for s in SCENARIOS)
+
+
+def test_unknown_scenario_is_one_line_exit_2_and_writes_nothing(drills: Drills) -> None:
+    r = drills.cli("trainer", "drill", "start", "meteor-strike", "--dir", str(drills.tmp / "x"))
+    assert r.code == 2 and r.out == ""
+    assert r.err.count("\n") == 1 and "meteor-strike" in r.err and "drill list" in r.err
+    assert not (drills.tmp / "x").exists() and not (drills.tmp / "journal.db").exists()
+    r = drills.cli("trainer", "drill", "score", "nope")
+    assert r.code == 2 and r.err.count("\n") == 1
+
+
+def test_a_directory_holding_other_files_is_refused(drills: Drills) -> None:
+    other = drills.tmp / "prod"
+    other.mkdir()
+    (other / "crm.db").write_bytes(b"precious")
+    r = drills.cli("trainer", "drill", "start", "retry-storm", "--dir", str(other))
+    assert r.code == 2 and "new or empty directory" in r.err and r.err.count("\n") == 1
+    assert (other / "crm.db").read_bytes() == b"precious" and len(list(other.iterdir())) == 1
+
+
+def test_default_sandbox_is_under_the_data_dir_and_text_output(drills: Drills) -> None:
+    r = drills.cli("trainer", "drill", "start", "retry-storm", "--seed", "3")
+    assert r.code == 0, r.err
+    assert "backout runbook start reconcile-and-fix --run" in r.out
+    assert str(drills.tmp / "xdg" / "backout" / "drills") in r.out
+
+
+def test_same_seed_same_data_and_failure_point(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+
+    def build(seed: int, name: str) -> tuple[object, dict[str, object], list[object]]:
+        s = service.start(
+            url, Settings(), "trainer", "constraint-midway", seed=seed, root=tmp_path / name
+        )
+        j = Journal(url, actor="t")
+        try:
+            run = j.get_run(s.run_id)
+            seen = [run.status, run.rows_applied, len(j.segments(s.run_id))]
+        finally:
+            j.close()
+        return s.box.read_json(STATES), s.facts, seen
+
+    first, again, other = build(11, "a"), build(11, "b"), build(12, "c")
+    assert first == again
+    assert first[0] != other[0] and first[1] != other[1]
+
+
+def test_a_wrong_path_scores_wrong(drills: Drills) -> None:
+    """Collateral damage worked with the fix runbook instead of rollback-batch, and a
+    self-approval attempt: the score names both wrong branches and exits 3."""
+    d = drills
+    d.start("collateral-damage", 5)
+    ex = d.start_runbook("reconcile-and-fix", "--backup-ref", "snap-1")
+    assert d.cli("oncall1", "approve", ex).code == 4  # self-approval: refused, journaled
+    d.walk(ex)
+    r = d.score()
+    assert r.code == 3, r.out
+    score = r.json()
+    assert not score["correct"] and not score["approvals_correct"]
+    assert any("started runbook reconcile-and-fix" in w for w in score["wrong_branches"])
+    assert any("refused by the gate" in w for w in score["wrong_branches"])
+    assert score["checks"]["runbook"] is False
+    text = d.cli("trainer", "drill", "score", d.drill_id)
+    assert text.code == 3 and "WRONG" in text.out and "wrong branch" in text.out
+    scored = d.events(kinds=["drill.scored"])
+    assert len(scored) == 2 and all(e.payload["drill"] == d.drill_id for e in scored)
