@@ -207,6 +207,7 @@ def known_binding_ids() -> set[str]:
     from console.tui.screens.event import EventScreen
     from console.tui.screens.row_diff import RowDiffScreen
     from console.tui.tabs.audit import AuditPane
+    from console.tui.tabs.reconciliation import ReconciliationPane
     from console.tui.tabs.runbook import RunbookPane
     from console.tui.widgets.filter_bar import FilterBar
     from console.tui.widgets.timeline import Timeline
@@ -224,6 +225,7 @@ def known_binding_ids() -> set[str]:
         Timeline,
         FilterBar,
         AuditPane,
+        ReconciliationPane,
         RunbookPane,
     )
     for cls in classes:

@@ -14,7 +14,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -29,11 +29,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 
+from console.config import Settings
 from console.journal import Journal
 from console.journal.store import T_CHECKPOINTS, T_EVENTS, T_OPS, T_RUNS, T_SEGMENTS, T_STEPS
 from console.status import RUN_STATUSES
 from console.tui import describe, fmt
 from console.tui.filters import EMPTY, Filter, FilterError, match_prefix, parse, truthy
+
+if TYPE_CHECKING:
+    # Imported when used: DeepDiff alone costs 0.2 s of the console's start.
+    from console.reconcile.report import Finding
+    from console.reconcile.service import ReconcileResult
 
 PAGE_SIZE = 256
 R = TypeVar("R")
@@ -749,3 +755,155 @@ def runbook_execs(journal: Journal, run_id: str, limit: int = 5) -> list[ExecVie
                 )
             )
     return out
+
+
+# --- reconciliation -------------------------------------------------------------------------
+
+
+class ListSource(PagedSource[R]):
+    """Rows already in memory (a reconciliation's findings) behind the paged interface, so
+    the same Line API list shows them. Nothing to read: the journal is not used."""
+
+    def __init__(self, rows: Sequence[R], key: Callable[[R], Key]) -> None:
+        self.rows = list(rows)
+        self.key = key
+
+    def count(self) -> int:
+        return len(self.rows)
+
+    def page(self, page: int, total: int, prev_last: R | None, next_first: R | None) -> list[R]:
+        start = page * PAGE_SIZE
+        return self.rows[start : start + PAGE_SIZE]
+
+    def index_of(self, key: Key) -> int:
+        return next((i for i, r in enumerate(self.rows) if self.key(r) == key), 0)
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRow:
+    """One finding of a reconciliation, with its table (the list's row)."""
+
+    index: int
+    table: str
+    finding: Finding
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """A reconciliation to show: the latest journaled one, or one computed in the console.
+
+    ``complete``: every finding is listed (computed here); a journaled one keeps only the
+    worst findings needing review (``reconcile.finished`` holds at most 20)."""
+
+    against: str
+    counts: dict[str, int]
+    checked: dict[str, int]
+    needs_review: bool
+    findings: list[FindingRow]
+    complete: bool
+    seq: int | None = None  # the reconcile.finished event; None: not journaled
+    ts: str | None = None
+    actor: str | None = None
+    result: ReconcileResult | None = None
+
+    @classmethod
+    def of_result(cls, result: ReconcileResult, seq: int | None) -> Reconciliation:
+        rows = [(t.table, f) for t in result.tables for f in t.report.findings]
+        rows.sort(key=lambda p: p[1].sort_key())
+        return cls(
+            result.against,
+            result.counts,
+            result.checked,
+            result.needs_review,
+            [FindingRow(i, t, f) for i, (t, f) in enumerate(rows)],
+            complete=True,
+            seq=seq,
+            result=result,
+        )
+
+
+def _finding(d: dict[str, Any]) -> Finding:
+    from console.reconcile.report import Finding
+
+    return Finding(
+        key=tuple(d.get("key") or ()),
+        cls=str(d.get("class")),
+        columns=list(d.get("columns") or []),
+        before=d.get("before"),
+        expected=d.get("expected"),
+        actual=d.get("actual"),
+        op_no=d.get("op_no"),
+        in_scope=bool(d.get("in_scope", True)),
+    )
+
+
+def latest_reconciliation(journal: Journal, run_id: str) -> Reconciliation | None:
+    """The run's latest ``reconcile.finished`` (a rollback's lives on the run it undid)."""
+    run = journal.get_run(run_id)
+    owner = run.parent_run if run.kind == "rollback" and run.parent_run else run.id
+    events = journal.events(owner, kinds=["reconcile.finished"], limit=1, newest_first=True)
+    if not events:
+        return None
+    from console.reconcile.report import SEVERITY  # in the worker: DeepDiff loads slowly
+
+    e = events[0]
+    p = e.payload
+    counts = {str(k): int(v) for k, v in (p.get("counts") or {}).items()}
+    worst = [_finding(d) for d in p.get("worst") or [] if isinstance(d, dict)]
+    tables = [str(d.get("table") or "") for d in p.get("worst") or [] if isinstance(d, dict)]
+    return Reconciliation(
+        str(p.get("against") or ""),
+        {c: counts[c] for c in (*SEVERITY, *counts) if c in counts},  # worst first
+        {str(k): int(v) for k, v in (p.get("checked") or {}).items()},
+        bool(p.get("needs_review")),
+        [FindingRow(i, t, f) for i, (t, f) in enumerate(zip(tables, worst, strict=True))],
+        complete=False,
+        seq=e.seq,
+        ts=e.ts,
+        actor=e.actor,
+    )
+
+
+def reconcile(
+    journal: Journal, settings: Settings | None, run_id: str, *, journaled: bool
+) -> Reconciliation:
+    """Reconcile the run now; ``journaled``: write the evidence as the CLI does."""
+    from console.reconcile.service import compute, reconcile_run
+
+    settings = settings or Settings()
+    if not journaled:
+        return Reconciliation.of_result(compute(journal, settings, run_id), None)
+    result = reconcile_run(journal, settings, run_id)
+    mine = journal.events(result.run_id, kinds=["reconcile.finished"], limit=1, newest_first=True)
+    return Reconciliation.of_result(result, mine[0].seq if mine else None)
+
+
+def explain(
+    journal: Journal, settings: Settings | None, run_id: str, rec: Reconciliation, row: FindingRow
+) -> dict[str, Any]:
+    """The DeepDiff explanation of one finding (JSON). From the reconciliation in memory
+    when there is one; else the service recomputes the run and explains that key."""
+    from console.reconcile import Normalisers
+    from console.reconcile.explain import explain as explain_one
+    from console.reconcile.service import explain_finding
+
+    f = row.finding
+    if rec.result is not None:
+        for t in rec.result.tables:
+            if t.table == row.table:
+                norms = Normalisers.parse(None, t.info, t.key_columns)
+                mode = rec.result.against
+                return {
+                    "table": t.table,
+                    **explain_one(f, t.info, normalisers=norms, mode=mode).as_dict(),
+                }
+    against = rec.against or None
+    return explain_finding(
+        journal,
+        settings or Settings(),
+        run_id,
+        list(f.key),
+        against=against,
+        table=row.table,
+        cls=f.cls,
+    )

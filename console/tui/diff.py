@@ -48,7 +48,17 @@ def row_diff(op: data.OpRow) -> RowDiff:
     before = _image(detail.get("before", fmt.loads(op.before)))
     ours = _image(detail.get("ours", fmt.loads(op.after)))
     has_now = "now" in detail
-    now = _image(detail.get("now")) if has_now else None
+    return compare(before, ours, _image(detail.get("now")) if has_now else None, has_now=has_now)
+
+
+def compare(
+    before: dict[str, Any] | None,
+    ours: dict[str, Any] | None,
+    now: dict[str, Any] | None,
+    *,
+    has_now: bool,
+) -> RowDiff:
+    """Three images of one row, field by field (the first-seen order of their fields)."""
     names: list[str] = []
     for image in (before, ours, now):
         for name in image or {}:

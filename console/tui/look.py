@@ -54,3 +54,26 @@ def count(n: int, sym: str, style_: str) -> Text:
     if not n:
         return Text("·", style="dim")
     return Text(f"{sym} {n:,}", style=style_)
+
+
+# Reconciliation classes: a symbol each, loud when a human must look (report.OK_CLASSES not).
+_FINDING = {
+    "null_key": ("∅", "bold red"),
+    "duplicate_key": ("⧉", "bold red"),
+    "wrong_value": ("✗", "bold red"),
+    "collateral": ("✱", "bold red"),
+    "missing_row": ("−", "bold red"),
+    "unexpected_row": ("+", "bold yellow"),
+    "not_restored": ("↯", "bold yellow"),
+    "not_applied": ("○", "bold yellow"),
+    "aggregate_mismatch": ("Σ", "bold yellow"),
+    "later_overwrite": ("»", "yellow"),
+    "tolerated": ("≈", "cyan"),
+    "restored": ("⟲", "green"),
+    "applied": ("✓", "green"),
+}
+
+
+def finding(cls: str, *, word: bool = True) -> Text:
+    sym, st = _FINDING.get(cls, ("?", "bold"))
+    return Text(f"{sym} {cls.replace('_', ' ')}" if word else sym, style=st)

@@ -66,9 +66,7 @@ def test_events(
     assert snap(snap_compare, built, size, "3", "G", run=PAUSED)
 
 
-def test_reconciliation_not_available_yet(
-    snap_compare: Callable[..., bool], built: BuiltJournal
-) -> None:
+def test_reconciliation_before_any(snap_compare: Callable[..., bool], built: BuiltJournal) -> None:
     assert snap(snap_compare, built, SMALL, "4", run=RUN_IDS["completed"])
 
 

@@ -26,7 +26,7 @@ from console.tui.widgets.key_bar import KeyBar
 TITLES = {"before": "before", "ours": "ours (after)", "now": "now"}
 
 
-def _cell(value: Any, style: str = "", *, pretty: bool = True) -> Text:
+def cell(value: Any, style: str = "", *, pretty: bool = True) -> Text:
     """A value; JSON pretty-printed where it matters (changed fields), compact elsewhere."""
     if value is MISSING:
         return Text("—", style="dim italic")
@@ -59,11 +59,11 @@ def render_diff(op: data.OpRow, diff: RowDiff) -> RenderableType:
         cells = [
             mark,
             Text(f.field, style="bold reverse" if loud else "dim"),
-            _cell(f.before, "red" if f.changed else quiet, pretty=loud),
-            _cell(f.ours, "bold green" if f.changed else quiet, pretty=loud),
+            cell(f.before, "red" if f.changed else quiet, pretty=loud),
+            cell(f.ours, "bold green" if f.changed else quiet, pretty=loud),
         ]
         if "now" in diff.images:
-            cells.append(_cell(f.now, "bold reverse yellow" if f.drifted else quiet, pretty=loud))
+            cells.append(cell(f.now, "bold reverse yellow" if f.drifted else quiet, pretty=loud))
         table.add_row(*cells)
     head = Text()
     head.append(f" op #{op.op_no:,} ", style="bold reverse")
@@ -110,7 +110,9 @@ def render_diff(op: data.OpRow, diff: RowDiff) -> RenderableType:
     return Group(*parts)
 
 
-class RowDiffScreen(ConsoleScreen):
+class DiffScreen(ConsoleScreen):
+    """A titled, scrollable diff (subclasses say what: an operation, a finding)."""
+
     HELP_TITLE = "Row diff"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "back", "Back", id="diff.back"),
@@ -120,10 +122,12 @@ class RowDiffScreen(ConsoleScreen):
         Binding("G,end", "bottom", "Bottom", show=False, id="diff.bottom"),
     ]
 
-    def __init__(self, op: data.OpRow, run: data.RunRow | None) -> None:
+    def __init__(self, run: data.RunRow | None) -> None:
         super().__init__()
-        self.op = op
         self.run = run
+
+    def body(self) -> RenderableType:
+        raise NotImplementedError
 
     def compose(self) -> ComposeResult:
         title = Text(" row diff ", style="bold reverse")
@@ -131,27 +135,39 @@ class RowDiffScreen(ConsoleScreen):
             title.append(f"  {self.run.changeset} v{self.run.version} · run {self.run.id}")
         yield Static(title, classes="title")
         with VerticalScroll(id="diff-body"):
-            yield Static(render_diff(self.op, row_diff(self.op)), id="diff")
+            yield Static(self.body(), id="diff")
         yield self.status_bar()
         yield KeyBar()
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.status.set(run=self.op.run_id[:12], position=f"op #{self.op.op_no:,}")
         self.query_one("#diff-body").focus()
 
     @property
-    def body(self) -> VerticalScroll:
+    def scroller(self) -> VerticalScroll:
         return self.query_one("#diff-body", VerticalScroll)
 
     def action_back(self) -> None:
         self.app.pop_screen()
 
     def action_scroll(self, lines: int) -> None:
-        self.body.scroll_relative(y=lines, animate=False)
+        self.scroller.scroll_relative(y=lines, animate=False)
 
     def action_top(self) -> None:
-        self.body.scroll_home(animate=False)
+        self.scroller.scroll_home(animate=False)
 
     def action_bottom(self) -> None:
-        self.body.scroll_end(animate=False)
+        self.scroller.scroll_end(animate=False)
+
+
+class RowDiffScreen(DiffScreen):
+    def __init__(self, op: data.OpRow, run: data.RunRow | None) -> None:
+        super().__init__(run)
+        self.op = op
+
+    def body(self) -> RenderableType:
+        return render_diff(self.op, row_diff(self.op))
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.status.set(run=self.op.run_id[:12], position=f"op #{self.op.op_no:,}")
