@@ -86,10 +86,16 @@ class ReplayApp(BackoutApp):
     # --- every screen shows the banner and the bar ------------------------------------------
 
     def _decorate(self, screen: Screen[object]) -> None:
-        if not isinstance(screen, ConsoleScreen) or screen.query(DrillBanner):
+        if not isinstance(screen, ConsoleScreen):
             return
-        screen.mount(DrillBanner(self.drill_id))
-        screen.mount(ReplayBar())
+        banners = screen.query(DrillBanner)
+        if banners:  # the run screen's own (a drill run) may have come first
+            for banner in banners:
+                banner.name_drill(self.drill_id)
+        else:
+            screen.mount(DrillBanner(self.drill_id))
+        if not screen.query(ReplayBar):
+            screen.mount(ReplayBar())
         self._show()
 
     def state(self) -> ReplayState:

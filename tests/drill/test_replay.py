@@ -228,6 +228,9 @@ def test_headless_cli_replay(
     assert out["target"] == f"sqlite:///{(tmp_path / 'gd' / 'target.db').resolve()}"
     assert rows(out["target"]) == rows(f"sqlite:///{recorded.target_path}")
     assert files_digest(tmp_path / "journal.db", recorded.target_path) == before
+    with pytest.raises(SystemExit) as bad:
+        main([*args, "--speed", "0", "--headless"])
+    assert bad.value.code == Exit.BAD_INPUT and "--speed" in capsys.readouterr().err
     # A directory that already holds a drill is refused (exit 2), nothing replaced.
     with pytest.raises(SystemExit) as again:
         main([*args, "--dir", str(tmp_path / "gd"), "--headless"])
@@ -256,9 +259,39 @@ def test_a_trainee_rolls_back_the_drill_run_in_the_sandbox(
         report = Rollback(trainee, Settings()).execute(recorded.run_id, Options())
         assert report.exit_code == Exit.DONE, report.message
         assert trainee.get_run(recorded.run_id).status == "rolled_back"
-        rollback = trainee.get_run(report.run_id or "")
-        assert rollback.drill and rollback.target == replayer.sandbox.target_url
+        [rollback] = trainee.runs(kind="rollback", drills=True)
+        assert rollback.parent_run == recorded.run_id
+        assert rollback.target == replayer.sandbox.target_url
     finally:
         trainee.close()
     assert rows(replayer.sandbox.target_url) == initial
     assert files_digest(tmp_path / "journal.db", recorded.target_path) == before
+
+
+def test_a_recorded_rollback_run_replays_too(recorded: Recorded, tmp_path: Path) -> None:
+    """A rollback run starts from its own before-images (the batch's after state) and ends
+    at the baseline, as the real target did; its drill journal verifies."""
+    from console.rollback.execute import Options, Rollback
+
+    source = Journal(recorded.journal_url, actor="oncall")
+    try:
+        report = Rollback(source, Settings()).execute(recorded.run_id, Options())
+        [rollback_run] = source.runs(kind="rollback")
+    finally:
+        source.close()
+    assert report.exit_code == Exit.DONE, report.message
+    rollback = Recorded(recorded.journal_url, recorded.target_path, rollback_run.id)
+    replayer = replay(rollback, tmp_path / "drill")
+    try:
+        replayer.run_to_end()
+    finally:
+        replayer.close()
+    assert replayer.finished and replayer.diverged == 0
+    assert rows(replayer.sandbox.target_url) == rows(f"sqlite:///{recorded.target_path}")
+    drill = Journal(replayer.sandbox.journal_url, create=False)
+    try:
+        run = drill.get_run(rollback.run_id)
+        assert run.kind == "rollback" and run.drill and run.rows_applied == 17
+        assert verify(drill, remember=False).ok
+    finally:
+        drill.close()

@@ -28,3 +28,8 @@ class DrillBanner(Static):
     def __init__(self, drill_id: str | None = None) -> None:
         super().__init__(banner_text(drill_id), id="drill-banner")
         self.drill_id = drill_id
+
+    def name_drill(self, drill_id: str) -> None:
+        if drill_id != self.drill_id:
+            self.drill_id = drill_id
+            self.update(banner_text(drill_id))
