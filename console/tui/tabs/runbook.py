@@ -251,8 +251,17 @@ class RunbookPane(JournalPane):
     # --- actions: gated by the armed mode, each previewed and confirmed ---------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in WRITES and (not self.armed or self.busy):
-            return None  # shown disabled; the notice says why
+        """Actions that write are shown disabled (the notice says why) unless armed and
+        applicable: approve and deny only while an approval waits."""
+        if action not in WRITES:
+            return True
+        if not self.armed or self.busy:
+            return None
+        ex = current_exec(self.execs)
+        if action in ("approve", "deny") and (ex is None or ex.status not in WAITING):
+            return None
+        if action == "next_step" and ex is None:
+            return None
         return True
 
     def _may_write(self) -> bool:
@@ -432,6 +441,7 @@ class RunbookPane(JournalPane):
         self._show_notice()
         self.notify(message.message, title=f"runbook {message.action}", severity=severity)
         self._load_execs()
+        self.list.reload()  # what was journaled, without waiting for the head poll
 
     def palette_commands(self, show: Callable[[], None]) -> Iterable[PaletteCommand]:
         """The wizard's actions for the palette (``show`` brings this tab forward first)."""
