@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from console.cli.app import app, journal_app
 from console.cli.context import JSON_OPT, finish, get_ctx, print_json, print_json_line
-from console.errors import Exit
+from console.errors import BadInput, Blocked, Exit, JournalTampered
+
+if TYPE_CHECKING:
+    from console.config import Settings
+    from console.journal import Journal
 
 
 @app.command(epilog="Examples:\n\n  backout init\n\n  backout --journal team.db init")
@@ -223,3 +228,116 @@ def _verify_bundle(path: Path, as_json: bool) -> None:
         where = f" at event {report.first_bad_seq}" if report.first_bad_seq else ""
         typer.echo(f"backout: bundle verification failed{where}: {report.problem}", err=True)
     finish(Exit.DONE if report.ok else Exit.FAILED)
+
+
+@journal_app.command(
+    "prune",
+    epilog="Examples:\n\n  backout journal prune --dry-run\n\n  backout journal prune --keep 90\n\n"
+    "  backout journal prune --before 2026-01-01 --json",
+)
+def journal_prune(
+    ctx: typer.Context,
+    before: Annotated[
+        str | None,
+        typer.Option("--before", help="Prune events older than this UTC date or time."),
+    ] = None,
+    keep: Annotated[
+        int | None, typer.Option("--keep", min=0, help="Keep the last DAYS days of payloads.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be pruned; write nothing.")
+    ] = False,
+    as_json: Annotated[bool, JSON_OPT] = False,
+) -> None:
+    """Remove the payloads of finished runs' events past retention; the chain stays verifiable.
+
+    The cut comes from --before, --keep or `[policy] retention` in backout.toml. Each pruned
+    payload is replaced by its sha256; one journal.pruned event attests them, so `journal
+    verify` still checks the whole chain. Runs not finished, runs with an open runbook
+    execution and newer events are kept. Only the journal's owner role may prune.
+    """
+    from console.journal.prune import prune
+    from console.journal.verify import verify
+
+    c = get_ctx(ctx)
+    cut, reason = _prune_cut(c.settings, before, keep, c.journal.clock())
+    j = c.journal
+    if not dry_run:
+        _require_prune_role(c.settings, j)
+        check = verify(j, projections=False, remember=False)
+        if not check.ok:
+            raise JournalTampered(
+                f"the journal does not verify at event {check.first_bad_seq} ({check.problem}); "
+                "nothing was pruned."
+            )
+    report = prune(
+        j,
+        cut,
+        dry_run=dry_run,
+        reason=reason,
+        policy_version=c.settings.policy.version,
+        policy_digest=c.settings.policy_digest(),
+    )
+    plan = report.plan
+    if as_json:
+        print_json(report.as_dict())
+        return
+    verb = "would prune" if dry_run else "pruned"
+    if not plan.events:
+        typer.echo(f"nothing to prune before {plan.before} ({reason}).")
+    else:
+        typer.echo(
+            f"{verb} the payloads of {plan.events} events ({plan.bytes} bytes) of "
+            f"{len(plan.runs)} runs before {plan.before} ({reason})"
+            + (f"; checkpoint event {report.seq}" if report.seq else "")
+            + "."
+        )
+    for kept in plan.kept:
+        typer.echo(f"  kept run {kept['run']}: {kept['reason']}")
+
+
+def _prune_cut(
+    settings: Settings, before: str | None, keep: int | None, now: dt.datetime
+) -> tuple[dt.datetime, str]:
+    """The moment before which payloads go, and why (for the journal.pruned event)."""
+    from console.config import parse_duration
+
+    if before is not None and keep is not None:
+        raise BadInput("give --before or --keep, not both.")
+    if before is not None:
+        try:
+            moment = dt.datetime.fromisoformat(before.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadInput(
+                f"--before '{before}' is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS."
+            ) from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        return moment, f"--before {before}"
+    if keep is not None:
+        return now - dt.timedelta(days=keep), f"--keep {keep} days"
+    retention = settings.policy.retention
+    if retention is None:
+        where = settings.source or "backout.toml"
+        raise BadInput(
+            f'{where}: no [policy] retention; set retention = "90d" there, '
+            "or pass --before or --keep."
+        )
+    return (
+        now - parse_duration(retention),
+        f"policy version {settings.policy.version} retention {retention}",
+    )
+
+
+# Who may prune a SQLite journal once the policy names roles (PostgreSQL: the owner role).
+PRUNE_ROLE = "journal_admin"
+
+
+def _require_prune_role(settings: Settings, journal: Journal) -> None:
+    roles = settings.policy.roles
+    if journal.dialect != "sqlite" or not roles:
+        return
+    if PRUNE_ROLE not in settings.policy.roles_of(journal.actor):
+        raise Blocked(
+            f"{journal.actor} may not prune: policy version {settings.policy.version} gives "
+            f"journal prune to the {PRUNE_ROLE} role only ([policy.roles] {PRUNE_ROLE})."
+        )

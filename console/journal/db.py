@@ -64,21 +64,39 @@ def make_engine(url: str) -> Engine:
     )
 
 
+# The one exception to append-only: ``journal prune`` replaces payloads of the seq ranges it
+# permits (``prune_permits``, inside its own transaction) by a tombstone, every other column
+# unchanged (``prune.py``). PostgreSQL grants that table to the journal's owner only.
+_PRUNE_OK = """EXISTS (SELECT 1 FROM prune_permits p WHERE OLD.seq BETWEEN p.lo AND p.hi)
+       AND NEW.seq = OLD.seq AND NEW.ts = OLD.ts AND NEW.kind = OLD.kind
+       AND NEW.run_id IS NOT DISTINCT FROM OLD.run_id AND NEW.corr IS NOT DISTINCT FROM OLD.corr
+       AND NEW.actor = OLD.actor AND NEW.hash = OLD.hash
+       AND substr(NEW.payload, 1, 19) = '{"payload_sha256":"'"""
+
 _SQLITE_TRIGGERS = [
-    """CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+    f"""CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+       WHEN NOT ({_PRUNE_OK.replace("IS NOT DISTINCT FROM", "IS")})
        BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END""",
     """CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
        BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END""",
 ]
 
 _PG_TRIGGERS = [
-    """CREATE OR REPLACE FUNCTION backout_events_append_only() RETURNS trigger AS $$
-       BEGIN RAISE EXCEPTION 'journal events are append-only'; END $$ LANGUAGE plpgsql""",
+    f"""CREATE OR REPLACE FUNCTION backout_events_append_only() RETURNS trigger AS $$
+       BEGIN
+         IF TG_OP = 'UPDATE' THEN
+           IF {_PRUNE_OK} THEN
+             RETURN NEW;
+           END IF;
+         END IF;
+         RAISE EXCEPTION 'journal events are append-only';
+       END $$ LANGUAGE plpgsql""",
     """CREATE OR REPLACE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events
        FOR EACH ROW EXECUTE FUNCTION backout_events_append_only()""",
     """CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
        FOR EACH STATEMENT EXECUTE FUNCTION backout_events_append_only()""",
 ]
+
 
 # Team journal objects (PostgreSQL): created when missing only, so that a member of the owning
 # role who does not own these functions (e.g. they were made by a superuser) can still connect.
@@ -142,6 +160,8 @@ def ensure_schema(engine: Engine) -> str:
             if not _pg_may_alter(conn):
                 return _pg_journal_id(conn)
         SQLModel.metadata.create_all(conn, tables=_tables())
+        if conn.dialect.name == "sqlite":
+            _sqlite_prune_aware_trigger(conn)
         for ddl in _SQLITE_TRIGGERS if conn.dialect.name == "sqlite" else _PG_TRIGGERS:
             conn.exec_driver_sql(ddl)
         if conn.dialect.name == "postgresql":
@@ -174,6 +194,16 @@ def ensure_schema(engine: Engine) -> str:
                     .values(value=str(models.SCHEMA_VERSION))
                 )
         return journal_id
+
+
+def _sqlite_prune_aware_trigger(conn: Connection) -> None:
+    """Journals made before ``journal prune`` have an update trigger without its exception:
+    drop it, so that the current one is created."""
+    sql = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'events_no_update'"
+    ).scalar()
+    if sql is not None and "prune_permits" not in sql:
+        conn.exec_driver_sql("DROP TRIGGER events_no_update")
 
 
 def _tables() -> list[Any]:

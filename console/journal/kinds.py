@@ -36,6 +36,9 @@ run.drift        {drifted: bool}
 changeset.rejected  {changeset, version, file, problems: [{file, line, field, message}]}
 changeset.duplicate {changeset, version, digest, previous_run}
 annotation       {text, ref_seq}
+journal.pruned   {before, reason, policy_version, policy_digest, runs: [run id], ranges:
+                  [[lo, hi]], events, bytes, events_sha256, state_rows, state_sha256}
+                  (``journal prune``: see console/journal/prune.py)
 
 Runbooks and approvals (run_id: the run the execution is for; ``exec``: the execution id):
 runbook.started       {exec, runbook, version, title, digest, content, source, owner,

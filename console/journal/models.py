@@ -6,6 +6,7 @@ transaction as the events they derive from (``projections.py``) and rebuildable 
 ``snapshots`` hold captured rows; their digest is journaled in a ``snapshot.taken`` event.
 ``runbook_execs``, ``runbook_steps``, ``approvals`` and ``target_locks`` project the runbook and
 approval events. ``leases`` and ``meta`` are operational state, outside the chain.
+``pruned_state`` and ``prune_permits`` serve ``journal prune`` (``prune.py``).
 """
 
 from __future__ import annotations
@@ -238,6 +239,27 @@ class TargetLock(SQLModel, table=True):
     released_at: str | None = Field(default=None, max_length=40)
 
 
+class PrunedState(SQLModel, table=True):
+    """Projection rows that pruned events touched, as they stood when ``journal prune`` ran
+    (``prune_seq``: its ``journal.pruned`` event, which holds their digest). ``verify`` replays
+    projections from these rows onward, since the pruned payloads cannot be replayed."""
+
+    __tablename__ = "pruned_state"
+    prune_seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    tbl: str = Field(primary_key=True, max_length=64)
+    key_text: str = Field(primary_key=True, max_length=1024)  # canonical JSON list of the key
+    row: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON object
+
+
+class PrunePermit(SQLModel, table=True):
+    """Seq ranges whose payloads may be replaced by a tombstone, inside the one transaction of
+    ``journal prune`` (the append-only triggers consult it; the prune deletes it again)."""
+
+    __tablename__ = "prune_permits"
+    lo: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    hi: int
+
+
 PROJECTION_TABLES = (
     "runs",
     "steps",
@@ -271,4 +293,6 @@ ALL_MODELS = (
     RunbookStep,
     Approval,
     TargetLock,
+    PrunedState,
+    PrunePermit,
 )

@@ -76,6 +76,7 @@ PASSIVE_KINDS = frozenset(
         "rollback.planned",
         "gate.refused",
         "escalation",
+        "journal.pruned",
     }
 )
 

@@ -2,7 +2,8 @@
 
 Everything here is enforced by the database, so a console that skips its own checks still
 cannot exceed its role: events are insert-only for everyone but the owner, auditors only read,
-and approval decisions (``approval.granted``/``approval.denied``) need the approver role.
+and approval decisions (``approval.granted``/``approval.denied``) need the approver role;
+``journal.pruned`` and the tables of ``journal prune`` are the owner's alone.
 ``approval.requested``/``approval.expired`` are written by the executor (an operator), so
 they are not restricted.
 """
@@ -27,7 +28,7 @@ from console.journal.store import Journal, Writer
 ROLES = ("owner", "operator", "approver", "auditor")
 DECISION_KINDS = ("approval.granted", "approval.denied")
 # Operational state written alongside appends but outside the chain and projections.
-_WRITERS_READONLY = ("events", "meta")
+_WRITERS_READONLY = ("events", "meta", "pruned_state", "prune_permits")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
 
@@ -142,6 +143,8 @@ def _grant_all(conn: Connection, roles: TeamRoles) -> None:
     ddl = [
         f"GRANT CONNECT ON DATABASE {_q(db)} TO {everyone}",
         f"GRANT USAGE ON SCHEMA {_q(schema)} TO {everyone}",
+        # Members of the owner role keep the schema up to date when they connect (db.py).
+        f"GRANT USAGE, CREATE ON SCHEMA {_q(schema)} TO {owner}",
     ]
     for t in tables:
         ddl += [
@@ -168,6 +171,13 @@ def _grant_all(conn: Connection, roles: TeamRoles) -> None:
             RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
               MESSAGE = 'role "' || current_user || '" may not write ' || NEW.kind
                 || ': only members of ' || {_lit(roles.approver)} || ' decide approvals';
+          END IF;
+          IF NEW.kind = 'journal.pruned'
+             AND NOT pg_has_role(current_user, (SELECT relowner FROM pg_class
+                                                WHERE oid = TG_RELID), 'MEMBER') THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+              MESSAGE = 'role "' || current_user || '" may not write journal.pruned: '
+                || 'only members of ' || {_lit(roles.owner)} || ' prune the journal';
           END IF;
           RETURN NEW;
         END $$ LANGUAGE plpgsql""",

@@ -18,9 +18,19 @@ from console.journal.chain import event_bytes, genesis_hash
 from console.journal.projections import (
     HANDLERS,
     PRIMARY_KEYS,
+    Change,
     EventView,
+    Insert,
     MemoryProjection,
     project,
+)
+from console.journal.prune import (
+    Checkpoint,
+    events_digest_line,
+    load_checkpoints,
+    load_state,
+    state_digest,
+    tombstone,
 )
 from console.journal.store import T_EVENTS, T_HEAD, TABLES, Journal
 from console.paths import state_dir
@@ -72,6 +82,82 @@ def _save_trusted(journal: Journal, seq: int, head: str) -> None:
     os.replace(tmp, path)
 
 
+class _Pruned:
+    """What ``journal prune`` removed, walked alongside the chain (see ``prune.py``)."""
+
+    def __init__(self, checkpoints: list[Checkpoint], state: dict[int, list[Any]]) -> None:
+        self.by_seq = {cp.seq: cp for cp in checkpoints}
+        self.spans = sorted((lo, hi, cp.seq) for cp in checkpoints for lo, hi in cp.ranges)
+        self._i = 0
+        self.next_lo = self.spans[0][0] if self.spans else None
+        self.acc = {cp.seq: hashlib.sha256() for cp in checkpoints}
+        self.count = dict.fromkeys(self.by_seq, 0)
+        self.state = state
+        # (table, key) -> the last prune whose state seeds that row: changes made before it are
+        # part of that state (their own payloads may be gone), so replay skips them.
+        self.pending: dict[tuple[str, tuple[Any, ...]], int] = {}
+        for prune_seq, rows in state.items():
+            if prune_seq in self.by_seq:
+                for tbl, key_text, _row in rows:
+                    k = (tbl, tuple(json.loads(key_text)))
+                    self.pending[k] = max(self.pending.get(k, 0), prune_seq)
+
+    def owner(self, seq: int) -> int | None:
+        """The prune that pruned ``seq`` (seqs come in increasing order)."""
+        spans = self.spans
+        while self._i < len(spans) and spans[self._i][1] < seq:
+            self._i += 1
+        if self._i >= len(spans):
+            self.next_lo = None
+            return None
+        lo, _hi, by = spans[self._i]
+        self.next_lo = lo
+        return by if lo <= seq else None
+
+    def take(self, row: Sequence[Any], by: int) -> str | None:
+        """Account for a pruned event; the problem if its tombstone is not the one expected."""
+        seq, ts, kind, run_id, corr, actor, payload, stored = row
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            data = None
+        sha = data.get("payload_sha256") if isinstance(data, dict) else None
+        if not isinstance(sha, str) or payload != tombstone(sha, by):
+            return f"event {seq} was changed: it is not the tombstone journal prune left there"
+        self.acc[by].update(events_digest_line(seq, ts, kind, run_id, corr, actor, sha, stored))
+        self.count[by] += 1
+        return None
+
+    def close(self, seq: int, payload: str) -> str | None:
+        """At a ``journal.pruned`` event: the problem if what it attests does not hold."""
+        cp = self.by_seq[seq]
+        if payload != cp.payload:
+            return f"event {seq} (journal.pruned) changed while it was read"
+        if self.count[seq] != cp.events or self.acc[seq].hexdigest() != cp.events_sha256:
+            return (
+                f"the events pruned by event {seq} do not match its digest "
+                "(a pruned event was edited, added or removed)"
+            )
+        if state_digest(self.state.get(seq, [])) != cp.state_sha256:
+            return f"the projection state recorded by prune event {seq} was altered"
+        return None
+
+    def seed(self, seq: int, memory: MemoryProjection) -> None:
+        for tbl, key_text, row in self.state.get(seq, []):
+            memory.tables[tbl][tuple(json.loads(key_text))] = json.loads(row)
+
+    def keep(self, seq: int, changes: list[Change]) -> list[Change]:
+        """``changes`` without those that a later prune's state already holds."""
+        pending = self.pending
+        out = []
+        for ch in changes:
+            values = ch.row if isinstance(ch, Insert) else ch.where
+            key = tuple(values[c] for c in PRIMARY_KEYS[ch.table])
+            if pending.get((ch.table, key), 0) <= seq:
+                out.append(ch)
+        return out
+
+
 def verify(
     journal: Journal,
     *,
@@ -100,12 +186,33 @@ def verify(
         runs = memory.tables["runs"] if memory is not None else {}
         problems = memory.problems if memory is not None else []
         prev_digest = bytes.fromhex(prev)
+        checkpoints = load_checkpoints(conn)
+        pruned = _Pruned(checkpoints, load_state(conn)) if checkpoints else None
+        pending = pruned.pending if pruned is not None else {}
+        if pruned is not None:
+            report.notes.append(
+                f"{sum(cp.events for cp in checkpoints)} event payloads pruned by "
+                f"{len(checkpoints)} journal.pruned checkpoint(s): their hashes are attested "
+                "by the checkpoints, not recomputed"
+            )
         for rows in _event_batches(conn):
-            for seq, ts, kind, run_id, corr, actor, payload, stored in rows:
+            for row in rows:
+                seq, ts, kind, run_id, corr, actor, payload, stored = row
                 if seq != expected_seq:
                     if seq > expected_seq:
                         return fail(expected_seq, f"event {expected_seq} is missing")
                     return fail(seq, f"event {seq} is out of order")
+                if pruned is not None and pruned.next_lo is not None and seq >= pruned.next_lo:
+                    by = pruned.owner(seq)
+                    if by is not None:
+                        problem = pruned.take(row, by)
+                        if problem is not None:
+                            return fail(seq, problem)
+                        if seq == trusted_seq:
+                            trusted_hash_seen = stored
+                        prev_digest = bytes.fromhex(stored)
+                        expected_seq += 1
+                        continue
                 digest = sha(
                     prev_digest + event_bytes(seq, ts, kind, run_id, corr, actor, payload)
                 ).digest()
@@ -116,6 +223,12 @@ def verify(
                         f"event {seq} was changed: its content does not match "
                         "its hash (edited, replaced or reordered)",
                     )
+                if pruned is not None and seq in pruned.by_seq:
+                    problem = pruned.close(seq, payload)
+                    if problem is not None:
+                        return fail(seq, problem)
+                    if memory is not None:
+                        pruned.seed(seq, memory)
                 if memory is not None:
                     try:
                         data = loads(payload)
@@ -124,10 +237,15 @@ def verify(
                     if kind in HANDLERS:
                         view = EventView(seq, ts, kind, run_id, actor, corr, data)
                         try:
-                            memory.apply(seq, project(view))
+                            changes = project(view)
+                            if pending:
+                                changes = pruned.keep(seq, changes) if pruned else changes
+                            memory.apply(seq, changes)
                         except (AttributeError, KeyError, TypeError, ValueError) as exc:
                             return fail(seq, f"event {seq} ({kind}) cannot be projected: {exc!r}")
-                    if run_id is not None:
+                    if run_id is not None and not (
+                        pending and pending.get(("runs", (run_id,)), 0) > seq
+                    ):
                         # last_seq_changes() for one event, applied as MemoryProjection.apply
                         # would apply it (inlined: this runs once per event).
                         run_row = runs.get((run_id,))
