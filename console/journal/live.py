@@ -15,7 +15,10 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.exc import DBAPIError
 
 from console.journal.store import Journal
 
@@ -23,8 +26,39 @@ CHANNEL = "backout_events"
 StatusFn = Callable[[str], None]
 
 
-def _quiet(_message: str) -> None:
+@dataclass(frozen=True)
+class LiveState:
+    """How the watcher hears about new events now (for a status bar)."""
+
+    mode: Literal["live", "polling", "reconnecting"]
+    attempt: int = 0  # reconnecting: failed attempts so far
+    retry_in: float = 0.0  # reconnecting: seconds until the next attempt
+    error: str = ""
+
+    def label(self) -> str:
+        if self.mode == "live":
+            return "● live"
+        if self.mode == "polling":
+            return "◌ polling"
+        return f"⚠ reconnecting (attempt {self.attempt}, next in {self.retry_in:.1f}s)"
+
+
+StateFn = Callable[[LiveState], None]
+
+
+def _quiet(_message: Any) -> None:
     pass
+
+
+def _lost(exc: BaseException) -> bool:
+    """A lost or refused connection (retry), as opposed to a bug (raise)."""
+    if isinstance(exc, DBAPIError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return isinstance(exc, OSError)
+    return isinstance(exc, psycopg.OperationalError | OSError)
 
 
 class HeadWatcher:
@@ -37,12 +71,15 @@ class HeadWatcher:
         poll_interval: float = 0.2,
         on_status: StatusFn = _quiet,
         max_backoff: float = 10.0,
+        on_state: StateFn = _quiet,
+        start: int | None = None,
     ) -> None:
         self.journal = journal
         self.poll_interval = poll_interval
         self.on_status = on_status
+        self.on_state = on_state
         self.max_backoff = max_backoff
-        self.last = journal.head()[0]
+        self.last = journal.head()[0] if start is None else start
         self._stop = threading.Event()
         self._conn: Any = None
 
@@ -76,8 +113,20 @@ class HeadWatcher:
 
     def _polled_heads(self, timeout: float | None) -> Iterator[int]:
         quiet_since = time.monotonic()
+        retry = _Retry(self)
+        self.on_state(LiveState("polling"))
         while not self._stop.is_set():
-            if self._advance(self.journal.head()[0]):
+            try:
+                head = self.journal.head()[0]
+            except Exception as exc:
+                if not _lost(exc):
+                    raise
+                if retry.wait(exc):
+                    return
+                continue
+            if retry.restored():
+                self.on_state(LiveState("polling"))
+            if self._advance(head):
                 quiet_since = time.monotonic()
                 yield self.last
             elif timeout is not None and time.monotonic() - quiet_since >= timeout:
@@ -93,9 +142,7 @@ class HeadWatcher:
         return conn
 
     def _pg_heads(self, timeout: float | None) -> Iterator[int]:
-        import psycopg
-
-        backoff = 0.1
+        retry = _Retry(self)
         quiet_since = time.monotonic()
         while not self._stop.is_set():
             if timeout is not None and time.monotonic() - quiet_since >= timeout:
@@ -103,11 +150,11 @@ class HeadWatcher:
             try:
                 if self._conn is None:
                     self._conn = self._connect()
-                    if backoff > 0.1:
-                        self.on_status("journal connection restored")
-                    backoff = 0.1
                     # Events committed while we were not listening sent no notification to us.
-                    if self._advance(self.journal.head()[0]):
+                    head = self.journal.head()[0]
+                    retry.restored()
+                    self.on_state(LiveState("live"))
+                    if self._advance(head):
                         quiet_since = time.monotonic()
                         yield self.last
                 wait = self.poll_interval if timeout is None else min(self.poll_interval, timeout)
@@ -119,12 +166,40 @@ class HeadWatcher:
                 if self._advance(newest):
                     quiet_since = time.monotonic()
                     yield self.last
-            except (psycopg.OperationalError, OSError) as exc:
+            except Exception as exc:
                 self._drop()
-                self.on_status(f"journal connection lost ({exc}); retrying in {backoff:.1f}s")
-                if self._stop.wait(backoff):
+                if not _lost(exc):
+                    raise
+                if retry.wait(exc):
                     return
-                backoff = min(backoff * 2, self.max_backoff)
+
+
+class _Retry:
+    """Exponential backoff after a lost connection, told to the watcher's listeners."""
+
+    def __init__(self, watcher: HeadWatcher) -> None:
+        self.watcher = watcher
+        self.attempt = 0
+        self.backoff = 0.1
+
+    def wait(self, exc: BaseException) -> bool:
+        """Say so and wait before the next attempt; True if the watcher was stopped."""
+        w = self.watcher
+        self.attempt += 1
+        error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        w.on_status(f"journal connection lost ({error}); retrying in {self.backoff:.1f}s")
+        w.on_state(LiveState("reconnecting", self.attempt, self.backoff, error))
+        stopped = w._stop.wait(self.backoff)
+        self.backoff = min(self.backoff * 2, w.max_backoff)
+        return stopped
+
+    def restored(self) -> bool:
+        """A read worked: True once after an outage (said to the listeners)."""
+        if not self.attempt:
+            return False
+        self.attempt, self.backoff = 0, 0.1
+        self.watcher.on_status("journal connection restored")
+        return True
 
 
 def watch(
@@ -133,10 +208,15 @@ def watch(
     *,
     poll_interval: float = 0.2,
     on_status: StatusFn = _quiet,
+    on_state: StateFn = _quiet,
+    start: int | None = None,
 ) -> HeadWatcher:
     """Call ``callback(head_seq)`` from a daemon thread whenever the journal grows; stop with
-    ``watcher.close()``."""
-    watcher = HeadWatcher(journal, poll_interval=poll_interval, on_status=on_status)
+    ``watcher.close()``. ``start``: the head already known (None: read it now; -1: report the
+    current head first, read in the thread)."""
+    watcher = HeadWatcher(
+        journal, poll_interval=poll_interval, on_status=on_status, on_state=on_state, start=start
+    )
 
     def run() -> None:
         for seq in watcher.heads():

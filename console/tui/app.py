@@ -1,8 +1,11 @@
 """The incident console: a Textual app over the shared journal.
 
 Screens: runs → run (tabs) → row diff. Every journal read runs in a named thread worker and
-posts a message; a timer polls the journal head (one cheap query) so that every screen
-refreshes when someone else appends. Read-only by default; ``--readonly`` forbids arming.
+posts a message. A journal watcher (``console.journal.live``: LISTEN/NOTIFY on PostgreSQL, a
+one-row poll on SQLite) runs in its own thread worker so that every screen refreshes when
+someone else appends; the status bar says how it hears (live, polling) and, when the
+connection is lost, that it is reconnecting with backoff. Read-only by default;
+``--readonly`` forbids arming.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.worker import WorkerState
 
 from console.journal import Journal
+from console.journal.live import HeadWatcher, LiveState, watch
 from console.tui.commands import ConsoleCommands
 from console.tui.messages import ArmedChanged, HeadMoved
 from console.tui.screens.base import ConsoleScreen, PaletteCommand
 from console.tui.screens.help import HelpScreen, entries
 from console.tui.screens.run import RunScreen
 from console.tui.screens.runs import RunsScreen
+from console.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from console.cli.context import Ctx
@@ -53,7 +59,14 @@ class BackoutApp(App[None]):
     ]
 
     class HeadRead(HeadMoved):
-        """The head as read by the poller (the app decides whether it moved)."""
+        """The head as read by the watcher (the app decides whether it moved)."""
+
+    class LiveChanged(Message):
+        """The watcher's state changed (live, polling, reconnecting)."""
+
+        def __init__(self, state: LiveState) -> None:
+            super().__init__()
+            self.state = state
 
     def __init__(
         self,
@@ -64,7 +77,7 @@ class BackoutApp(App[None]):
         readonly: bool = False,
         run: str | None = None,
         clock: Clock | None = None,
-        poll_interval: float | None = 1.0,
+        poll_interval: float | None = 0.5,
         settings: Settings | None = None,
     ) -> None:
         super().__init__()
@@ -75,8 +88,10 @@ class BackoutApp(App[None]):
         self.armed = False
         self.start_run = run
         self.clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self.poll_interval = poll_interval
+        self.poll_interval = poll_interval  # None: no watcher (tests, benchmarks)
         self.head_seq: int | None = None
+        self.live_state: LiveState | None = None
+        self._watcher: HeadWatcher | None = None
         self.journal_label = journal_label(journal)
         self._console = console
         self._unknown_keys: list[str] = []
@@ -111,20 +126,57 @@ class BackoutApp(App[None]):
         self.push_screen(RunsScreen())
         if self.start_run:
             self.open_run(self.start_run)
-        self._read_head()
         if self.poll_interval:
-            self.set_interval(self.poll_interval, self._poll)
+            # A daemon thread, not a Textual worker: it never finishes, and workers are waited for.
+            self._watcher = watch(
+                self.journal,
+                self._post_head,
+                poll_interval=self.poll_interval,
+                on_state=self._post_live,
+                start=-1,  # the first head read is the watcher's first report
+            )
+        else:
+            self._read_head()
+
+    def on_unmount(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()  # its thread ends within one poll interval
 
     # --- live refresh ---------------------------------------------------------------------
 
-    def _poll(self) -> None:
-        if not any(w.group == "head" and not w.is_finished for w in self.workers):
-            self._read_head()
+    # The watcher calls these from its thread; post_message is thread-safe.
+
+    def _post_live(self, state: LiveState) -> None:
+        self.post_message(self.LiveChanged(state))
+
+    def _post_head(self, seq: int) -> None:
+        self.post_message(self.HeadRead(seq))
 
     @work(thread=True, group="head", exclusive=True, exit_on_error=False)
     def _read_head(self) -> None:
         seq, _ = self.journal.head()
         self.post_message(self.HeadRead(seq))
+
+    @on(LiveChanged)
+    def _live_changed(self, message: LiveChanged) -> None:
+        was, now = self.live_state, message.state
+        self.live_state = now
+        for screen in self.screen_stack:
+            for bar in screen.query(StatusBar):
+                bar.set(live=now)
+        lost_before = was is not None and was.mode == "reconnecting"
+        if now.mode == "reconnecting" and not lost_before:
+            self.notify(
+                f"Journal connection lost ({now.error}); reconnecting with backoff.",
+                title="journal",
+                severity="warning",
+            )
+        elif lost_before and now.mode != "reconnecting":
+            self.notify("Journal connection restored; refreshing.", title="journal")
+            # Reads that failed meanwhile are read again, whether or not the head moved.
+            for screen in self.screen_stack:
+                if isinstance(screen, ConsoleScreen):
+                    screen.post_message(HeadMoved(self.head_seq or 0))
 
     @on(HeadRead)
     def _head_read(self, message: HeadRead) -> None:

@@ -1,9 +1,13 @@
-"""The status bar: journal, identity, run, filter, position, follow and write state."""
+"""The status bar: journal, identity, run, filter, position, follow, live and write state."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widget import Widget
+
+from console.journal.live import LiveState
+
+LIVE_STYLE = {"live": "bold green", "polling": "dim", "reconnecting": "bold reverse yellow"}
 
 
 class StatusBar(Widget):
@@ -27,6 +31,13 @@ class StatusBar(Widget):
         self.follow = False
         self.mode = "read-only"
         self.note = ""
+        self.live: LiveState | None = None
+
+    def on_mount(self) -> None:
+        # The app's watcher state when this screen opened; later changes come through set().
+        state = getattr(self.app, "live_state", None)
+        if isinstance(state, LiveState):
+            self.live = state
 
     def set(
         self,
@@ -37,7 +48,10 @@ class StatusBar(Widget):
         follow: bool | None = None,
         mode: str | None = None,
         note: str | None = None,
+        live: LiveState | None = None,
     ) -> None:
+        if live is not None:
+            self.live = live
         if run is not None:
             self.run = run
         if filter is not None:
@@ -62,6 +76,9 @@ class StatusBar(Widget):
             style="bold cyan" if self.follow else "dim",
         )
         out.append("│")
+        if self.live is not None:
+            out.append(f" {self.live.label()} ", style=LIVE_STYLE[self.live.mode])
+            out.append("│")
         if self.mode == "armed":
             out.append(" ⚠ ARMED ", style="bold reverse red")
         else:
