@@ -113,12 +113,26 @@ def cli_plan_digest(team: Team) -> str:
     return found.group(1)
 
 
-async def start_rollback_batch(op: Console, pilot: Pilot[Any]) -> str:
+MANUAL = """
+runbook: rb-manual
+version: 1
+steps:
+  - id: backup
+    manual: "Take a snapshot of the target and record its id."
+    answer: {prompt: Snapshot id, pattern: "^snap-"}
+  - id: notify
+    action: notify
+    with: {message: ok}
+    next: end
+"""
+
+
+async def start_runbook(op: Console, pilot: Pilot[Any], name: str = "rollback-batch") -> str:
     await press(pilot, "s")
     await wait_for(pilot, lambda: bool(op.app.screen.query(OptionList)), what="the runbook list")
     options = op.app.screen.query_one(OptionList)
     ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
-    options.highlighted = ids.index("rollback-batch")
+    options.highlighted = ids.index(name)
     await press(pilot, "enter")
     await wait_for(pilot, lambda: isinstance(op.app.screen, ConfirmScreen), what="confirm")
     assert "runbook.started" in screen_text(op.app)
@@ -142,7 +156,7 @@ async def test_wizard_two_identities_live_approval_and_self_approval_refused(
         await owner.open(p2)
         assert "armed" in op.pane.notice().plain
 
-        out = await start_rollback_batch(op, p1)
+        out = await start_runbook(op, p1)
         assert out.startswith("✓ started runbook rollback-batch"), out
         assert (await op.step(p1)).startswith("✓ step 'pause'")
         assert (await op.step(p1)).startswith("✓ step 'assess'")
@@ -186,7 +200,7 @@ async def test_denial_and_cancel_write_nothing(
     async with op.app.run_test(size=(120, 40)) as p1, ic.app.run_test(size=(120, 40)) as p2:
         await op.open(p1)
         await ic.open(p2)
-        await start_rollback_batch(op, p1)
+        await start_runbook(op, p1)
 
         # Cancel is focused: enter writes nothing.
         head = team.journal().head()
@@ -200,6 +214,13 @@ async def test_denial_and_cancel_write_nothing(
         await op.step(p1)
         await op.step(p1)
         await wait_for(p2, lambda: ic.exec_status() == "awaiting_approval@approve", what="live")
+
+        # The plan changes between showing it and approving it: the gate refuses.
+        await ic.ask(p2, "a")
+        team.target_sql("UPDATE items SET name = 'fixed by hand' WHERE id = 3")
+        out = await ic.confirm(p2)
+        assert out.startswith("⊘ refused: policy v3 (approval.plan_digest)"), out
+        assert events(team, "approval.granted") == []
 
         # A denial needs a reason: confirming without one keeps the screen open.
         await ic.ask(p2, "d")
@@ -237,3 +258,24 @@ async def test_read_only_offers_no_write(team: Team, settings: Settings) -> None
         assert not bindings["s"].enabled and not bindings["n"].enabled
     journal.close()
     assert events(team, "runbook.started") == []
+
+
+async def test_manual_step_answer(team: Team, consoles: dict[str, Console]) -> None:
+    team.write_runbook("rb-manual", MANUAL)
+    op = consoles["oncall1"]
+    async with op.app.run_test(size=(120, 40)) as pilot:
+        await op.open(pilot)
+        await start_runbook(op, pilot, "rb-manual")
+        await op.ask(pilot, "n")
+        assert "Take a snapshot of the target" in screen_text(op.app)
+        await press(pilot, "y")
+        assert "Snapshot id is required" in screen_text(op.app)
+        out = await op.confirm(pilot, "oops")
+        assert out.startswith("✗ step 'backup': the answer does not match"), out
+        assert events(team, "runbook.step.started") == []
+        await op.ask(pilot, "n")
+        out = await op.confirm(pilot, "snap-0412")
+        assert out.startswith("✓ step 'backup' (manual)"), out
+        done = events(team, "runbook.step.finished")
+        assert [(d["step"], d["result"]["answer"]) for d in done] == [("backup", "snap-0412")]
+        assert op.exec_status() == "active@notify"
