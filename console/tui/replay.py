@@ -69,6 +69,10 @@ class ReplayApp(BackoutApp):
         )
         self.replayer = replayer
         self.tick = tick
+        if console is not None and console.keys:  # [console.keys] may rebind the replay keys
+            ours = {b.id for b in self.BINDINGS if isinstance(b, Binding) and b.id}
+            self._unknown_keys = [k for k in self._unknown_keys if k not in ours]
+            self.update_keymap({k: console.keys[k] for k in ours & set(console.keys)})
         self.busy = ""
         self._lock = threading.Lock()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from console.config import ConsoleConfig
 from console.drill.clock import SimClock
 from console.drill.replay import Recording, Replayer, build_sandbox
 from console.journal import Journal
@@ -18,7 +19,9 @@ from tests.drill.test_replay import record
 from tests.tui.helpers import press, screen_text, settle, wait_for
 
 
-def make_replay(tmp_path: Path, *, fake_wall: list[float] | None = None) -> ReplayApp:
+def make_replay(
+    tmp_path: Path, *, fake_wall: list[float] | None = None, keys: dict[str, str] | None = None
+) -> ReplayApp:
     rec = record(tmp_path, f"sqlite:///{tmp_path / 'journal.db'}")
     source = Journal(rec.journal_url, create=False)
     try:
@@ -29,7 +32,14 @@ def make_replay(tmp_path: Path, *, fake_wall: list[float] | None = None) -> Repl
     if fake_wall is not None:  # the simulated time moves only when the test moves it
         replayer.clock = SimClock(replayer.start_time, speed=1, wall=lambda: fake_wall[0])
     journal = start_replay(replayer, "trainee")
-    return ReplayApp(replayer, journal, user="trainee", poll_interval=0.05, tick=0.02)
+    return ReplayApp(
+        replayer,
+        journal,
+        user="trainee",
+        console=ConsoleConfig(keys=keys or {}),
+        poll_interval=0.05,
+        tick=0.02,
+    )
 
 
 def bar_text(app: ReplayApp) -> str:
@@ -99,6 +109,17 @@ async def test_pause_stops_and_seek_jumps(tmp_path: Path) -> None:
         assert events and {e.payload.get("drill") for e in events} == {replayer.sandbox.drill_id}
     app.journal.close()
     replayer.close()
+
+
+async def test_console_keys_rebind_the_replay_keys(tmp_path: Path) -> None:
+    app = make_replay(tmp_path, keys={"replay.play": "p", "nope.nothing": "x"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        assert app._unknown_keys == ["nope.nothing"]
+        await press(pilot, "p")
+        assert app.replayer.clock.playing
+    app.journal.close()
+    app.replayer.close()
 
 
 def test_the_simulated_clock_is_the_consoles_clock(tmp_path: Path) -> None:
