@@ -14,18 +14,30 @@ from textual.widgets import Button, Input, OptionList
 
 from console.config import Settings, load_settings
 from console.journal import Journal
+from console.journal.setup import open_journal
 from console.tui.app import BackoutApp
 from console.tui.screens.confirm import ConfirmScreen
 from console.tui.screens.run import RunScreen
 from console.tui.tabs.runbook import RunbookPane
-from tests.runbook.conftest import Team, make_team
+from tests.conftest import make_pg_database
+from tests.runbook.conftest import Team, _drop_roles, _pg_team, make_team
 from tests.tui.helpers import press, screen_text, settle, type_text, wait_for
 
 
 @pytest.fixture
-def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Team:
+def team(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Team]:
+    """SQLite, or PostgreSQL (parametrize indirectly) where each person is a database role."""
     monkeypatch.chdir(tmp_path)  # ./runbooks holds the team's own runbook too
-    return make_team(f"sqlite:///{tmp_path / 'journal.db'}", tmp_path)
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield make_team(f"sqlite:///{tmp_path / 'journal.db'}", tmp_path)
+        return
+    url = make_pg_database()
+    t = make_team(url, tmp_path)
+    group = _pg_team(url, t.names)
+    yield t
+    _drop_roles(url, [*t.names.values(), group])
 
 
 @pytest.fixture
@@ -37,7 +49,7 @@ class Console:
     """One person's console on the team's journal, armed, on the run's Runbook tab."""
 
     def __init__(self, team: Team, person: str, settings: Settings) -> None:
-        self.journal = Journal(team.url_for(person), actor=team.who(person))
+        self.journal = open_journal(team.url_for(person), actor=team.who(person))
         self.app = BackoutApp(
             self.journal,
             user=team.who(person),
@@ -147,6 +159,9 @@ def consoles(team: Team, settings: Settings) -> Iterator[dict[str, Console]]:
         c.journal.close()
 
 
+@pytest.mark.parametrize(
+    "team", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_wizard_two_identities_live_approval_and_self_approval_refused(
     team: Team, consoles: dict[str, Console]
 ) -> None:
