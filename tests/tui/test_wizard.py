@@ -271,6 +271,16 @@ async def test_read_only_offers_no_write(team: Team, settings: Settings) -> None
         assert not isinstance(app.screen, ConfirmScreen)
         bindings = app.screen.active_bindings
         assert not bindings["s"].enabled and not bindings["n"].enabled
+        # Help lists the wizard's keys with their ids; the palette offers its commands.
+        await press(pilot, "question_mark")
+        assert "runbook.approve" in screen_text(app) and "Run step" in screen_text(app)
+        await press(pilot, "escape", "ctrl+p")
+        await type_text(pilot, "Runbook: start")
+        await wait_for(
+            pilot,
+            lambda: "Runbook: start a runbook for this run" in screen_text(app),
+            what="the palette command",
+        )
     journal.close()
     assert events(team, "runbook.started") == []
 
