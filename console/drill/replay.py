@@ -9,7 +9,8 @@ re-appends the recorded events through a handle opened with ``drill=<id>`` (ever
 the drill id, the run is flagged) when a simulated clock reaches their recorded time, and
 applies each ``segment.applied``'s after-images to the sandbox target as the run did; so at
 the end the sandbox target is where the real target was after the run, and a trainee can work
-a runbook against it.
+a runbook against it. Every ``save_every`` events the sandbox is copied aside (``saves/``): a
+backward seek restarts from the nearest copy (the journal is append-only: no rewinding).
 
 The run keeps its recorded id (and its events their recorded time and actor), so trainees can
 follow the postmortem's references. Its ``run.created`` names the sandbox target instead of the
@@ -23,6 +24,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -322,6 +325,16 @@ def seed_target(rec: Recording, sandbox: Sandbox) -> None:
                 target.write_segment(table, keys[table], writes)
 
 
+def _copy_sqlite(source: Path, destination: Path) -> None:
+    """A consistent copy of a SQLite database (committed WAL content included)."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(destination)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
 # --- the replayer ---------------------------------------------------------------------------
 
 
@@ -344,10 +357,12 @@ class Replayer:
     sandbox: Sandbox
     speed: float = 1.0
     actor: str = "trainer"
+    save_every: int = 50  # events between saves of the sandbox (a backward seek starts there)
     clock: SimClock = field(init=False)
     position: int = field(default=0, init=False)
     diverged: int = field(default=0, init=False)
     finished: bool = field(default=False, init=False)
+    restored_from: int | None = field(default=None, init=False)  # the last save gone back to
     _journal: Journal | None = field(default=None, init=False, repr=False)
     _target: SqlTarget | None = field(default=None, init=False, repr=False)
     _intents: dict[int, list[Mapping[str, Any]]] = field(default_factory=dict, init=False)
@@ -390,13 +405,8 @@ class Replayer:
 
     def open(self) -> None:
         """Open the drill journal (journaling ``drill.replay.started``) and the sandbox target."""
-        self._journal = Journal(
-            self.sandbox.journal_url,
-            actor=self.actor,
-            clock=self.journal_clock,
-            drill=self.sandbox.drill_id,
-        )
-        self._target = SqlTarget(self.sandbox.target_url)
+        self._connect()
+        assert self._journal is not None
         self._journal.append(
             "drill.replay.started",
             {
@@ -410,6 +420,15 @@ class Replayer:
             },
         )
 
+    def _connect(self) -> None:
+        self._journal = Journal(
+            self.sandbox.journal_url,
+            actor=self.actor,
+            clock=self.journal_clock,
+            drill=self.sandbox.drill_id,
+        )
+        self._target = SqlTarget(self.sandbox.target_url)
+
     def close(self) -> None:
         if self._journal is not None:
             self._journal.close()
@@ -418,16 +437,57 @@ class Replayer:
             self._target.close()
             self._target = None
 
-    def rebuild(self) -> None:
-        """Start over from the recording: a fresh drill journal and target (seek backwards;
-        the journal is append-only, so the sandbox is rebuilt rather than rewound)."""
+    def rebuild(self, index: int | None = None) -> None:
+        """Go back to the nearest save at or before ``index`` (None: the start), else start
+        over from the recording. The journal is append-only, so going back means a fresh
+        drill journal and target: copies of a save, or rebuilt from scratch."""
+        save = self._save_at_or_before(index) if index is not None else None
         self.close()
         self.sandbox.clear()
-        seed_target(self.rec, self.sandbox)
-        self.position = self.diverged = 0
         self.finished = False
         self._intents.clear()
-        self.open()
+        if save is None:
+            seed_target(self.rec, self.sandbox)
+            self.position = self.diverged = 0
+            self.open()
+            return
+        position, folder = save
+        _copy_sqlite(folder / "journal.db", self.sandbox.journal_path)
+        _copy_sqlite(folder / "target.db", self.sandbox.target_path)
+        self.position = position
+        self.diverged = int(json.loads((folder / "save.json").read_text())["diverged"])
+        for e in self.rec.events[:position]:  # a segment's outcome may follow the save
+            if e.kind == "segment.intent":
+                self._intents[int(e.payload["seg_no"])] = list(e.payload.get("ops", []))
+        self._connect()
+        self.restored_from = position
+
+    # --- saves: where a backward seek restarts from -----------------------------------------
+
+    @property
+    def _saves(self) -> Path:
+        return self.sandbox.directory / "saves"
+
+    def _save(self) -> None:
+        """Copy the drill journal and target as they are after ``position`` events."""
+        folder = self._saves / f"{self.position:09d}"
+        if folder.exists():
+            return
+        partial = folder.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        _copy_sqlite(self.sandbox.journal_path, partial / "journal.db")
+        _copy_sqlite(self.sandbox.target_path, partial / "target.db")
+        (partial / "save.json").write_text(json.dumps({"diverged": self.diverged}))
+        partial.rename(folder)
+
+    def _save_at_or_before(self, index: int) -> tuple[int, Path] | None:
+        found = [
+            (int(f.name), f)
+            for f in self._saves.glob("[0-9]*")
+            if f.is_dir() and f.name.isdigit() and int(f.name) <= index
+        ]
+        return max(found) if found else None
 
     # --- moving --------------------------------------------------------------------------
 
@@ -440,6 +500,8 @@ class Replayer:
         self.position += 1
         if self.position == self.total:
             self._finish()
+        elif self.save_every and self.position % self.save_every == 0:
+            self._save()
         return stored
 
     def advance(self) -> int:
@@ -455,7 +517,7 @@ class Replayer:
         """Stand after ``index`` events (at least the run's creation); backwards rebuilds."""
         index = min(max(index, 1), self.total)
         if index < self.position:
-            self.rebuild()
+            self.rebuild(index)
         while self.position < index:
             self.step()
         self.clock.jump(self.time_of(index - 1))

@@ -295,3 +295,29 @@ def test_a_recorded_rollback_run_replays_too(recorded: Recorded, tmp_path: Path)
         assert verify(drill, remember=False).ok
     finally:
         drill.close()
+
+
+def test_seek_back_restarts_from_the_nearest_save(recorded: Recorded, tmp_path: Path) -> None:
+    fresh = replay(recorded, tmp_path / "fresh")
+    saved = replay(recorded, tmp_path / "saved")
+    saved.save_every = 5
+    try:
+        fresh.seek(7)
+        saved.seek(saved.total)
+        end = rows(saved.sandbox.target_url)
+        saved.seek(7)
+        assert saved.restored_from == 5 and saved.position == 7 and not saved.finished
+        assert rows(saved.sandbox.target_url) == rows(fresh.sandbox.target_url)
+        saved.seek(saved.total)
+        assert rows(saved.sandbox.target_url) == end and saved.finished
+    finally:
+        fresh.close()
+        saved.close()
+    journal = Journal(saved.sandbox.journal_url, create=False)
+    try:
+        kinds = [e.kind for e in journal.events(limit=1000)]
+        recorded_kinds = [e.kind for e in saved.rec.events]
+        assert kinds == ["drill.replay.started", *recorded_kinds, "drill.replay.finished"]
+        assert verify(journal, remember=False).ok
+    finally:
+        journal.close()
