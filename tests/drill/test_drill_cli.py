@@ -49,10 +49,10 @@ def test_default_sandbox_is_under_the_data_dir_and_text_output(drills: Drills) -
     assert str(drills.tmp / "xdg" / "backout" / "drills") in r.out
 
 
-def test_same_seed_same_data_and_failure_point(tmp_path: Path) -> None:
+def test_same_seed_same_sandbox_and_failure_point(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'journal.db'}"
 
-    def build(seed: int, name: str) -> tuple[object, dict[str, object], list[object]]:
+    def build(seed: int, name: str) -> tuple[object, ...]:
         s = service.start(
             url, Settings(), "trainer", "constraint-midway", seed=seed, root=tmp_path / name
         )
@@ -62,11 +62,14 @@ def test_same_seed_same_data_and_failure_point(tmp_path: Path) -> None:
             seen = [run.status, run.rows_applied, len(j.segments(s.run_id))]
         finally:
             j.close()
-        return s.box.read_json(STATES), s.facts, seen
+        # The change set names the drill (drills of one journal never meet) and its sandbox.
+        text = (s.box.root / "us-discount.yaml").read_text()
+        changeset = text.replace(s.drill_id[:8], "ID").replace(str(s.box.root), "BOX")
+        return s.box.target.read_bytes(), changeset, s.box.read_json(STATES), s.facts, seen
 
     first, again, other = build(11, "a"), build(11, "b"), build(12, "c")
-    assert first == again
-    assert first[0] != other[0] and first[1] != other[1]
+    assert first == again  # same target bytes, change set, states, failure point
+    assert all(x != y for x, y in zip(first[:4], other[:4], strict=True))
 
 
 def test_a_wrong_path_scores_wrong(drills: Drills) -> None:

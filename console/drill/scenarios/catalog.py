@@ -23,10 +23,10 @@ def _run_of(stage: Stage, base: str) -> str:
 
 
 def _outage(stage: Stage) -> Built:
-    rows = batch.price_rows(stage, "EU", 200)
+    rows = batch.price_rows(stage, "EU", 120)
     doc = batch.changeset(stage, "eu-uplift", batch.uplift(rows, 5), description="EU +5 %")
     path = stage.box.write_changeset("eu-uplift", doc)
-    cut_after = 3 + stage.rng.randrange(5)  # segments written before the outage
+    cut_after = 2 + stage.rng.randrange(3)  # segments written before the outage
     apply_and_die(
         stage.journal.url, stage.drill_id, stage.journal.actor, path, cut_after, stage.config
     )
@@ -34,10 +34,10 @@ def _outage(stage: Stage) -> Built:
 
 
 def _constraint(stage: Stage) -> Built:
-    rows = batch.price_rows(stage, "US", 200)
+    rows = batch.price_rows(stage, "US", 120)
     ops = batch.uplift(rows, -10)
     # A discount computed on the wrong field: one price goes negative (CHECK price >= 0).
-    bad = batch.SEGMENT * (2 + stage.rng.randrange(6)) + stage.rng.randrange(batch.SEGMENT)
+    bad = batch.SEGMENT * (2 + stage.rng.randrange(3)) + stage.rng.randrange(batch.SEGMENT)
     ops[bad]["set"]["price"] = str(-abs(rows[bad][1]))
     doc = batch.changeset(stage, "us-discount", ops, description="US spring discount -10 %")
     report = stage.apply(stage.box.write_changeset("us-discount", doc))
@@ -89,7 +89,7 @@ CONSTRAINT = Scenario(
 
 
 def _out_of_band(stage: Stage) -> Built:
-    rows = batch.price_rows(stage, "APAC", 160)
+    rows = batch.price_rows(stage, "APAC", 120)
     doc = batch.changeset(stage, "apac-uplift", batch.uplift(rows, 8), description="APAC +8 %")
     during_after = 2 + stage.rng.randrange(4)  # segments written before the first edit
     during = rows[stage.rng.randrange(during_after * batch.SEGMENT)][0]
