@@ -10,8 +10,15 @@ from console.errors import BadInput
 # Past this many problems the rest is noise: fix these first.
 MAX_PROBLEMS = 100
 
-# File content quoted in a message must not break the line or drive the terminal.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+# File content quoted in a message must not break the line or drive the terminal (C0 and
+# C1 controls, and the Unicode line and paragraph separators).
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), *range(127, 160))} | {
+    10: "\\n",
+    13: "\\r",
+    9: "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
 
 
 def summary(problems: Sequence[Problem]) -> str:
