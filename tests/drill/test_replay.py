@@ -97,13 +97,19 @@ def replay(rec: Recorded, sandbox_dir: Path, speed: float = 1e6) -> Replayer:
     return replayer
 
 
-def test_replay_ends_where_the_run_left_the_target(recorded: Recorded, tmp_path: Path) -> None:
-    before = files_digest(tmp_path / "journal.db", recorded.target_path)
-    replayer = replay(recorded, tmp_path / "drill")
+def replayed(rec: Recorded, sandbox_dir: Path) -> Replayer:
+    """Replayed to the end at full speed, handles closed."""
+    replayer = replay(rec, sandbox_dir)
     try:
         replayer.run_to_end()
     finally:
         replayer.close()
+    return replayer
+
+
+def test_replay_ends_where_the_run_left_the_target(recorded: Recorded, tmp_path: Path) -> None:
+    before = files_digest(tmp_path / "journal.db", recorded.target_path)
+    replayer = replayed(recorded, tmp_path / "drill")
     assert replayer.finished and replayer.diverged == 0
     # The sandbox holds the run's rows exactly as the run left the real target.
     assert rows(replayer.sandbox.target_url) == rows(f"sqlite:///{recorded.target_path}")
@@ -140,11 +146,7 @@ def test_a_postgresql_source_journal_is_left_unchanged(pg_url: str, tmp_path: Pa
     rec = record(tmp_path, pg_url)
     before = counts(pg_url)
     target_before = files_digest(rec.target_path)
-    replayer = replay(rec, tmp_path / "drill")
-    try:
-        replayer.run_to_end()
-    finally:
-        replayer.close()
+    replayer = replayed(rec, tmp_path / "drill")
     assert replayer.finished
     assert counts(pg_url) == before
     assert files_digest(rec.target_path) == target_before
@@ -281,11 +283,7 @@ def test_a_recorded_rollback_run_replays_too(recorded: Recorded, tmp_path: Path)
         source.close()
     assert report.exit_code == Exit.DONE, report.message
     rollback = Recorded(recorded.journal_url, recorded.target_path, rollback_run.id)
-    replayer = replay(rollback, tmp_path / "drill")
-    try:
-        replayer.run_to_end()
-    finally:
-        replayer.close()
+    replayer = replayed(rollback, tmp_path / "drill")
     assert replayer.finished and replayer.diverged == 0
     assert rows(replayer.sandbox.target_url) == rows(f"sqlite:///{recorded.target_path}")
     drill = Journal(replayer.sandbox.journal_url, create=False)
