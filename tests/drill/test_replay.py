@@ -20,7 +20,7 @@ from console.drill.replay import Recording, Replayer, build_sandbox
 from console.engine.apply import Engine
 from console.errors import Exit
 from console.journal import Journal
-from console.journal.store import T_EVENTS, T_RUNS, T_SNAPSHOTS
+from console.journal.store import T_EVENTS, T_RUNS, T_SNAPSHOTS, parse_ts
 from console.journal.verify import verify
 from tests.engine.helpers import changeset_doc, dump, make_items, write_changeset
 
@@ -169,6 +169,11 @@ def test_seek_back_rebuilds_and_seek_forward_catches_up(recorded: Recorded, tmp_
             drill.close()
         replayer.seek(replayer.total)
         assert dump(replayer.sandbox.target_url) == after
+        # Seek by time: every event recorded at or before that moment is replayed.
+        moment = replayer.time_of(6)
+        replayer.seek_time(moment)
+        recorded_by_then = [e for e in replayer.rec.events if parse_ts(e.ts) <= moment]
+        assert replayer.position == len(recorded_by_then) and replayer.now() == moment
     finally:
         replayer.close()
 
@@ -319,3 +324,35 @@ def test_seek_back_restarts_from_the_nearest_save(recorded: Recorded, tmp_path: 
         assert verify(journal, remember=False).ok
     finally:
         journal.close()
+
+
+def test_a_run_on_a_postgresql_target_replays_into_sqlite(pg_url: str, tmp_path: Path) -> None:
+    """The sandbox is SQLite whatever the real target was: its rows mean what the real rows
+    mean after the run (column by column, by the real column's kind); the real target is only
+    read by this test."""
+    from console.targets.sql import SqlTarget
+    from console.targets.values import same
+
+    make_items(pg_url, 30)
+    doc = changeset_doc(
+        pg_url, updates=range(1, 13), inserts=range(1001, 1004), deletes=range(20, 22)
+    )
+    cs = load_changeset(write_changeset(tmp_path / "cs.yaml", doc))
+    journal = Journal(f"sqlite:///{tmp_path / 'journal.db'}", actor="oncall")
+    try:
+        run_id = Engine(journal, Settings()).apply(cs).run_id or ""
+    finally:
+        journal.close()
+    rec = Recorded(f"sqlite:///{tmp_path / 'journal.db'}", tmp_path / "none.db", run_id)
+    replayer = replayed(rec, tmp_path / "drill")
+    assert replayer.finished and replayer.diverged == 0
+    keys = [{"id": i} for i in sorted(SCOPE)]
+    with SqlTarget(pg_url) as real, SqlTarget(replayer.sandbox.target_url) as sandbox:
+        theirs = real.read_rows("items", ["id"], keys)
+        ours = sandbox.read_rows("items", ["id"], keys)
+        assert set(ours) == set(theirs) and len(ours) == len(SCOPE) - 2  # 2 deleted
+        columns = real.table("items").columns
+        for k, row in theirs.items():
+            assert set(ours[k]) == set(row)
+            for c, v in row.items():
+                assert same(columns[c], ours[k][c], v), (k, c, ours[k][c], v)
