@@ -13,6 +13,7 @@ from typing import Any
 
 from console.canonical import loads
 from console.config import Settings
+from console.errors import BadInput
 from console.journal import Journal
 from console.runbook import gate, loader, state
 from console.runbook.approvals import Approvals
@@ -229,4 +230,33 @@ def decide(
     """Approve or deny the pending step, bound to the plan with ``expect_digest``."""
     return Approvals(journal, settings).decide(
         exec_ref, approve=approve, comment=comment, expect_digest=expect_digest
+    )
+
+
+def perform(journal: Journal, settings: Settings, preview: Preview, text: str) -> Outcome:
+    """The action a confirmed preview describes; ``text``: its answer, comment or reference.
+
+    Bound to what was shown: ``next`` only runs the previewed step, an approval only counts
+    for the previewed plan's digest (else the gate refuses: ``approval.plan_digest``)."""
+    answer = text or None
+    if preview.action == "start":
+        return start(journal, settings, preview.runbook, preview.run_id, answer)
+    if preview.exec_id is None:
+        raise BadInput(f"nothing to {preview.action}: no execution.")
+    if preview.action == "next":
+        return run_step(
+            journal,
+            settings,
+            preview.exec_id,
+            confirm=preview.kind == "manual",
+            answer=answer,
+            expect_step=preview.step_id,
+        )
+    return decide(
+        journal,
+        settings,
+        preview.exec_id,
+        approve=preview.action == "approve",
+        comment=answer,
+        expect_digest=preview.plan_digest,
     )
