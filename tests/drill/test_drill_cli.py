@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from console.config import Settings
 from console.drill import service
 from console.drill.sandbox import STATES
@@ -91,3 +93,20 @@ def test_a_wrong_path_scores_wrong(drills: Drills) -> None:
     assert text.code == 3 and "WRONG" in text.out and "wrong branch" in text.out
     scored = d.events(kinds=["drill.scored"])
     assert len(scored) == 2 and all(e.payload["drill"] == d.drill_id for e in scored)
+
+
+@pytest.mark.slow
+def test_rolling_back_a_run_in_doubt_without_resuming_scores_wrong(drills: Drills) -> None:
+    """The outage's run is rolled back straight away: its in-doubt segment is not among the
+    applied rows, verification finds rows not restored and the runbook escalates; the score
+    says so and names the skipped resume."""
+    d = drills
+    d.start("outage-midway", 9)
+    ex = d.start_runbook("rollback-batch")
+    d.walk(ex)
+    r = d.score()
+    assert r.code == 3, r.out
+    score = r.json()
+    assert score["checks"]["target_state"] is False and score["checks"]["reconcile"] is False
+    assert "rolled back before resuming the run left in doubt" in score["wrong_branches"]
+    assert score["outcome"]["reconcile"]["counts"]["not_restored"] == 20  # one segment

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from console.changes import ChangeSetInvalid
 from console.drill.scenarios import batch
 from console.drill.scenarios.crash import apply_and_die
@@ -9,10 +11,31 @@ from console.drill.scenarios.model import Built, Expected, Scenario, Stage
 from console.errors import BackoutError
 from console.journal.store import EngineQueries
 
-# The happy path of rollback-batch, and of reconcile-and-fix when nothing is wrong.
-ROLLED_BACK = ("pause", "assess", "approve", "rollback", "verify", "notify")
-ALL_GOOD = ("reconcile", "all-good")
-ESCALATED = ("pause", "assess", "escalate", "handover")
+# The three right endings: rolled back and verified against the baseline (rollback-batch);
+# nothing to fix, every row as intended (reconcile-and-fix); values nobody intended found
+# by the assessment, so escalated and nothing written (rollback-batch).
+ROLLED_BACK = Expected(
+    target="baseline",
+    runbook_status="completed",
+    path=("pause", "assess", "approve", "rollback", "verify", "notify"),
+    run_status="rolled_back",
+    against="baseline",
+    findings={"not_restored": 0},
+    rollback=True,
+)
+ALL_GOOD = Expected(
+    target="batch",
+    runbook_status="completed",
+    path=("reconcile", "all-good"),
+    run_status="completed",
+    findings={"wrong_value": 0, "not_applied": 0, "missing_row": 0, "unexpected_row": 0},
+)
+ESCALATED = Expected(
+    target="batch",
+    runbook_status="escalated",
+    path=("pause", "assess", "escalate", "handover"),
+    run_status="completed",
+)
 
 
 def _run_of(stage: Stage, base: str) -> str:
@@ -54,16 +77,7 @@ OUTAGE = Scenario(
     runbook="rollback-batch",
     briefing="The n8n pricing flow's host went down during the EU price uplift. The run still "
     "shows as running. Product owners want the old prices back until it is re-planned.",
-    expected=Expected(
-        target="baseline",
-        runbook_status="completed",
-        path=ROLLED_BACK,
-        run_status="rolled_back",
-        against="baseline",
-        findings={"not_restored": 0},
-        rollback=True,
-        resume_first=True,
-    ),
+    expected=replace(ROLLED_BACK, resume_first=True),
     build=_outage,
 )
 
@@ -75,15 +89,7 @@ CONSTRAINT = Scenario(
     runbook="rollback-batch",
     briefing="The US discount batch stopped halfway with a database error. Part of the "
     "catalogue has the discount, part does not. Sales wants one consistent price list.",
-    expected=Expected(
-        target="baseline",
-        runbook_status="completed",
-        path=ROLLED_BACK,
-        run_status="rolled_back",
-        against="baseline",
-        findings={"not_restored": 0},
-        rollback=True,
-    ),
+    expected=ROLLED_BACK,
     build=_constraint,
 )
 
@@ -177,12 +183,7 @@ OUT_OF_BAND = Scenario(
     runbook="rollback-batch",
     briefing="The APAC uplift used last quarter's price list. Roll it back. A merchandiser "
     "says they fixed 'a couple of prices by hand' today.",
-    expected=Expected(
-        target="batch",
-        runbook_status="escalated",
-        path=ESCALATED,
-        run_status="completed",
-    ),
+    expected=ESCALATED,
     build=_out_of_band,
 )
 
@@ -194,12 +195,7 @@ RETRY_STORM = Scenario(
     runbook="reconcile-and-fix",
     briefing="The spring-collection flow timed out and retried several times. The web shop "
     "team fears duplicate products.",
-    expected=Expected(
-        target="batch",
-        runbook_status="completed",
-        path=ALL_GOOD,
-        run_status="completed",
-    ),
+    expected=ALL_GOOD,
     build=_retry_storm,
 )
 
@@ -211,12 +207,7 @@ NULLS = Scenario(
     runbook="reconcile-and-fix",
     briefing="The EU sync flow failed with 'change set rejected'. Someone asks whether "
     "half of the prices are now empty. The run to check is the last one that wrote.",
-    expected=Expected(
-        target="batch",
-        runbook_status="completed",
-        path=ALL_GOOD,
-        run_status="completed",
-    ),
+    expected=ALL_GOOD,
     build=_nulls,
 )
 
@@ -228,12 +219,7 @@ COLLATERAL = Scenario(
     runbook="rollback-batch",
     briefing="The US +4 % batch completed, but EU bundle prices doubled overnight. Roll back "
     "the batch?",
-    expected=Expected(
-        target="batch",
-        runbook_status="escalated",
-        path=ESCALATED,
-        run_status="completed",
-    ),
+    expected=ESCALATED,
     build=_collateral,
 )
 
