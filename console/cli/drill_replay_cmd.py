@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from console.cli.app import drill_app
 from console.cli.context import JSON_OPT, get_ctx, print_json
 from console.errors import BadInput
+
+if TYPE_CHECKING:
+    from console.journal import Journal
+
+
+def _open_source(url: str, user: str) -> Journal:
+    """The recorded journal, only to be read: never created (a missing SQLite file is bad
+    input, not a new empty journal)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from console.journal import Journal
+    from console.journal.db import resolve_url
+
+    resolved = resolve_url(url)
+    if resolved.startswith("sqlite"):
+        path = make_url(resolved).database
+        if not path or not Path(path).is_file():
+            raise BadInput(f"journal {path or url} does not exist; check --journal.")
+    try:
+        return Journal(resolved, actor=user, create=False)
+    except OperationalError:
+        raise BadInput(f"{url} is not a backout journal; check --journal.") from None
 
 
 @drill_app.command(
@@ -47,10 +70,9 @@ def replay(
     if directory is not None and (directory / "journal.db").exists():
         raise BadInput(f"--dir {directory}: already holds a drill; give an empty directory.")
     from console.drill.replay import Recording, Replayer, build_sandbox
-    from console.journal import Journal
 
     c = get_ctx(ctx)
-    source = Journal(c.journal_url, actor=c.user, create=False)
+    source = _open_source(c.journal_url, c.user)
     try:
         recording = Recording.read(source, run)
     finally:

@@ -238,6 +238,12 @@ def test_headless_cli_replay(
     with pytest.raises(SystemExit) as bad:
         main([*args, "--speed", "0", "--headless"])
     assert bad.value.code == Exit.BAD_INPUT and "--speed" in capsys.readouterr().err
+    # A journal that does not exist is bad input, and is not created.
+    missing = tmp_path / "missing.db"
+    with pytest.raises(SystemExit) as gone:
+        main(["--journal", str(missing), "drill", "replay", "abc", "--headless"])
+    assert gone.value.code == Exit.BAD_INPUT and not missing.exists()
+    assert "does not exist" in capsys.readouterr().err
     # A directory that already holds a drill is refused (exit 2), nothing replaced.
     with pytest.raises(SystemExit) as again:
         main([*args, "--dir", str(tmp_path / "gd"), "--headless"])
