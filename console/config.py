@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from console.errors import BadInput
 
@@ -108,6 +108,18 @@ class NotifyConfig(_Strict):
     retries: int = Field(default=3, ge=0, le=10)
 
 
+def _normaliser(spec: dict[str, Any]) -> dict[str, Any]:
+    """One table's ``[reconcile.normalise.TABLE]``, by the rules reconciliation applies."""
+    from console.errors import BadInput
+    from console.reconcile.normalise import Normalisers
+
+    try:
+        Normalisers.parse(spec)
+    except BadInput as exc:
+        raise ValueError(str(exc).removeprefix("Reconcile normaliser ").rstrip(".")) from None
+    return spec
+
+
 class ReconcileConfig(_Strict):
     """``[reconcile]``: the whole-table baseline behind ``collateral`` and the declared
     normalisers (``[reconcile.normalise.TABLE] column = {decimals = 2}``; a change set's own
@@ -115,7 +127,9 @@ class ReconcileConfig(_Strict):
 
     full_baseline_rows: int = Field(default=10_000, ge=0)  # up to this: copy the table
     rows_per_bucket: int = Field(default=32, ge=1)  # above it: bucketed digests
-    normalise: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    normalise: dict[str, Annotated[dict[str, Any], AfterValidator(_normaliser)]] = Field(
+        default_factory=dict
+    )
 
 
 class IdentityConfig(_Strict):

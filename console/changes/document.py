@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, cast, get_args
 
+from console.canonical import jsonable
 from console.changes.digest import ContentDigest
 from console.changes.model import (
     ChangeSet,
@@ -38,7 +39,17 @@ TOP_KEYS = (
     "touchpoints",
     "steps",
 )
-STEP_KEYS = ("name", "table", "key", "target", "on_error", "invariants", "operations")
+STEP_KEYS = (
+    "name",
+    "table",
+    "key",
+    "target",
+    "on_error",
+    "invariants",
+    "operations",
+    "reconcile",
+)
+RECONCILE_KEYS = ("normalise", "group_by")
 OPTION_KEYS = ("segment_size", "on_error", "max_failed_ratio", "on_existing_insert")
 TOUCHPOINT_KEYS = ("source", "writes", "readers")
 INVARIANT_KEYS = ("name", "sql", "expect")
@@ -250,6 +261,49 @@ def read_invariants(r: Reader, node: Node | None, path: str) -> tuple[Invariant,
     return tuple(out)
 
 
+def read_reconcile(r: Reader, node: Node | None, path: str) -> dict[str, Any]:
+    """A step's ``reconcile:``: ``normalise`` (column -> options, ``ignore: [columns]``) and
+    ``group_by`` (a column whose per-group count and sums must move as intended)."""
+    if node is None:
+        return {}
+    items = r.mapping(node, path, "reconcile", RECONCILE_KEYS)
+    if items is None:
+        return {}
+    out: dict[str, Any] = {}
+    group = r.text(items.get("group_by"), _join(path, "group_by"))
+    if group is not None:
+        out["group_by"] = group
+    norm = items.get("normalise")
+    if norm is not None:
+        where = _join(path, "normalise")
+        columns = r.mapping(norm, where, "normalise", list(norm.value) if is_map(norm) else [])
+        for column, child in (columns or {}).items():
+            # each option on its own line, so the message points at the one at fault
+            parts = child.value.items() if is_map(child) and child.value else [(None, child)]
+            for option, value in parts:
+                spec = to_plain(child) if option is None else {option: to_plain(value)}
+                problem = normaliser_problem(column, spec)
+                if problem is not None:
+                    fld = _join(_join(where, column), option) if option else _join(where, column)
+                    r.bad(value.where, fld, problem)
+        if columns is not None:  # decimals as text: the journal keeps them exact
+            out["normalise"] = jsonable(to_plain(norm))
+    return out
+
+
+def normaliser_problem(column: str, spec: Any) -> str | None:
+    """What is wrong with one declared normaliser, by the rules reconciliation applies."""
+    from console.errors import BadInput
+    from console.reconcile.normalise import Normalisers
+
+    try:
+        Normalisers.parse({column: spec})
+    except BadInput as exc:
+        _where, _, problem = str(exc).removeprefix("Reconcile normaliser ").partition(": ")
+        return problem.rstrip(".") + "; fix it"
+    return None
+
+
 def read_operation(r: Reader, node: Node, path: str, key: tuple[str, ...]) -> Operation | None:
     if not is_map(node):
         r.bad(node.line, path, "an operation must be a mapping such as {op: update, key, set}")
@@ -330,6 +384,7 @@ def _step(
     on_error: OnError | None = None,
     target: str | None = None,
     line: int | None = None,
+    reconcile: dict[str, Any] | None = None,
 ) -> Step:
     frozen = tuple(ops)
     return Step(
@@ -342,6 +397,7 @@ def _step(
         on_error=on_error,
         target=target,
         line=line,
+        reconcile=reconcile or {},
     )
 
 
@@ -365,6 +421,7 @@ def read_steps(r: Reader, node: Node | None) -> list[Step]:
         on_error = r.choice(items.get("on_error"), _join(path, "on_error"), ON_ERROR)
         invariants = read_invariants(r, items.get("invariants"), _join(path, "invariants"))
         ops = read_operations(r, items.get("operations"), _join(path, "operations"), key, None)
+        reconcile = read_reconcile(r, items.get("reconcile"), _join(path, "reconcile"))
         if name is not None and name in names:
             r.bad(
                 items["name"].where,
@@ -385,6 +442,7 @@ def read_steps(r: Reader, node: Node | None) -> list[Step]:
                 on_error=cast(OnError | None, on_error),
                 target=target,
                 line=item.line,
+                reconcile=reconcile,
             )
         )
     return steps

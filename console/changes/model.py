@@ -52,6 +52,9 @@ class Step:
     on_error: OnError | None = None  # None: the change set's
     target: str | None = None  # None: the change set's
     line: int | None = None
+    # How to reconcile this table (``normalise``, ``group_by``): how to check, not what to
+    # write, so outside the digest. Journaled with the step's baseline.
+    reconcile: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

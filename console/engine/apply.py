@@ -260,6 +260,8 @@ class Baseline:
             "digest": self._hash.hexdigest(),
             "aggregates": aggregates,
         }
+        if self.step.reconcile:  # its declared normalisers and group column
+            taken["reconcile"] = dict(self.step.reconcile)
         if not self.problems:  # the whole table outside the change set, for `collateral`
             from console.reconcile import tablestate
 

@@ -221,6 +221,24 @@ def _decimal_fast(slow: Norm) -> Norm:
     return norm
 
 
+def merge_specs(*specs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Normaliser specs from several places, weakest first (``backout.toml``, then the change
+    set, then the caller): a column's rule from a later spec replaces the earlier one whole
+    (the change set knows its batch; mixing options of two rules would be neither's intent);
+    ``ignore`` lists add up."""
+    out: dict[str, Any] = {}
+    ignore: list[str] = []
+    for spec in specs:
+        for column, rule in (spec or {}).items():
+            if column == "ignore" and not isinstance(rule, Mapping):
+                ignore.extend(c for c in rule if c not in ignore)
+            else:
+                out[column] = rule
+    if ignore:
+        out["ignore"] = ignore
+    return out
+
+
 class Normalisers:
     """Per-column rules plus ignored columns, validated once (``parse``)."""
 

@@ -21,7 +21,7 @@ from console.journal import Journal
 from console.journal.models import Run
 from console.reconcile import tablestate
 from console.reconcile.fingerprint import key_text
-from console.reconcile.normalise import Normalisers
+from console.reconcile.normalise import Normalisers, merge_specs
 from console.reconcile.report import SEVERITY, Finding, Mode, Report
 from console.reconcile.scope import Change, Scope
 from console.reconcile.sources import check_source_aggregates, reconcile_source
@@ -44,6 +44,7 @@ class TableResult:
     info: TableInfo
     report: Report
     target_ref: str
+    normalisers: Normalisers = field(default_factory=Normalisers)
 
 
 @dataclass
@@ -244,13 +245,26 @@ def _unjournaled(
     return out
 
 
-def _baseline_aggregates(journal: Journal, run_id: str, table: str) -> Aggregates | None:
-    for e in journal.events(run_id, kinds=["snapshot.taken"], limit=1000):
-        p = e.payload
-        if p.get("phase") == "baseline" and p.get("table") == table and p.get("aggregates"):
-            agg = p["aggregates"]
-            return Aggregates(int(agg.get("count", 0)), dict(agg.get("sums") or {}))
-    return None
+@dataclass(frozen=True)
+class Declared:
+    """What the run journaled with a table's baseline: its aggregates (captured before the
+    first write) and the change set's ``reconcile`` section (``normalise``, ``group_by``)."""
+
+    aggregates: Aggregates | None
+    normalise: Mapping[str, Any]
+    group_by: str | None
+
+    @classmethod
+    def read(cls, journal: Journal, run_id: str, table: str) -> Declared:
+        payloads = tablestate.taken(journal, run_id, table)
+        agg = next((p["aggregates"] for p in payloads if p.get("aggregates")), None)
+        aggregates = (
+            Aggregates(int(agg.get("count", 0)), dict(agg.get("sums") or {})) if agg else None
+        )
+        specs = [dict(p.get("reconcile") or {}) for p in payloads]
+        groups = [str(s["group_by"]) for s in specs if s.get("group_by")]
+        normalise = merge_specs(*(s.get("normalise") for s in specs))
+        return cls(aggregates, normalise, groups[-1] if groups else None)
 
 
 def _later_keys(journal: Journal, run: Run, step: _Step) -> set[KeyTuple]:
@@ -305,6 +319,22 @@ class Targets:
         self._open.clear()
 
 
+def table_normalisers(
+    settings: Settings | None,
+    declared: Declared,
+    info: TableInfo,
+    key: tuple[str, ...],
+    explicit: Mapping[str, Any] | Normalisers | None,
+) -> Normalisers:
+    """The ONE set of normalisers for a table, used by every stage: ``backout.toml``'s
+    ``[reconcile.normalise.TABLE]``, then the change set's (wins per column), then the
+    caller's."""
+    if isinstance(explicit, Normalisers):
+        return explicit
+    config = settings.reconcile.normalise.get(info.name) if settings is not None else None
+    return Normalisers.parse(merge_specs(config, declared.normalise, explicit), info, key)
+
+
 def reconcile_table(
     journal: Journal,
     run: Run,
@@ -312,14 +342,12 @@ def reconcile_table(
     source: SqlTarget,
     mode: Mode,
     normalisers: Mapping[str, Any] | Normalisers | None = None,
+    settings: Settings | None = None,
 ) -> TableResult:
     info = source.table(step.table)
     key = step.key_columns or tuple(info.primary_key)
-    norms = (
-        normalisers
-        if isinstance(normalisers, Normalisers)
-        else Normalisers.parse(normalisers, info, key)
-    )
+    declared = Declared.read(journal, run.id, step.table)
+    norms = table_normalisers(settings, declared, info, key, normalisers)
     scope = _scope(journal, run, step)
     later = _later_keys(journal, run, step)
     state = tablestate.recorded(journal, run.id, step.table)
@@ -350,7 +378,7 @@ def reconcile_table(
         )
         checked = {"buckets": state.buckets, "rows_outside_scope": outside}
         report = report.with_findings(drifted, checked, WORST)
-    base_agg = _baseline_aggregates(journal, run.id, step.table)
+    base_agg = declared.aggregates
     if base_agg is not None:
         # What the scoped rows actually became: a row-level finding already explains its
         # part of the aggregates, so a mismatch left over is what no row explains (collateral).
@@ -372,7 +400,7 @@ def reconcile_table(
             source, step.table, base_agg, moved, mode="expected", normalisers=norms
         )
         report = report.with_findings(agg, {"aggregates": 1 + len(base_agg.sums)}, WORST)
-    return TableResult(step.table, key, info, report, step.target_ref)
+    return TableResult(step.table, key, info, report, step.target_ref, norms)
 
 
 def _actual_images(report: Report, key: tuple[str, ...]) -> dict[str, Row | None]:
@@ -402,7 +430,7 @@ def compute(
     targets = Targets(settings, target)
     try:
         tables = [
-            reconcile_table(journal, run, s, targets.get(s.target_ref), mode, normalisers)
+            reconcile_table(journal, run, s, targets.get(s.target_ref), mode, normalisers, settings)
             for s in steps
         ]
     finally:
@@ -475,8 +503,7 @@ def explain_finding(
     for t in result.tables:
         for f in t.report.findings:
             if key_text(f.key) == wanted and (cls is None or f.cls == cls):
-                norms = Normalisers.parse(normalisers, t.info, t.key_columns)
-                ex = explain(f, t.info, normalisers=norms, mode=result.against)
+                ex = explain(f, t.info, normalisers=t.normalisers, mode=result.against)
                 return {"run_id": result.run_id, "table": t.table, **ex.as_dict()}
     raise NotFound(f"run {result.run_id}: no finding for key {wanted}.")
 

@@ -278,15 +278,20 @@ def _capture_rows(
 # --- reading it back (reconcile time) ---------------------------------------------------
 
 
+def taken(journal: Journal, run_id: str, table: str) -> list[Mapping[str, Any]]:
+    """The run's baseline ``snapshot.taken`` payloads for a table, one per step, in order."""
+    return [
+        e.payload
+        for e in journal.events(run_id, kinds=["snapshot.taken"], limit=1000)
+        if e.payload.get("phase") == "baseline" and e.payload.get("table") == table
+    ]
+
+
 def recorded(journal: Journal, run_id: str, table: str) -> TableState | None:
     """The last ``table_state`` journaled for this table of the run (None: before this
     feature, or a run that never captured its baseline)."""
-    found: TableState | None = None
-    for e in journal.events(run_id, kinds=["snapshot.taken"], limit=1000):
-        p = e.payload
-        if p.get("phase") == "baseline" and p.get("table") == table and p.get("table_state"):
-            found = TableState.of(p["table_state"])
-    return found
+    found = [p["table_state"] for p in taken(journal, run_id, table) if p.get("table_state")]
+    return TableState.of(found[-1]) if found else None
 
 
 def baseline_rows(journal: Journal, run_id: str, table: str) -> dict[KeyTuple, Row | None]:
