@@ -256,7 +256,9 @@ class BackoutApp(App[None]):
 
 def known_binding_ids() -> set[str]:
     """Every binding id of the console's widgets and screens (to check ``[console.keys]``)."""
+    from console.tui.screens.confirm import ConfirmScreen
     from console.tui.screens.event import EventScreen
+    from console.tui.screens.pick import PickScreen
     from console.tui.screens.row_diff import RowDiffScreen
     from console.tui.tabs.audit import AuditPane
     from console.tui.tabs.reconciliation import ReconciliationPane
@@ -279,6 +281,8 @@ def known_binding_ids() -> set[str]:
         AuditPane,
         ReconciliationPane,
         RunbookPane,
+        ConfirmScreen,
+        PickScreen,
     )
     for cls in classes:
         for b in cls.BINDINGS:
