@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from console.cli.app import drill_app
-from console.cli.context import JSON_OPT, get_ctx, print_json
-from console.errors import BadInput
+from console.cli.context import JSON_OPT, finish, get_ctx, print_json
+from console.errors import BadInput, Exit
 
 if TYPE_CHECKING:
     from console.journal import Journal
@@ -101,11 +101,19 @@ def replay(
     }
     if as_json:
         print_json(summary)
-        return
-    typer.echo(
-        f"drill {sandbox.drill_id}: run {recording.run.id} replayed ({replayer.total} events)"
-    )
-    typer.echo(f"journal  {sandbox.journal_url}")
-    typer.echo(f"target   {sandbox.target_url}")
+    else:
+        typer.echo(
+            f"drill {sandbox.drill_id}: run {recording.run.id} replayed ({replayer.total} events)"
+        )
+        typer.echo(f"journal  {sandbox.journal_url}")
+        typer.echo(f"target   {sandbox.target_url}")
     if replayer.diverged:
-        typer.echo(f"{replayer.diverged} rows could not be written as recorded", err=True)
+        # The sandbox did not hold a row as the run found it: it differs from the real
+        # target after the run there, so say so (exit 3) rather than train on it silently.
+        typer.echo(
+            f"backout: {replayer.diverged} rows of the sandbox could not be written as the run "
+            "wrote them (an in-doubt segment or an edit the journal never saw); the sandbox "
+            "differs from the recorded target there.",
+            err=True,
+        )
+        finish(Exit.REVIEW)

@@ -44,7 +44,14 @@ from console.journal.models import Run
 from console.journal.store import T_SNAPSHOTS, StoredEvent, parse_ts
 from console.paths import data_dir
 from console.targets.sql import SqlTarget
-from console.targets.types import ColumnKind, Row, RowWrite, SegmentError, TransientError
+from console.targets.types import (
+    ColumnKind,
+    OpKind,
+    Row,
+    RowWrite,
+    SegmentError,
+    TransientError,
+)
 
 # Kinds that record what people did about the run after it ran: the trainee's part.
 LEFT_OUT = (
@@ -571,6 +578,8 @@ class Replayer:
             self._intents[int(payload["seg_no"])] = list(payload.get("ops", []))
         elif recorded.kind == "segment.applied":
             self._apply(payload)
+        elif recorded.kind == "op.conflict":
+            self._found(payload)
         return stored
 
     def _payload(self, recorded: StoredEvent) -> dict[str, Any]:
@@ -632,6 +641,39 @@ class Replayer:
                 self.diverged += len(writes)
                 continue
             self.diverged += sum(1 for o in outcomes if o.status != "applied")
+
+    def _found(self, payload: Mapping[str, Any]) -> None:
+        """A conflict: the run found the row as someone else had left it (``detail.now``).
+        The sandbox takes that row, so it holds the out-of-band edit too (and a trainee's
+        rollback meets the same conflict)."""
+        assert self._target is not None
+        detail = payload.get("detail") or {}
+        if "now" not in detail or not isinstance(detail.get("key"), dict):
+            return
+        op_no = int(payload.get("op_no", 0))
+        table = str(detail.get("table") or self._table_of(op_no))
+        keys = self.rec.key_columns().get(table) or tuple(detail["key"])
+        key, now = dict(detail["key"]), detail["now"]
+        current = next(iter(self._target.read_rows(table, keys, [key]).values()), None)
+        if current is None and now is None:
+            return
+        kind: OpKind = "insert" if current is None else "delete" if now is None else "update"
+        write = (
+            None
+            if now is None
+            else {c: v for c, v in now.items() if c not in keys or kind == "insert"}
+        )
+        try:
+            self._target.write_segment(table, keys, [RowWrite(op_no, kind, key, current, write)])
+        except (SegmentError, TransientError):
+            self.diverged += 1
+
+    def _table_of(self, op_no: int) -> str:
+        for ops in self._intents.values():
+            for o in ops:
+                if int(o["op_no"]) == op_no:
+                    return str(o["table"])
+        return ""
 
     def _finish(self) -> None:
         assert self._journal is not None

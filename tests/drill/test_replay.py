@@ -362,3 +362,29 @@ def test_a_run_on_a_postgresql_target_replays_into_sqlite(pg_url: str, tmp_path:
             assert set(ours[k]) == set(row)
             for c, v in row.items():
                 assert same(columns[c], ours[k][c], v), (k, c, ours[k][c], v)
+
+
+def test_a_conflict_brings_the_out_of_band_edit_into_the_sandbox(
+    recorded: Recorded, tmp_path: Path
+) -> None:
+    """Someone edited a row after the batch; the recorded rollback met it as a conflict. The
+    replay puts that edit in the sandbox, which ends as the real target did, edit included."""
+    import sqlite3
+
+    from console.rollback.execute import Options, Rollback
+
+    with sqlite3.connect(recorded.target_path) as conn:
+        conn.execute("UPDATE items SET note = 'edited by hand' WHERE id = 3")
+    source = Journal(recorded.journal_url, actor="oncall")
+    try:
+        report = Rollback(source, Settings()).execute(recorded.run_id, Options())
+        [rollback_run] = source.runs(kind="rollback")
+    finally:
+        source.close()
+    assert report.exit_code == Exit.REVIEW, report.message
+    rollback = Recorded(recorded.journal_url, recorded.target_path, rollback_run.id)
+    replayer = replayed(rollback, tmp_path / "drill")
+    assert replayer.finished and replayer.diverged == 0
+    ours = rows(replayer.sandbox.target_url)
+    assert ours == rows(f"sqlite:///{recorded.target_path}")
+    assert [r["note"] for r in ours if r["id"] == 3] == ["edited by hand"]
