@@ -151,7 +151,13 @@ class RunbookPane(JournalPane):
         if changed and self.live:
             self._load_execs()
 
-    @work(thread=True, group="runbook-execs", exclusive=True, exit_on_error=False)
+    @work(
+        thread=True,
+        group="runbook-execs",
+        name="runbook.execs",
+        exclusive=True,
+        exit_on_error=False,
+    )
     def _load_execs(self) -> None:
         self.post_message(self.Execs(data.runbook_execs(self.console_app.journal, self.run_id)))
 
@@ -239,10 +245,7 @@ class RunbookPane(JournalPane):
     def _list_runbooks(self) -> None:
         from console.runbook import service
 
-        try:
-            self.post_message(self.Runbooks(service.runbooks()))
-        except BackoutError as exc:
-            self.post_message(self.Done("start", exc.message, exc.exit_code))
+        self._reply("start", lambda: self.Runbooks(service.runbooks()))
 
     @on(Runbooks)
     def _pick_runbook(self, message: Runbooks) -> None:
@@ -275,19 +278,16 @@ class RunbookPane(JournalPane):
         from console.runbook import service
 
         journal, settings = self.console_app.journal, self._settings()
-        try:
+
+        def read() -> Message:
             if action == "start":
-                preview = service.start_preview(ref, self.run_id)
-            elif action == "next":
-                preview = service.step_preview(journal, settings, ref)
-            else:
-                preview = service.approval_preview(
-                    journal, settings, ref, approve=action == "approve"
-                )
-        except BackoutError as exc:
-            self.post_message(self.Done(action, exc.message, exc.exit_code))
-            return
-        self.post_message(self.Previewed(preview))
+                return self.Previewed(service.start_preview(ref, self.run_id))
+            if action == "next":
+                return self.Previewed(service.step_preview(journal, settings, ref))
+            approve = action == "approve"
+            return self.Previewed(service.approval_preview(journal, settings, ref, approve=approve))
+
+        self._reply(action, read)
 
     @on(Previewed)
     def _confirm(self, message: Previewed) -> None:
@@ -326,13 +326,25 @@ class RunbookPane(JournalPane):
         from console.runbook import service
 
         journal, settings = self.console_app.journal, self._settings()
-        try:
+
+        def act() -> Message:
             service.prepare(journal, settings, None)
             outcome = service.perform(journal, settings, p, text)
+            return self.Done(p.action, outcome.message, outcome.exit_code)
+
+        self._reply(p.action, act)
+
+    def _reply(self, action: str, job: Callable[[], Message]) -> None:
+        """Post what ``job`` (in a worker thread) returns; a failure posts ``Done`` with its
+        message, so the wizard is never left busy and shows no traceback."""
+        try:
+            reply = job()
         except BackoutError as exc:
-            self.post_message(self.Done(p.action, exc.message, exc.exit_code))
-            return
-        self.post_message(self.Done(p.action, outcome.message, outcome.exit_code))
+            reply = self.Done(action, exc.message, exc.exit_code)
+        except Exception as exc:  # anything else still ends the action, with what broke
+            self.log.error(f"runbook {action} failed", exc)
+            reply = self.Done(action, f"{type(exc).__name__}: {exc}", Exit.FAILED)
+        self.post_message(reply)
 
     @on(Done)
     def _done(self, message: Done) -> None:
