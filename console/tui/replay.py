@@ -111,6 +111,7 @@ class ReplayApp(BackoutApp):
             total=r.total,
             now=r.clock.now(),
             finished=r.finished,
+            last=r.rec.events[r.position - 1].kind if r.position else "",
             busy=self.busy,
         )
 

@@ -55,13 +55,14 @@ async def test_play_unfolds_the_run_at_speed(tmp_path: Path) -> None:
         assert app.screen.query(DrillBanner)
         assert f"DRILL {replayer.sandbox.drill_id}" in screen_text(app)
         assert "not production" in screen_text(app)
-        assert "paused" in bar_text(app) and f"event 1/{replayer.total}" in bar_text(app)
+        assert "paused" in bar_text(app)
+        assert f"event 1/{replayer.total} run.created" in bar_text(app)
         assert "✓ 0" in screen_text(app)
         await press(pilot, "space")
         await wait_for(pilot, lambda: replayer.finished, what="the replay to finish")
         await wait_for(pilot, lambda: "completed" in screen_text(app), what="run completed")
         assert "✓ 17" in screen_text(app)  # 12 updates, 3 inserts, 2 deletes
-        assert f"event {replayer.total}/{replayer.total}" in bar_text(app)
+        assert f"event {replayer.total}/{replayer.total} run.completed" in bar_text(app)
         # The banner follows to every console screen (the runs list here).
         await press(pilot, "escape")
         assert app.screen.query(DrillBanner) and "not production" in screen_text(app)

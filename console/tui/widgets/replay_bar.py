@@ -17,6 +17,7 @@ class ReplayState:
     total: int
     now: dt.datetime  # simulated time
     finished: bool
+    last: str = ""  # the kind of the last event replayed
     busy: str = ""  # e.g. "rebuilding" while a backward seek rebuilds the sandbox
 
 
@@ -31,6 +32,8 @@ def replay_text(state: ReplayState) -> Text:
     line.append(mode, style=style)
     line.append(f"  ×{state.speed:g}")
     line.append(f"  event {state.position}/{state.total}")
+    if state.last:
+        line.append(f" {state.last}", style="bold")
     line.append(f"  {state.now:%Y-%m-%d %H:%M:%S} (simulated)", style="dim")
     if state.busy:
         line.append(f"  {state.busy}…", style="italic")
