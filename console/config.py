@@ -191,6 +191,13 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     return None
 
 
+def _one_line(message: str) -> str:
+    """Keys and values quoted from the file must not break the line or drive the terminal."""
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message
+    )
+
+
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Load ``path``, else ``$BACKOUT_CONFIG``, else ``./backout.toml``; defaults if none."""
     explicit = path or os.environ.get("BACKOUT_CONFIG")
@@ -199,11 +206,15 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         if explicit:
             raise BadInput(f"{file}: configuration file not found; check BACKOUT_CONFIG.")
         return Settings()
-    text = file.read_text(encoding="utf-8")
     try:
+        text = file.read_text(encoding="utf-8")
         data = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(_one_line(f"{file}: cannot read the configuration ({exc}).")) from None
     except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"{file}: not valid TOML ({exc}); fix the syntax.") from None
+        raise BadInput(_one_line(f"{file}: not valid TOML ({exc}); fix the syntax.")) from None
+    except RecursionError:
+        raise BadInput(f"{file}: nested too deeply to be a configuration.") from None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -214,7 +225,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         where = f"{file}:{line}" if line else str(file)
         if err["type"] == "extra_forbidden":
             raise BadInput(
-                f"{where}: unknown key '{key}'; remove it or check its spelling."
+                _one_line(f"{where}: unknown key '{key}'; remove it or check its spelling.")
             ) from None
-        raise BadInput(f"{where}: '{key}' {err['msg'].lower()}; fix the value.") from None
+        raise BadInput(
+            _one_line(f"{where}: '{key}' {err['msg'].lower()}; fix the value.")
+        ) from None
     return settings.model_copy(update={"source": str(file)})
