@@ -260,18 +260,13 @@ class Baseline:
             "digest": self._hash.hexdigest(),
             "aggregates": aggregates,
         }
-        if self.step.reconcile:  # its declared normalisers and group column
-            taken["reconcile"] = dict(self.step.reconcile)
-        if not self.problems:  # the whole table outside the change set, for `collateral`
+        if not self.problems:  # the table outside the change set, declared checks
             from console.reconcile import tablestate
 
-            taken["table_state"] = tablestate.capture(
-                self.journal,
-                self.targets.settings,
-                self.target,
-                self.run_id,
-                self.step.table,
-                self.step.key,
+            taken.update(
+                tablestate.capture(
+                    self.journal, self.targets.settings, self.target, self.run_id, self.step
+                )
             )
         self.taken.append(taken)
         self._index = None

@@ -24,7 +24,11 @@ from console.reconcile.fingerprint import key_text
 from console.reconcile.normalise import Normalisers, merge_specs
 from console.reconcile.report import SEVERITY, Finding, Mode, Report
 from console.reconcile.scope import Change, Scope
-from console.reconcile.sources import check_source_aggregates, reconcile_source
+from console.reconcile.sources import (
+    check_group_aggregates,
+    check_source_aggregates,
+    reconcile_source,
+)
 from console.targets.resolve import open_target
 from console.targets.sql import SqlTarget
 from console.targets.types import Aggregates, KeyTuple, Row, TableInfo
@@ -253,18 +257,27 @@ class Declared:
     aggregates: Aggregates | None
     normalise: Mapping[str, Any]
     group_by: str | None
+    groups: dict[tuple[Any, ...], Aggregates] | None = None  # per group_by value, at B
 
     @classmethod
     def read(cls, journal: Journal, run_id: str, table: str) -> Declared:
         payloads = tablestate.taken(journal, run_id, table)
         agg = next((p["aggregates"] for p in payloads if p.get("aggregates")), None)
-        aggregates = (
-            Aggregates(int(agg.get("count", 0)), dict(agg.get("sums") or {})) if agg else None
-        )
+        aggregates = _aggregates(agg) if agg else None
         specs = [dict(p.get("reconcile") or {}) for p in payloads]
         groups = [str(s["group_by"]) for s in specs if s.get("group_by")]
         normalise = merge_specs(*(s.get("normalise") for s in specs))
-        return cls(aggregates, normalise, groups[-1] if groups else None)
+        captured = next(
+            (p["group_aggregates"] for p in payloads if p.get("group_aggregates")), None
+        )
+        per_group = (
+            {tuple(g): _aggregates(a) for g, a in captured} if captured is not None else None
+        )
+        return cls(aggregates, normalise, groups[-1] if groups else None, per_group)
+
+
+def _aggregates(data: Mapping[str, Any]) -> Aggregates:
+    return Aggregates(int(data.get("count", 0)), dict(data.get("sums") or {}))
 
 
 def _later_keys(journal: Journal, run: Run, step: _Step) -> set[KeyTuple]:
@@ -376,31 +389,47 @@ def reconcile_table(
         drifted, outside = tablestate.bucket_findings(
             journal, source, run.id, step.table, key, state
         )
-        checked = {"buckets": state.buckets, "rows_outside_scope": outside}
-        report = report.with_findings(drifted, checked, WORST)
-    base_agg = declared.aggregates
-    if base_agg is not None:
-        # What the scoped rows actually became: a row-level finding already explains its
-        # part of the aggregates, so a mismatch left over is what no row explains (collateral).
-        actual = _actual_images(report, key)
-        moved = [
-            (
-                scope.baseline.get(k),
-                actual[key_text(k)]
-                if key_text(k) in actual
-                else scope.expected.get(k)
-                if mode == "expected"
-                else scope.baseline.get(k),
-            )
-            for k in scope.touched
-        ]
-        # rows outside the change set with a row-level finding explain their part too
-        moved.extend((f.before, f.actual) for f in report.findings if not f.in_scope and f.key)
-        agg = check_source_aggregates(
-            source, step.table, base_agg, moved, mode="expected", normalisers=norms
+        counted = {"buckets": state.buckets, "rows_outside_scope": outside}
+        report = report.with_findings(drifted, counted, WORST)
+    moved = _moved(report, key, scope, mode)
+    extra: list[Finding] = []
+    checked: dict[str, int] = {}
+    if declared.aggregates is not None:
+        extra += check_source_aggregates(
+            source, step.table, declared.aggregates, moved, mode="expected", normalisers=norms
         )
-        report = report.with_findings(agg, {"aggregates": 1 + len(base_agg.sums)}, WORST)
+        checked["aggregates"] = 1 + len(declared.aggregates.sums)
+    if declared.group_by and declared.groups is not None:
+        now = tablestate.group_aggregates(source, step.table, declared.group_by)
+        extra += check_group_aggregates(
+            info, declared.group_by, declared.groups, now, moved, normalisers=norms
+        )
+        checked["groups"] = len(set(declared.groups) | set(now))
+    if checked:
+        report = report.with_findings(extra, checked, WORST)
     return TableResult(step.table, key, info, report, step.target_ref, norms)
+
+
+def _moved(
+    report: Report, key: tuple[str, ...], scope: Scope, mode: Mode
+) -> list[tuple[Row | None, Row | None]]:
+    """(B, what the row became) per row that should count in the aggregates: a row-level
+    finding already explains its part, so a mismatch left over is what no row explains."""
+    actual = _actual_images(report, key)
+    moved = [
+        (
+            scope.baseline.get(k),
+            actual[key_text(k)]
+            if key_text(k) in actual
+            else scope.expected.get(k)
+            if mode == "expected"
+            else scope.baseline.get(k),
+        )
+        for k in scope.touched
+    ]
+    # rows outside the change set with a row-level finding explain their part too
+    moved.extend((f.before, f.actual) for f in report.findings if not f.in_scope and f.key)
+    return moved
 
 
 def _actual_images(report: Report, key: tuple[str, ...]) -> dict[str, Row | None]:

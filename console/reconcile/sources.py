@@ -3,6 +3,7 @@ same reading methods) and the reconciliation core, which only sees plain rows.""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -101,3 +102,29 @@ def check_source_aggregates(
     actual = source.aggregates(table, numeric)
     deltas = intended_deltas(info, changes if mode == "expected" else (), numeric)
     return check_aggregates(info, {(): baseline}, {(): actual}, deltas, normalisers=normalisers)
+
+
+def check_group_aggregates(
+    info: TableInfo,
+    group_by: str,
+    baseline: Mapping[Any, Aggregates],
+    actual: Mapping[Any, Aggregates],
+    changes: Iterable[tuple[Row | None, Row | None]],
+    *,
+    normalisers: Normalisers | None = None,
+) -> list[Finding]:
+    """Per-group ``aggregate_mismatch`` findings: each group's count and sums against its
+    baseline moved by the change set (a row changing group moves between groups)."""
+    numeric = [c for c in numeric_columns(info, normalisers) if c != group_by]
+
+    def only(aggs: Mapping[Any, Aggregates]) -> dict[Any, Aggregates]:
+        return {
+            g: Aggregates(a.count, {c: v for c, v in a.sums.items() if c in numeric})
+            for g, a in aggs.items()
+        }
+
+    deltas = intended_deltas(info, changes, numeric, group_by=group_by)
+    found = check_aggregates(
+        info, only(baseline), only(actual), deltas, group_by=group_by, normalisers=normalisers
+    )
+    return [dataclasses.replace(f, detail={**f.detail, "group_by": group_by}) for f in found]

@@ -29,13 +29,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from console.canonical import canonical_json, digest
+from console.changes.model import Step
 from console.config import Settings
+from console.errors import BadInput
 from console.journal import Journal
+from console.reconcile.aggregates import numeric_columns
 from console.reconcile.fingerprint import key_text
 from console.reconcile.report import Finding
-from console.reconcile.sqlio import keys_in
+from console.reconcile.sqlio import TableRef, keys_in, table_aggregates
 from console.targets.sql import SqlTarget
-from console.targets.types import KeyTuple, Row
+from console.targets.types import Aggregates, KeyTuple, Row
 
 ROWS_PHASE = "table"
 BUCKETS_PHASE = "table-buckets"
@@ -210,19 +213,42 @@ def _write(journal: Journal, rows: list[dict[str, Any]]) -> None:
 
 
 def capture(
-    journal: Journal,
-    settings: Settings,
-    target: SqlTarget,
-    run_id: str,
-    table: str,
-    key_columns: Sequence[str],
+    journal: Journal, settings: Settings, target: SqlTarget, run_id: str, step: Step
 ) -> dict[str, Any]:
-    """Record the table's state outside the change set (called once a step's baseline is
-    captured; a table written by several steps is captured again, replacing the earlier one,
-    once every step's keys are known). Returns the ``table_state`` payload."""
-    cfg = settings.reconcile
+    """What a step's ``snapshot.taken`` adds for reconciliation, captured with its baseline:
+    ``table_state`` (the table outside the change set; a table written by several steps is
+    captured again, replacing the earlier one, once every step's keys are known), the step's
+    ``reconcile`` section, and with its ``group_by`` the per-group aggregates."""
+    out: dict[str, Any] = {"table_state": _capture_state(journal, settings, target, run_id, step)}
+    if step.reconcile:
+        out["reconcile"] = dict(step.reconcile)
+    group = step.reconcile.get("group_by")
+    if group:
+        out["group_aggregates"] = [
+            [list(g), a.as_dict()]
+            for g, a in group_aggregates(target, step.table, str(group)).items()
+        ]
+    return out
+
+
+def group_aggregates(target: SqlTarget, table: str, group_by: str) -> dict[Any, Aggregates]:
+    """Count and exact sums per value of ``group_by``, pushed down to SQL."""
     info = target.table(table)
-    key = tuple(key_columns or info.primary_key)
+    if not info.has(group_by):
+        raise BadInput(f"reconcile.group_by {group_by}: no such column in table {table}.")
+    t = target._reflected(table).table
+    numeric = [c for c in numeric_columns(info) if c != group_by]
+    with target.engine.connect() as conn:
+        return table_aggregates(conn, info, TableRef(t.name, t.schema), numeric, group_by=group_by)
+
+
+def _capture_state(
+    journal: Journal, settings: Settings, target: SqlTarget, run_id: str, step: Step
+) -> dict[str, Any]:
+    cfg = settings.reconcile
+    table = step.table
+    info = target.table(table)
+    key = tuple(step.key or info.primary_key)
     _drop(journal, run_id, table)
     total = int(target.aggregates(table, []).count)
     if total <= cfg.full_baseline_rows:
