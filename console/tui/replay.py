@@ -99,7 +99,8 @@ class ReplayApp(BackoutApp):
         else:
             screen.mount(DrillBanner(self.drill_id))
         if not screen.query(ReplayBar):
-            screen.mount(ReplayBar())
+            status = screen.query("#status")
+            screen.mount(ReplayBar(), before=status.first() if status else None)
         self._show()
 
     def state(self) -> ReplayState:

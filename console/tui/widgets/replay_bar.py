@@ -30,7 +30,7 @@ def replay_text(state: ReplayState) -> Text:
         mode, style = "❚❚ paused", "bold yellow"
     line = Text(" ", no_wrap=True, overflow="ellipsis")
     line.append(mode, style=style)
-    line.append(f"  ×{state.speed:g}")
+    line.append(f"  ×{state.speed:,.0f}" if state.speed >= 1000 else f"  ×{state.speed:g}")
     line.append(f"  event {state.position}/{state.total}")
     if state.last:
         line.append(f" {state.last}", style="bold")
@@ -42,11 +42,10 @@ def replay_text(state: ReplayState) -> Text:
 
 
 class ReplayBar(Static):
-    """Docked under the screen while the console shows a replay."""
+    """Above the status bar while the console shows a replay (the key bar docks below)."""
 
     DEFAULT_CSS = """
     ReplayBar {
-        dock: bottom;
         height: 1;
         width: 100%;
         background: $boost;
