@@ -304,3 +304,47 @@ async def test_manual_step_answer(team: Team, consoles: dict[str, Console]) -> N
         done = events(team, "runbook.step.finished")
         assert [(d["step"], d["result"]["answer"]) for d in done] == [("backup", "snap-0412")]
         assert op.exec_status() == "active@notify"
+
+
+APPROVE_FIRST = """
+runbook: rb-approve-first
+version: 1
+steps:
+  - id: approve
+    approval: {quorum: 2}
+  - id: rollback
+    action: rollback
+    next: end
+"""
+
+
+async def test_role_duplicate_and_expiry_refusals(
+    team: Team, settings: Settings, consoles: dict[str, Console], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team.write_runbook("rb-approve-first", APPROVE_FIRST)
+    op, owner, nobody = consoles["oncall1"], consoles["owner1"], Console(team, "nobody", settings)
+    async with (
+        op.app.run_test(size=(120, 40)) as p1,
+        owner.app.run_test(size=(120, 40)) as p2,
+        nobody.app.run_test(size=(120, 40)) as p3,
+    ):
+        for console, pilot in ((op, p1), (owner, p2), (nobody, p3)):
+            await console.open(pilot)
+        await start_runbook(op, p1, "rb-approve-first")
+        for console, pilot in ((owner, p2), (nobody, p3)):
+            await wait_for(pilot, lambda c=console: c.exec_status() == "awaiting_approval@approve")
+
+        await nobody.ask(p3, "a")
+        assert (await nobody.confirm(p3)).startswith("⊘ refused: policy v3 (policy.roles)")
+        await owner.ask(p2, "a")
+        assert (await owner.confirm(p2)).startswith("✓ ")
+        await owner.ask(p2, "a")
+        assert (await owner.confirm(p2)).startswith("⊘ refused: policy v3 (approval.duplicate)")
+
+        monkeypatch.setenv("BACKOUT_CLOCK", "+31m")  # the clock the runbook commands use
+        out = await op.step(p1)
+        assert out.startswith("⊘ refused: policy v3 (approval.expires_after)"), out
+        await wait_for(p1, lambda: "expired" in op.exec_status() or "blocked" in op.exec_status())
+    nobody.journal.close()
+    assert [g["actor"] for g in events(team, "approval.granted")] == [team.who("owner1")]
+    assert [e["exec"] for e in events(team, "approval.expired")]
