@@ -23,7 +23,7 @@ def _row(table: str, f: dict[str, Any]) -> str:
 @app.command(
     epilog="Examples:\n\n  backout reconcile 3f2a9c\n\n"
     "  backout reconcile 3f2a9c --against baseline --json\n\n"
-    "  backout reconcile 3f2a9c --table items --notify",
+    "  backout reconcile 3f2a9c --table items --no-notify",
 )
 def reconcile(
     ctx: typer.Context,
@@ -32,8 +32,13 @@ def reconcile(
     table: Annotated[str | None, typer.Option("--table", help="Only this table.")] = None,
     target: Annotated[str | None, typer.Option("--target", "-t", help=TARGET_HELP)] = None,
     notify: Annotated[
-        bool, typer.Option("--notify", help="Also send the summary to the JSON log and webhook.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--notify/--no-notify",
+            help="Send the summary to the [notify] channels (JSON log, webhook); default: "
+            "whichever backout.toml configures.",
+        ),
+    ] = None,
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
     """Compare the target now with the baseline and the intended result, row by row and in

@@ -62,6 +62,9 @@ def rollback(
     target: Annotated[
         str | None, typer.Option("--target", "-t", help="Target URL or name, if it moved.")
     ] = None,
+    no_notify: Annotated[
+        bool, typer.Option("--no-notify", help="Do not send the summary to [notify] channels.")
+    ] = False,
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
     """Reverse exactly what a run wrote, newest first, without clobbering later writes.
@@ -114,6 +117,11 @@ def rollback(
         finish(Exit.REVIEW if p.conflicts and on_conflict == "review" else Exit.DONE)
     with progress_bar(f"rollback {run}", enabled=not as_json) as bar:
         report = Rollback(c.journal, c.settings, progress=bar).execute(run, options)
+    if not dry_run and not no_notify:  # never fatal: outcomes are journaled
+        from console.reconcile.notify import notify_rollback, wanted
+
+        if wanted(c.settings, None):
+            notify_rollback(c.journal, c.settings, report)
     if as_json:
         print_json(report.as_dict())
     else:

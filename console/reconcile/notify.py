@@ -1,8 +1,10 @@
-"""Summary notifications after a reconciliation (and, for the rollback to call, after a
-rollback): a JSON log line and a webhook POST with a Slack-compatible ``text`` field.
+"""Summary notifications after every reconciliation and every rollback, to the channels
+configured in ``backout.toml`` ``[notify]`` (``--no-notify`` skips them): a JSON log line and
+a webhook POST with a Slack-compatible ``text`` field. Stdout is the CLI's own.
 
 Delivery is best effort by design: every webhook attempt is journaled (``notify.sent`` /
-``notify.failed``) and retried with backoff, but a failure never fails the caller.
+``notify.failed``) and retried with backoff, a JSON log that cannot be written is journaled
+as ``notify.failed`` too, and a failure never fails the caller.
 """
 
 from __future__ import annotations
@@ -81,15 +83,33 @@ def _where(url: str) -> str:
 
 
 def _record(
-    journal: Journal | None, run_id: str | None, kind: str, url: str, attempt: int, **extra: Any
+    journal: Journal | None,
+    run_id: str | None,
+    kind: str,
+    url: str,
+    attempt: int,
+    *,
+    channel: str = "webhook",
+    **extra: Any,
 ) -> None:
     if journal is None:
         return
     # recording a notification must never fail the caller
     with contextlib.suppress(Exception):
         journal.append(
-            kind, {"channel": "webhook", "url": url, "attempt": attempt, **extra}, run_id=run_id
+            kind, {"channel": channel, "url": url, "attempt": attempt, **extra}, run_id=run_id
         )
+
+
+def configured(settings: Settings) -> bool:
+    """Whether ``[notify]`` names any channel (then every reconciliation and rollback uses
+    them unless told not to)."""
+    return bool(settings.notify.webhook or settings.notify.json_log)
+
+
+def wanted(settings: Settings, notify: bool | None) -> bool:
+    """``notify`` None (the default): the configured channels; False: none (``--no-notify``)."""
+    return configured(settings) if notify is None else notify and configured(settings)
 
 
 def send(
@@ -107,6 +127,16 @@ def send(
     out: dict[str, str] = {}
     if cfg.json_log:
         out["json_log"] = write_json_log(cfg.json_log, text, summary)
+        if out["json_log"] != "ok":
+            _record(
+                journal,
+                run_id,
+                "notify.failed",
+                cfg.json_log,
+                1,
+                channel="json_log",
+                error=out["json_log"],
+            )
     if cfg.webhook:
         out["webhook"] = post_webhook(
             journal, run_id, cfg.webhook, text, summary, retries=cfg.retries, sleep=sleep

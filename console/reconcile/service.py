@@ -476,11 +476,12 @@ def reconcile_run(
     table: str | None = None,
     target: str | None = None,
     normalisers: Mapping[str, Any] | None = None,
-    notify: bool = False,
+    notify: bool | None = None,
 ) -> ReconcileResult:
     """Reconcile a run and journal the evidence (``reconcile.finished``, ``run.drift``).
 
-    ``notify``: also send the summary to the configured channels (JSON log, webhook)."""
+    ``notify``: send the summary to the configured channels (JSON log, webhook); None, the
+    default, means "whichever ``[notify]`` configures", False skips them."""
     result = compute(
         journal, settings, run_id, against, table=table, target=target, normalisers=normalisers
     )
@@ -503,9 +504,9 @@ def reconcile_run(
             corr=run.corr,
         )
         w.append("run.drift", {"drifted": result.needs_review}, run_id=run.id, corr=run.corr)
-    if notify:
-        from console.reconcile.notify import send
+    from console.reconcile.notify import send, wanted
 
+    if wanted(settings, notify):
         send(journal, settings, run.id, result.text(), {"event": "reconcile", **result.summary})
     return result
 

@@ -116,3 +116,54 @@ def test_rollback_summary_and_direct_post(hook: Hook) -> None:
     }
     assert hook.bodies[0]["text"].startswith("rollback of run r1")
     assert post_webhook(None, None, hook.url, "hi", {}, retries=0) == "ok"
+
+
+def test_configured_channels_are_used_by_default_and_no_notify_skips(
+    tmp_path: Path, hook: Hook
+) -> None:
+    hook.fail = 0
+    j, run_id = _run(tmp_path)
+    settings = Settings(notify=NotifyConfig(webhook=hook.url))
+    reconcile_run(j, settings, run_id)  # nobody asked: the configured channel is used
+    assert len(hook.bodies) == 1 and hook.bodies[0]["event"] == "reconcile"
+    reconcile_run(j, settings, run_id, notify=False)
+    assert len(hook.bodies) == 1
+    reconcile_run(j, Settings(), run_id, notify=True)  # nothing configured: nothing sent
+    assert len(hook.bodies) == 1
+
+
+def test_unwritable_json_log_is_journaled_never_fatal(tmp_path: Path) -> None:
+    j, run_id = _run(tmp_path)
+    log = tmp_path / "missing-dir" / "notify.jsonl"
+    res = reconcile_run(j, Settings(notify=NotifyConfig(json_log=str(log))), run_id)
+    assert res.exit_code == Exit.DONE
+    failed = [e.payload for e in j.events(run_id, kinds=["notify.failed"])]
+    assert len(failed) == 1 and failed[0]["channel"] == "json_log"
+    assert "No such file" in failed[0]["error"]
+
+
+def test_rollback_cli_notifies_configured_channels(tmp_path: Path, hook: Hook) -> None:
+    from typer.testing import CliRunner
+
+    import console.cli  # noqa: F401 - registers every command on the app
+    from console.cli.app import app
+
+    hook.fail = 0
+    _j, run_id = _run(tmp_path)
+    jpath = tmp_path / "journal.db"
+    config = tmp_path / "backout.toml"
+    config.write_text(f'[notify]\nwebhook = "{hook.url}"\nretries = 0\n')
+
+    def rollback(*extra: str) -> int:
+        args = ["--journal", str(jpath), "--as", "tester", "rollback", run_id, *extra]
+        r = CliRunner().invoke(app, args, env={"BACKOUT_CONFIG": str(config)})
+        return r.exit_code
+
+    assert rollback("--dry-run") == 0
+    assert hook.bodies == []  # a dry run changes nothing: nothing to announce
+    assert rollback("--no-notify") == 0
+    assert hook.bodies == []
+    # a second rollback of the same run is refused or a no-op, and still announced
+    rollback()
+    assert len(hook.bodies) == 1 and hook.bodies[0]["event"] == "rollback"
+    assert hook.bodies[0]["run_id"]
