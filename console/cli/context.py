@@ -62,6 +62,10 @@ class Ctx:
             # On PostgreSQL the authenticated role is the identity (the database refuses any
             # other actor); an --as that contradicts it is refused by the gate, journaled.
             self._journal = open_journal(self.journal_url, actor=self.user)
+            note = Path(self._journal.url.removeprefix("sqlite:///")).with_name("replay.json")
+            if self._journal.dialect == "sqlite" and note.is_file():
+                # A replay sandbox's journal (drill/replay.py): every event names the drill.
+                self._journal.drill = json.loads(note.read_text()).get("drill")
             if self.user_arg and self.user_arg != self._journal.actor:
                 from console.runbook import gate
 

@@ -67,6 +67,7 @@ LEFT_OUT = (
     "run.drift",
 )
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+NOTE = "replay.json"  # the sandbox's note: drill id, paths, what it replays
 _PAGE = 2_000
 _SEED_CHUNK = 500
 
@@ -293,7 +294,8 @@ def build_sandbox(
     sandbox.directory.mkdir(parents=True, exist_ok=True)
     seed_target(rec, sandbox)
     note = {**sandbox.as_dict(), "source_run": rec.run.id, "source_journal": rec.source}
-    (sandbox.directory / "drill.json").write_text(json.dumps(note, indent=2) + "\n")
+    # Beside the drill journal: whoever opens it (CLI, console) stamps this drill's id.
+    (sandbox.directory / NOTE).write_text(json.dumps(note, indent=2) + "\n")
     return sandbox
 
 

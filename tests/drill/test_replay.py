@@ -238,6 +238,19 @@ def test_headless_cli_replay(
     with pytest.raises(SystemExit) as bad:
         main([*args, "--speed", "0", "--headless"])
     assert bad.value.code == Exit.BAD_INPUT and "--speed" in capsys.readouterr().err
+    # The trainee's own commands on the sandbox journal carry the drill id too.
+    with pytest.raises(SystemExit) as rolled:
+        main(["--journal", out["journal"], "--as", "trainee", "rollback", out["run"]])
+    assert rolled.value.code == Exit.DONE
+    capsys.readouterr()
+    drill = Journal(out["journal"], create=False)
+    try:
+        [rollback] = drill.runs(kind="rollback", drills=True)
+        events = drill.events(rollback.id, limit=1000)
+        assert events and {e.payload.get("drill") for e in events} == {out["drill"]}
+        assert {e.actor for e in events} == {"trainee"}
+    finally:
+        drill.close()
     # A journal that does not exist is bad input, and is not created.
     missing = tmp_path / "missing.db"
     with pytest.raises(SystemExit) as gone:
