@@ -81,10 +81,13 @@ class Bare(App[None]):
 
 
 class LagMeter:
-    """The event loop's longest stall: a task that should wake every 5 ms."""
+    """The event loop's longest stall: a task that should wake every 5 ms. ``phase`` names
+    what the console is doing, so the worst stall says where it happened."""
 
     def __init__(self) -> None:
         self.worst = 0.0
+        self.phase = ""
+        self.by_phase: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
@@ -92,10 +95,13 @@ class LagMeter:
         while True:
             before = loop.time()
             await asyncio.sleep(0.005)
-            self.worst = max(self.worst, loop.time() - before - 0.005)
+            stall = loop.time() - before - 0.005
+            self.worst = max(self.worst, stall)
+            self.by_phase[self.phase] = max(self.by_phase.get(self.phase, 0.0), stall)
 
-    def start(self) -> None:
+    def start(self, phase: str = "") -> None:
         self.worst = 0.0
+        self.phase = phase
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def stop(self) -> float:
@@ -147,7 +153,7 @@ async def runs_first_paint(url: str, lag: LagMeter) -> tuple[float, float]:
     cpu = time.process_time()
     app = console_app(url)
     async with app.run_test(size=SIZE) as pilot:
-        lag.start()
+        lag.start("runs list")
         runs = app.screen.query_one(RunList)
         await until(lambda: runs.counted and runs.row_at(0) is not None)
         await painted(app)
@@ -167,7 +173,7 @@ async def run_screen(url: str, lag: LagMeter) -> dict[str, Any]:
     app = console_app(url)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        lag.start()
+        lag.start("run screen")
         t = time.perf_counter()
         cpu = time.process_time()
         app.open_run(BIG)
@@ -184,6 +190,7 @@ async def run_screen(url: str, lag: LagMeter) -> dict[str, Any]:
         out["first_paint_cpu"] = time.process_time() - cpu
 
         # Operations: first page, then the end.
+        lag.phase = "operations"
         t = time.perf_counter()
         screen.action_tab("operations")
         await until(lambda: bool(screen.query(OperationList)))
@@ -206,6 +213,7 @@ async def run_screen(url: str, lag: LagMeter) -> dict[str, Any]:
         out["ops_pages_in_memory"] = len(ops._pages)
 
         # Events: first page, then the end of a million.
+        lag.phase = "events"
         t = time.perf_counter()
         screen.action_tab("events")
         await until(lambda: bool(screen.query("#event-list")))
@@ -297,6 +305,8 @@ async def measure(url: str, rounds: int) -> None:
     print(f"  events: jump to a third              {ms(med('events_middle'))}")
     stall = max([w for _, w in runs] + [s["worst_stall"] for s in screens])
     print(f"  longest event-loop stall             {ms(stall)}")
+    for phase, worst in lag.by_phase.items():
+        print(f"    worst while on {phase:<20}  {ms(worst)}")
     print(f"  operation pages held after paging    {s0['ops_pages_in_memory']} (of 256 rows)")
     print(f"  peak RSS of the whole benchmark      {rss:7.1f} MiB")
     ok = fp < 0.3 and r < 0.5 and med("ops_end") < 0.1 and med("events_end") < 0.1

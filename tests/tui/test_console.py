@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 from textual.command import CommandPalette
-from textual.widgets import TabbedContent
 
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.row_diff import RowDiffScreen
@@ -15,6 +14,7 @@ from console.tui.tabs.audit import AuditPane
 from console.tui.widgets.event_list import EventList
 from console.tui.widgets.operation_list import OperationList
 from console.tui.widgets.run_list import RunList
+from console.tui.widgets.tab_bar import TabBar
 from console.tui.widgets.timeline import Timeline
 from tests.tui.helpers import (
     make_app,
@@ -93,7 +93,7 @@ async def test_open_run_and_switch_tabs(built: BuiltJournal) -> None:
         await settle(pilot)
         assert isinstance(app.screen, RunScreen)
         assert app.screen.run_id == PAUSED
-        tabs = app.screen.query_one(TabbedContent)
+        tabs = app.screen.query_one(TabBar)
         assert tabs.active == "timeline"
         await press(pilot, "2")
         assert tabs.active == "operations"
@@ -170,7 +170,7 @@ async def test_f_jumps_to_the_next_failure(built: BuiltJournal) -> None:
         # Enter opens the selected event in the Events tab.
         await press(pilot, "enter")
         await settle(pilot)
-        assert app.screen.query_one(TabbedContent).active == "events"
+        assert app.screen.query_one(TabBar).active == "events"
         events = app.screen.query_one("#event-list", EventList)
         assert events.current is not None and events.current.kind == "op.conflict"
 
@@ -203,7 +203,7 @@ async def test_row_diff_of_a_conflict_then_back(built: BuiltJournal) -> None:
         assert "≠⚠" in text  # price: changed by us and by someone else
         await press(pilot, "escape")
         assert isinstance(app.screen, RunScreen)
-        assert app.screen.query_one(TabbedContent).active == "operations"
+        assert app.screen.query_one(TabBar).active == "operations"
 
 
 async def test_help_lists_the_live_bindings(built: BuiltJournal) -> None:

@@ -19,6 +19,7 @@ from console.reconcile.report import SEVERITY
 from console.reconcile.service import reconcile_run
 from console.tui.app import BackoutApp
 from console.tui.screens.finding_diff import FindingDiffScreen
+from console.tui.screens.run import RunScreen
 from console.tui.tabs.reconciliation import FindingList, ReconciliationPane
 from tests.engine.helpers import changeset_doc, make_items, write_changeset
 from tests.tui.helpers import press, screen_text, settle, wait_for
@@ -150,3 +151,20 @@ async def test_opening_a_finding_shows_the_three_way_diff(edited_run: tuple[str,
         await settle(pilot)
         assert isinstance(app.screen, FindingDiffScreen)
         assert "no row in: actual" in screen_text(app)
+
+
+async def test_palette_reconciles_from_another_tab(edited_run: tuple[str, str]) -> None:
+    journal_url, run_id = edited_run
+    app = _app(journal_url, run_id)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunScreen) and screen.active_tab == "timeline"
+        command = next(
+            c for c in screen.palette_commands() if c.title == "Reconciliation: reconcile now"
+        )
+        command.run()  # the tab is not mounted yet: it reconciles once it is
+        pane = screen.query_one(ReconciliationPane)
+        await wait_for(pilot, lambda: pane.rec is not None, what="the reconciliation")
+        assert screen.active_tab == "reconciliation" and pane.rec is not None
+        assert pane.rec.complete and pane.rec.needs_review

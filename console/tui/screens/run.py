@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import Static, TabbedContent, TabPane
+from textual.widgets import ContentSwitcher, Static
 
 from console.errors import BackoutError
 from console.tui import data, fmt, look
@@ -25,6 +25,7 @@ from console.tui.tabs.runbook import RunbookPane
 from console.tui.tabs.timeline import TimelinePane
 from console.tui.widgets.drill_banner import DrillBanner
 from console.tui.widgets.key_bar import KeyBar
+from console.tui.widgets.tab_bar import TabBar
 from console.tui.widgets.timeline import Timeline
 from console.tui.widgets.virtual_list import VirtualList
 
@@ -76,12 +77,18 @@ class RunScreen(ConsoleScreen):
         self.run_id = run_id
         self.bundle: data.RunBundle | None = None
 
+    DEFAULT_CSS = """
+    RunScreen > ContentSwitcher { height: 1fr; }
+    """
+
     def compose(self) -> ComposeResult:
         yield Static(Text(f" run {self.run_id} · loading…", style="dim"), id="run-header")
-        with TabbedContent(initial="timeline", id="tabs"):
+        # One-widget tab bar over a ContentSwitcher: every pane is an empty container until
+        # first shown (RunPane is lazy), so opening a run composes the timeline only.
+        yield TabBar([(p.TAB_ID, p.TAB_TITLE) for p in PANES], "timeline", id="tab-bar")
+        with ContentSwitcher(initial="pane-timeline"):
             for pane in PANES:
-                with TabPane(pane.TAB_TITLE, id=pane.TAB_ID):
-                    yield pane(self.run_id, eager=pane is TimelinePane)
+                yield pane(self.run_id, eager=pane is TimelinePane)
         yield self.status_bar()
         yield KeyBar()
 
@@ -89,6 +96,7 @@ class RunScreen(ConsoleScreen):
         super().on_mount()
         self.status.set(run=self.run_id[:12])
         self._load(self.run_id, None)
+        self.pane.activate()
         self.call_after_refresh(self._focus_pane)
 
     # --- loading --------------------------------------------------------------------------
@@ -115,8 +123,7 @@ class RunScreen(ConsoleScreen):
     def _events_counted(self, message: EventsCounted) -> None:
         if self.bundle is not None and self.bundle.run.id == message.run_id:
             self.bundle.events_total = message.total
-            tabs = self.query_one(TabbedContent)
-            tabs.get_tab("events").label = self.query_one(EventsPane).tab_label()
+            self.tab_bar.set_label("events", self.query_one(EventsPane).tab_label())
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
@@ -129,9 +136,8 @@ class RunScreen(ConsoleScreen):
             self.mount(DrillBanner())  # a drill run never looks like production
         for pane in self.query(RunPane):
             pane.show_bundle(message.bundle, changed=changed)
-        tabs = self.query_one(TabbedContent)
         for pane in self.query(RunPane):
-            tabs.get_tab(pane.TAB_ID).label = pane.tab_label()
+            self.tab_bar.set_label(pane.TAB_ID, pane.tab_label())
         self._sync_status()
 
     @on(Missing)
@@ -175,21 +181,26 @@ class RunScreen(ConsoleScreen):
     # --- panes ----------------------------------------------------------------------------
 
     @property
+    def tab_bar(self) -> TabBar:
+        return self.query_one(TabBar)
+
+    @property
+    def active_tab(self) -> str:
+        return self.tab_bar.active
+
+    @property
     def pane(self) -> RunPane:
-        active = self.query_one(TabbedContent).active
-        return self.query_one(f"#pane-{active}", RunPane)
+        return self.query_one(f"#pane-{self.active_tab}", RunPane)
 
     def _focus_pane(self) -> None:
         target = self.pane.focus_target()
         if target is not None:
             target.focus()
 
-    @on(TabbedContent.TabActivated)
-    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        event.stop()
-        self.pane.activate()
-        self._focus_pane()
-        self._sync_status()
+    @on(TabBar.Chosen)
+    def _tab_chosen(self, message: TabBar.Chosen) -> None:
+        message.stop()
+        self.action_tab(message.tab)
 
     def _sync_status(self) -> None:
         pane = self.pane
@@ -260,12 +271,17 @@ class RunScreen(ConsoleScreen):
         self._sync_status()
 
     def action_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        if tab == self.active_tab:
+            return
+        self.tab_bar.set_active(tab)
+        self.query_one(ContentSwitcher).current = f"pane-{tab}"
+        self.pane.activate()
+        self._focus_pane()
+        self._sync_status()
 
     def action_next_tab(self, step: int) -> None:
         ids = [p.TAB_ID for p in PANES]
-        current = self.query_one(TabbedContent).active
-        self.action_tab(ids[(ids.index(current) + step) % len(ids)])
+        self.action_tab(ids[(ids.index(self.active_tab) + step) % len(ids)])
 
     def action_refresh(self) -> None:
         self._load(self.run_id, None)
@@ -304,6 +320,11 @@ class RunScreen(ConsoleScreen):
         yield PaletteCommand(
             "Audit: verify the journal", "Recompute chain and projections", self._verify
         )
+        yield PaletteCommand(
+            "Reconciliation: reconcile now",
+            "Compare the target with the baseline and the intended result (r)",
+            self._reconcile,
+        )
         yield from self.query_one(RunbookPane).palette_commands(lambda: self.action_tab("runbook"))
         yield PaletteCommand("Back to the runs list", "esc", self.app.pop_screen)
 
@@ -329,6 +350,10 @@ class RunScreen(ConsoleScreen):
             self._sync_status()
 
         return run
+
+    def _reconcile(self) -> None:
+        self.action_tab("reconciliation")
+        self.query_one(ReconciliationPane).action_reconcile()
 
     def _verify(self) -> None:
         self.action_tab("audit")

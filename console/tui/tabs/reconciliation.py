@@ -58,7 +58,7 @@ def summary(rec: data.Reconciliation | None) -> Text:
     """Counts by class, worst first: a symbol and a word each (never colour alone)."""
     if rec is None:
         return Text.assemble(
-            ("○ not reconciled yet", "bold"), (" · press r to reconcile against the target", "dim")
+            (" ○ not reconciled yet", "bold"), (" · press r to reconcile against the target", "dim")
         )
     out = Text()
     out.append_text(
@@ -121,6 +121,7 @@ class ReconciliationPane(RunPane):
         self.rec: data.Reconciliation | None = None
         self.running_since: float | None = None
         self._ticker: Timer | None = None
+        self._asked = False  # r (or the palette) before the tab was mounted
 
     def build(self) -> list[Widget]:
         return [
@@ -135,6 +136,9 @@ class ReconciliationPane(RunPane):
 
     def first_show(self) -> None:
         self._read_latest()
+        if self._asked:
+            self._asked = False
+            self.action_reconcile()
 
     def show_bundle(self, bundle: data.RunBundle, *, changed: bool) -> None:
         super().show_bundle(bundle, changed=changed)
@@ -162,6 +166,9 @@ class ReconciliationPane(RunPane):
         self.post_message(self.Shown(rec, fresh=False))
 
     def action_reconcile(self) -> None:
+        if not self.live:
+            self._asked = True
+            return
         if self.running_since is not None:
             self.notify("A reconciliation is already running.", timeout=2)
             return
