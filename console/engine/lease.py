@@ -55,18 +55,25 @@ def _process_gone(holder: Holder) -> bool:
     return False
 
 
+def live_holder(conn: Connection, journal: Journal, run_id: str) -> Holder | None:
+    """Who holds the run's lease and is still alive, if anyone."""
+    row = conn.execute(select(T_LEASES).where(T_LEASES.c.run_id == run_id)).mappings().first()
+    if row is None:
+        return None
+    current = Holder.parse(row["holder"])
+    alive = parse_ts(row["expires_at"]) > journal.clock() and not _process_gone(current)
+    return current if alive else None
+
+
 def acquire(conn: Connection, journal: Journal, run_id: str, holder: Holder) -> None:
     """Take the run's lease inside a journal write transaction (which serialises takers)."""
     now = journal.clock()
-    row = conn.execute(select(T_LEASES).where(T_LEASES.c.run_id == run_id)).mappings().first()
-    if row is not None and row["holder"] != str(holder):
-        current = Holder.parse(row["holder"])
-        alive = parse_ts(row["expires_at"]) > now and not _process_gone(current)
-        if alive:
-            raise RunHeld(
-                f"run {run_id} is being executed by process {current.pid} on {current.host}; "
-                f"wait for it, or pause it with `backout pause {run_id}`."
-            )
+    current = live_holder(conn, journal, run_id)
+    if current is not None and current != holder:
+        raise RunHeld(
+            f"run {run_id} is being executed by process {current.pid} on {current.host}; "
+            f"wait for it, or pause it with `backout pause {run_id}`."
+        )
     conn.execute(delete(T_LEASES).where(T_LEASES.c.run_id == run_id))
     conn.execute(
         T_LEASES.insert(),

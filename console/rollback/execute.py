@@ -33,6 +33,17 @@ OnConflict = Literal["review", "skip"]
 MAX_OP = 2**31 - 1  # op numbers are INTEGER columns
 
 
+def _refuse_if_executing(conn: Connection, journal: Journal, parent: Run) -> None:
+    """A run another process is still applying would go on writing behind the rollback (and
+    its segment in flight is not in doubt, merely unfinished): it must be paused first."""
+    holder = lease.live_holder(conn, journal, parent.id)
+    if holder is not None and (holder.host, holder.pid) != (socket.gethostname(), os.getpid()):
+        raise lease.RunHeld(
+            f"run {parent.id} is still being applied by process {holder.pid} on "
+            f"{holder.host}; pause it first with `backout pause {parent.id}`, then roll back."
+        )
+
+
 def _refuse_if_started_meanwhile(conn: Connection, parent: Run) -> None:
     """Two executors can plan the same rollback at once; the journal's write transaction
     serialises their starts, and only the first finds the parent as both planned it."""
@@ -178,6 +189,7 @@ class Rollback:
         with self.journal.write() as w:
             if not options.dry_run:
                 _refuse_if_started_meanwhile(w.conn, parent)
+                _refuse_if_executing(w.conn, self.journal, parent)
             lease.acquire(w.conn, self.journal, rb_id, self.holder)
             w.append(
                 "run.created",

@@ -1,7 +1,11 @@
 """The rollback plan: every inverse operation, newest first, and every conflict known now.
 
 An inverse is planned for each operation of the run that is still ``applied`` (so a row is
-never reverted twice) and in scope (steps, keys). The row must still equal the after-image
+never reverted twice) and in scope (steps, keys). An interrupted apply leaves its last segment
+in doubt (operations ``pending``: intent journaled, outcome not); the target settles each such
+row here, as resume would: equal to the before-image → never written, nothing to revert; equal
+to the after-image → written, reverted like an applied one; anything else → a conflict. So a
+rollback never needs the bad batch resumed first. The row must still equal the after-image
 the run wrote; otherwise it is a conflict (someone wrote after us) with its three versions.
 The plan's sha256 is what an approval binds to.
 """
@@ -140,14 +144,20 @@ def inverse_of(op: Operation) -> tuple[OpKind, Row | None, Row | None, tuple[str
     return "update", after, before, cols
 
 
+def _unwritten(op: Operation) -> Row | None:
+    """The row as it was before ``op``: what an unwritten in-doubt row still equals."""
+    return None if op.op == "insert" else loads(op.before)
+
+
 def applied_ops(journal: Journal, run: Run, scope: Scope, exclude: set[int]) -> Iterator[Operation]:
-    """The run's still-applied operations in scope, newest first (keyset pages)."""
+    """The run's still-applied (or in-doubt) operations in scope, newest first (keyset
+    pages)."""
     steps = {s.step_no for s in journal.steps(run.id) if s.name in scope.steps}
     wanted = {canonical_json(k) for k in scope.keys} if scope.keys else None
     after = 0
     while True:
         page = journal.operations(
-            run.id, after_op=after, limit=PAGE, status=["applied"], newest_first=True
+            run.id, after_op=after, limit=PAGE, status=["applied", "pending"], newest_first=True
         )
         for op in page:
             if op.op_no in exclude or (scope.steps and op.step_no not in steps):
@@ -196,6 +206,9 @@ def build_plan(
             for o in ops:
                 kind, expect, restore, cols = inverse_of(o)
                 now = now_rows[o.op_no]
+                unwritten = o.status == "pending" and not matches(info, now, expect)
+                if unwritten and matches(info, now, _unwritten(o)):
+                    continue  # in doubt and never written: nothing to revert
                 plan.items.append(
                     Inverse(
                         o.op_no,

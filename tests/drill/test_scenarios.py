@@ -34,9 +34,6 @@ def test_scenario_worked_by_its_runbook_scores_correct(drills: Drills, scenario:
     d = drills
     started = d.start(scenario)
     assert started["next"] == f"backout runbook start {started['runbook']} --run {d.run_id}"
-    if get(scenario).expected.resume_first:
-        r = d.cli("oncall1", "resume", d.run_id)
-        assert r.code == 0, r.err
     ex = d.start_runbook(get(scenario).runbook, *_runbook_args(scenario))
     d.walk(ex)
     r = d.score()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from console.changes import ChangeSetInvalid
 from console.drill.scenarios import batch
 from console.drill.scenarios.crash import apply_and_die
@@ -72,12 +70,13 @@ def _constraint(stage: Stage) -> Built:
 OUTAGE = Scenario(
     id="outage-midway",
     title="Outage midway",
-    goal="Recognise a run left in doubt by an outage: resume it first (its in-doubt segment "
-    "is resolved by reading the target), then roll it back exactly with the runbook.",
+    goal="Recognise a run left in doubt by an outage and roll it back exactly with the "
+    "runbook, without resuming it: the rollback settles the in-doubt segment by reading the "
+    "target, while a resume would first apply the rest of the batch.",
     runbook="rollback-batch",
     briefing="The n8n pricing flow's host went down during the EU price uplift. The run still "
     "shows as running. Product owners want the old prices back until it is re-planned.",
-    expected=replace(ROLLED_BACK, resume_first=True),
+    expected=ROLLED_BACK,
     build=_outage,
 )
 

@@ -24,8 +24,8 @@ class Expected:
     ``target``: the state the sandbox target must hold at the end: ``baseline`` (before the
     batch) or ``batch`` (as the scenario left it); ``path``: the runbook steps done, in
     order, on the right branch; ``against``/``findings``: the reconciliation run at scoring
-    time and the finding counts it must give; ``rollback``: rolling back is right;
-    ``resume_first``: the run is in doubt and must be resumed before anything else.
+    time and the finding counts it must give; ``rollback``: rolling back is right.
+    Resuming the scenario's run is never right: it would apply more of a batch gone wrong.
     """
 
     target: str
@@ -35,7 +35,6 @@ class Expected:
     against: str = "expected"
     findings: dict[str, int] = field(default_factory=dict)
     rollback: bool = False
-    resume_first: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": list(self.path)}
