@@ -13,8 +13,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from console.errors import BadInput
+from console.targets.sql import _SUM_BOUND, _exact, _places, _sqlite_fast_columns
 from console.targets.types import Aggregates, KeyTuple, Row, TableInfo
 
 Bind = Engine | Connection
@@ -156,24 +158,100 @@ def keys_in(
     return target.in_(sub), {"keys": payload}
 
 
-def _sum_expr(conn: Connection, info: TableInfo, t: sa.TableClause, column: str) -> Any:
-    col = info.columns[column]
-    c = t.c[column]
-    if conn.dialect.name == "sqlite" and col.kind == "decimal" and col.scale is not None:
-        # SQLite keeps NUMERIC as REAL: sum exact scaled integers instead
-        return sa.func.sum(sa.cast(sa.func.round(c * (10**col.scale)), sa.Integer))
-    return sa.func.sum(c)
-
-
-def _sum_text(info: TableInfo, conn: Connection, column: str, value: Any) -> str:
-    col = info.columns[column]
+def _sum_text(value: Any) -> str:
     if value is None:
         return "0"
-    if conn.dialect.name == "sqlite" and col.kind == "decimal" and col.scale is not None:
-        return str(Decimal(int(value)).scaleb(-col.scale))
+    if isinstance(value, Decimal):
+        return format(value, "f")
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+def _sqlite_aggregates(
+    conn: Connection,
+    info: TableInfo,
+    ref: TableRef,
+    numeric: Sequence[str],
+    group_by: str | None,
+) -> dict[Any, tuple[int, list[Any]]]:
+    """Count and exact sums per group on SQLite, by the target's rules (``targets.sql``):
+    SQLite sums REALs in floating point and raises on integer overflow, so each column is
+    summed as scaled integers with the proof that this is exact (every value an integer or
+    the exact double of a decimal with those places, none too large) in the same scan; a
+    (group, column) it cannot prove is added again in Python from the stored values."""
+    prep = conn.dialect.identifier_preparer
+    table = prep.format_table(ref.sa_table(info.columns))
+    cols = [info.columns[c] for c in numeric]
+    quoted = [prep.quote(c) for c in numeric]
+    places = [_places(c) for c in cols]
+    declared = [c.kind == "decimal" and p == c.scale for c, p in zip(cols, places, strict=True)]
+    parts = [
+        _sqlite_fast_columns(q, s, c.kind, d)
+        for q, s, c, d in zip(quoted, places, cols, declared, strict=True)
+    ]
+    head = [prep.quote(group_by)] if group_by else []
+    select = ", ".join([*head, "COUNT(*)", *(e for p in parts for e in p)])
+    grouping = f" GROUP BY {head[0]}" if head else ""
+    try:
+        rows = conn.exec_driver_sql(f"SELECT {select} FROM {table}{grouping}").fetchall()
+        overflow = False
+    except DBAPIError as exc:
+        if "overflow" not in str(exc.orig):
+            raise
+        conn.rollback()
+        sql = f"SELECT {', '.join([*head, 'COUNT(*)'])} FROM {table}{grouping}"
+        rows, overflow = conn.exec_driver_sql(sql).fetchall(), True
+    out: dict[Any, tuple[int, list[Any]]] = {}
+    slow: list[tuple[Any, int]] = []  # (group, column index) left to Python
+    for r in rows:
+        g = (r[0],) if group_by else ()
+        base = len(head)
+        values: list[Any] = []
+        at = base + 1
+        for i, (s, c, d, p) in enumerate(zip(places, cols, declared, parts, strict=True)):
+            got, at = (None if overflow else r[at : at + len(p)]), at + len(p)
+            values.append(_proven_sum(got, s, c.kind, d))
+            if values[-1] is _UNPROVEN:
+                slow.append((g, i))
+        out[g] = (int(r[base]), values)
+    for i in sorted({i for _g, i in slow}):
+        groups = {g for g, j in slow if j == i}
+        for g, total in _python_sums(conn, table, quoted[i], head, groups).items():
+            out[g][1][i] = total
+    return out
+
+
+_UNPROVEN = object()
+
+
+def _proven_sum(got: Sequence[Any] | None, s: int, kind: str, declared: bool) -> Any:
+    """A column's exact sum from its ``_sqlite_fast_columns`` results, or ``_UNPROVEN``."""
+    if got is None:
+        return _UNPROVEN
+    if kind == "int":
+        return got[0] if got[0] is None or type(got[0]) is int else _UNPROVEN
+    scaled, exact, present, largest = got[:4]
+    bounded = isinstance(largest, int | float) and largest < _SUM_BOUND // 10**s
+    if exact != present or (present and not bounded):
+        return _UNPROVEN
+    if not present:
+        return Decimal(0)
+    most = s if declared else got[4]  # every term has at most `most` places: quantize is exact
+    return Decimal(int(scaled)).scaleb(-s).quantize(Decimal(1).scaleb(-most))
+
+
+def _python_sums(
+    conn: Connection, table: str, q: str, head: Sequence[str], groups: set[Any]
+) -> dict[Any, Decimal]:
+    """Stored values added exactly in Python, per group."""
+    select = ", ".join([*head, q])
+    out: dict[Any, Decimal] = {g: Decimal(0) for g in groups}
+    for r in conn.exec_driver_sql(f"SELECT {select} FROM {table} WHERE {q} IS NOT NULL"):
+        g = (r[0],) if head else ()
+        if g in out:
+            out[g] += _exact(r[-1])
+    return out
 
 
 def copy_table(conn: Connection, source: TableRef, dest: TableRef) -> int:
@@ -216,20 +294,24 @@ def table_aggregates(
 ) -> dict[Any, Aggregates]:
     """Row count and sums (exact text) per numeric column, in SQL: ``{(): Aggregates}`` for
     the whole table, or one entry per group value with ``group_by``."""
-    t = ref.sa_table(info.columns)
-    sums = [_sum_expr(conn, info, t, c) for c in numeric]
-    head = [t.c[group_by]] if group_by else []
-    q = sa.select(*head, sa.func.count(), *sums).select_from(t)
-    if group_by:
-        q = q.group_by(t.c[group_by])
-    out: dict[Any, Aggregates] = {}
-    for r in conn.execute(q):
-        g = (r[0],) if group_by else ()
-        vals = r[1:] if group_by else r
-        out[g] = Aggregates(
-            int(vals[0]),
-            {c: _sum_text(info, conn, c, v) for c, v in zip(numeric, vals[1:], strict=True)},
-        )
+    if conn.dialect.name == "sqlite":
+        found = _sqlite_aggregates(conn, info, ref, numeric, group_by)
+    else:
+        t = ref.sa_table(info.columns)
+        head = [t.c[group_by]] if group_by else []
+        q = sa.select(*head, sa.func.count(), *(sa.func.sum(t.c[c]) for c in numeric))
+        q = q.select_from(t)
+        if group_by:
+            q = q.group_by(t.c[group_by])
+        found = {}
+        for r in conn.execute(q):
+            g = (r[0],) if group_by else ()
+            vals = r[1:] if group_by else r
+            found[g] = (int(vals[0]), list(vals[1:]))
+    out = {
+        g: Aggregates(n, {c: _sum_text(v) for c, v in zip(numeric, sums, strict=True)})
+        for g, (n, sums) in found.items()
+    }
     if not group_by and () not in out:
         out[()] = Aggregates(0, dict.fromkeys(numeric, "0"))
     return out
