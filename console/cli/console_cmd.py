@@ -12,6 +12,11 @@ from console.cli.context import Ctx, get_ctx
 
 def open_console(c: Ctx, *, run: str | None, readonly: bool) -> None:
     # Textual is imported here only, so that `backout --help` and every other command stay fast.
+    if c.journal.drill is not None:  # a replay sandbox's journal: the drill banner everywhere
+        from console.tui.replay import run_drill_console
+
+        run_drill_console(c.journal, user=c.user, run=run, readonly=readonly, settings=c.settings)
+        return
     from console.tui.app import run_console
 
     run_console(c, run=run, readonly=readonly)

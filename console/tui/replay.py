@@ -29,8 +29,34 @@ if TYPE_CHECKING:
 _REPLAY_ACTIONS = frozenset({"toggle_play", "speed", "seek", "seek_to"})
 
 
-class ReplayApp(BackoutApp):
-    """``BackoutApp`` on a drill journal that a ``Replayer`` fills as the simulated clock runs."""
+class DrillApp(BackoutApp):
+    """``BackoutApp`` on a drill's journal: every console screen shows the drill banner."""
+
+    SUB_TITLE = "drill"
+
+    @property
+    def drill_id(self) -> str | None:
+        return self.journal.drill
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.screen_change_signal.subscribe(self, self._decorate)
+        for screen in self.screen_stack:
+            self._decorate(screen)
+
+    def _decorate(self, screen: Screen[object]) -> None:
+        if not isinstance(screen, ConsoleScreen):
+            return
+        banners = screen.query(DrillBanner)
+        if not banners:
+            screen.mount(DrillBanner(self.drill_id))
+        elif self.drill_id:  # the run screen's own (a drill run) may have come first
+            for banner in banners:
+                banner.name_drill(self.drill_id)
+
+
+class ReplayApp(DrillApp):
+    """``DrillApp`` on a drill journal that a ``Replayer`` fills as the simulated clock runs."""
 
     SUB_TITLE = "drill replay"
     # Priority: the replay keys win over the lists' and the timeline's own (except in inputs).
@@ -82,23 +108,13 @@ class ReplayApp(BackoutApp):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.screen_change_signal.subscribe(self, self._decorate)
-        for screen in self.screen_stack:
-            self._decorate(screen)
         self.set_interval(self.tick, self._tick)
 
     # --- every screen shows the banner and the bar ------------------------------------------
 
     def _decorate(self, screen: Screen[object]) -> None:
-        if not isinstance(screen, ConsoleScreen):
-            return
-        banners = screen.query(DrillBanner)
-        if banners:  # the run screen's own (a drill run) may have come first
-            for banner in banners:
-                banner.name_drill(self.drill_id)
-        else:
-            screen.mount(DrillBanner(self.drill_id))
-        if not screen.query(ReplayBar):
+        super()._decorate(screen)
+        if isinstance(screen, ConsoleScreen) and not screen.query(ReplayBar):
             status = screen.query("#status")
             screen.mount(ReplayBar(), before=status.first() if status else None)
         self._show()
@@ -181,6 +197,25 @@ class ReplayApp(BackoutApp):
 
     def action_seek_to(self, where: str) -> None:
         self._seek(self.replayer.total if where == "end" else 1)
+
+
+def run_drill_console(
+    journal: Journal,
+    *,
+    user: str,
+    run: str | None,
+    readonly: bool,
+    settings: Settings | None = None,
+) -> None:
+    """The console on a drill's journal (``backout console`` on a replay sandbox's journal)."""
+    DrillApp(
+        journal,
+        user=user,
+        console=settings.console if settings is not None else None,
+        readonly=readonly,
+        run=run,
+        settings=settings,
+    ).run()
 
 
 def start_replay(replayer: Replayer, user: str) -> Journal:

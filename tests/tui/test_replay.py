@@ -11,8 +11,9 @@ from console.drill.clock import SimClock
 from console.drill.replay import Recording, Replayer, build_sandbox
 from console.journal import Journal
 from console.tui.app import BackoutApp
-from console.tui.replay import ReplayApp, start_replay
+from console.tui.replay import DrillApp, ReplayApp, start_replay
 from console.tui.screens.run import RunScreen
+from console.tui.screens.runs import RunsScreen
 from console.tui.widgets.drill_banner import DrillBanner
 from console.tui.widgets.replay_bar import ReplayBar
 from tests.drill.test_replay import record
@@ -156,3 +157,25 @@ async def test_a_drill_runs_screen_has_the_banner_a_real_one_not(tmp_path: Path)
             assert ("not production" in screen_text(console)) is seen[name]
         journal.close()
     assert seen == {"drill": True, "real": False}
+
+
+async def test_the_console_on_a_drill_journal_shows_the_banner_everywhere(
+    tmp_path: Path,
+) -> None:
+    """``backout console`` on a replay sandbox's journal: the runs list has the banner too."""
+    app = make_replay(tmp_path)
+    replayer = app.replayer
+    replayer.seek(replayer.total)
+    app.journal.close()
+    replayer.close()
+    journal = Journal(replayer.sandbox.journal_url, create=False, drill=replayer.sandbox.drill_id)
+    console = DrillApp(journal, user="trainee", poll_interval=None)
+    async with console.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        assert isinstance(console.screen, RunsScreen)
+        assert f"DRILL {replayer.sandbox.drill_id}" in screen_text(console)
+        await press(pilot, "enter")
+        assert isinstance(console.screen, RunScreen)
+        assert len(console.screen.query(DrillBanner)) == 1
+        assert f"DRILL {replayer.sandbox.drill_id}" in screen_text(console)
+    journal.close()
