@@ -87,6 +87,7 @@ class RunbookPane(JournalPane):
         self.execs: list[data.ExecView] = []
         self.busy: str | None = None
         self.last: Text | None = None
+        self._notice_shown: Text | None = None
 
     # --- what the tab shows -----------------------------------------------------------------
 
@@ -124,9 +125,12 @@ class RunbookPane(JournalPane):
         return offers
 
     def _show_notice(self) -> None:
+        # Called on every bindings refresh (focus moves too): repaint only what changed.
+        text = self.notice()
         found = self.query(f"#{self.TAB_ID}-notice")
-        if found:
-            found.first(Static).update(self.notice())
+        if found and text != self._notice_shown:
+            self._notice_shown = text
+            found.first(Static).update(text)
 
     def extra(self) -> ComposeResult:
         yield Static(Text("Loading runbook executions…", style="dim"), id="runbook-state")
