@@ -30,6 +30,10 @@ def _append_run(built: BuiltJournal, run_id: str) -> None:
     t.join()
 
 
+def _watching() -> bool:
+    return any(t.name == "backout-journal-watch" for t in threading.enumerate())
+
+
 def _admin(pg_url: str, *statements: str) -> None:
     """Run statements from the server's maintenance database (not the journal's)."""
     url = make_url(pg_url).set(database="postgres")
@@ -49,6 +53,11 @@ async def test_polling_on_sqlite(built: BuiltJournal) -> None:
         total = runs.total
         _append_run(built, "new0run0poll")
         await wait_for(pilot, lambda: runs.total == total + 1, timeout=2, what="the new run")
+    # Quitting stops the watcher: its thread ends within a poll interval.
+    deadline = time.monotonic() + 2
+    while _watching() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _watching()
 
 
 async def test_listen_on_postgres_then_reconnect_after_terminate(

@@ -37,6 +37,12 @@ COLUMNS = (
 )
 
 
+def _key(key: tuple[object, ...]) -> str:
+    if not key:
+        return "(whole table)"  # a table aggregate
+    return fmt.compact(key[0] if len(key) == 1 else list(key), 40)
+
+
 class FindingList(VirtualList[data.FindingRow]):
     HELP_TITLE = "Findings"
     EMPTY_TEXT = "No findings."
@@ -47,7 +53,7 @@ class FindingList(VirtualList[data.FindingRow]):
         cells: dict[str, Text | str] = {
             "class": look.finding(f.cls),
             "table": row.table,
-            "key": fmt.compact(f.key[0] if len(f.key) == 1 else list(f.key), 40),
+            "key": _key(f.key),
             "op": f"{f.op_no:,}" if f.op_no is not None else "",
             "columns": Text(", ".join(f.columns), style="" if f.needs_review else "dim"),
         }
