@@ -2,11 +2,18 @@
 
 100,000 single-row updates on a 1,000,000-row SQLite table (``--rows`` / ``--updates`` scale
 it). Prints both rates and the ratio. Aim: journaled apply within 3x of the bare write.
+
+``--workers N`` measures parallel apply instead, on PostgreSQL (``--pg-url``, an admin URL;
+two throwaway databases are created and dropped): the same updates applied with one worker
+and with N, in the same run, and the ratio of their rates. The journal is a SQLite file.
+
+    .venv/bin/python bench/bench_apply.py --workers 4 --rows 200000 --updates 50000
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sqlite3
 import sys
@@ -51,9 +58,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--updates", type=int, default=100_000)
     parser.add_argument("--segment-size", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=1, help="PostgreSQL: 1 vs N workers")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "BACKOUT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
     args = parser.parse_args()
     rng = random.Random(1)
     ids = rng.sample(range(1, args.rows + 1), args.updates)
+    if args.workers > 1:
+        bench_workers(args, ids)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         csv = write_updates_csv(base / "updates.csv", ids)
@@ -102,6 +119,62 @@ def main() -> None:
         f"{segmented / bare:.1f}x the one-transaction bare); journaled/that "
         f"{journaled / segmented:.1f}x; journaled apply CPU {cpu:.2f} s"
     )
+
+
+def bench_workers(args: argparse.Namespace, ids: list[int]) -> None:
+    """Apply the updates on PostgreSQL with 1 and with ``args.workers`` workers."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
+    base_url = args.pg_url.rsplit("/", 1)[0]
+    rates: dict[int, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = write_updates_csv(Path(tmp) / "updates.csv", ids)
+        for workers in (1, args.workers):
+            name = f"backout_bench_w{workers}_{os.getpid()}"
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            url = f"{base_url}/{name}"
+            try:
+                make_pg_table(url, args.rows)
+                journal = Journal(f"sqlite:///{Path(tmp) / f'journal-{workers}.db'}", actor="b")
+                cs = load_changeset(
+                    csv, table="items", key=["id"], op="update", name="bench", version=1, target=url
+                )
+                started = time.perf_counter()
+                report = Engine(journal, Settings()).apply(
+                    cs, segment_size=args.segment_size, workers=workers
+                )
+                elapsed = time.perf_counter() - started
+                assert report.applied == args.updates, report.message
+                journal.close()
+                rates[workers] = args.updates / elapsed
+                print(
+                    f"PostgreSQL, {workers} worker(s): {rates[workers]:>8,.0f} rows/s "
+                    f"({elapsed:.2f} s, segment size {args.segment_size})"
+                )
+            finally:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    print(f"ratio workers={args.workers} / workers=1: {rates[args.workers] / rates[1]:.2f}x")
+
+
+def make_pg_table(url: str, rows: int) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "amount NUMERIC(10,2) NOT NULL, note TEXT)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO items SELECT i, 'item ' || i, mod(i, 1000) + 0.50, NULL "
+            f"FROM generate_series(1, {int(rows)}) AS i"
+        )
+    engine.dispose()
 
 
 def bare_segmented(path: Path, ids: list[int], size: int) -> float:

@@ -26,6 +26,7 @@ def _emit(report: RunReport, as_json: bool) -> None:
 @app.command(
     epilog="Examples:\n\n  backout apply prices.yaml\n\n"
     "  backout apply prices.yaml --dry-run --json\n\n"
+    "  backout apply big-batch.yaml --workers 4   (PostgreSQL, MariaDB)\n\n"
     "  backout apply uplift.csv --table products --key sku --op update --target crm",
 )
 def apply(
@@ -49,12 +50,23 @@ def apply(
     op: Annotated[
         str | None, typer.Option("--op", help="CSV/JSON array: insert|update|delete|upsert.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Segments written in parallel, each on its own connection (PostgreSQL and "
+            "MariaDB; SQLite takes 1). Segments with overlapping keys never run together.",
+        ),
+    ] = 1,
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
     """Apply a change set through the journal (write-ahead, resumable, reversible).
 
-    Exit 0 completed; 1 paused or failed (the journal holds exactly what was applied);
-    2 bad input (nothing written).
+    Exit 0 completed; 1 paused or failed (the journal holds exactly what was applied; with
+    `on_error: rollback` the summary says what the automatic rollback reverted); 2 bad input
+    (nothing written); 4 the automatic rollback was refused by the policy gate (the run stays
+    paused; start the rollback runbook).
     """
     from console.changes import ChangeSetInvalid, load_changeset
     from console.cli.progress import progress_bar
@@ -73,7 +85,12 @@ def apply(
         with progress_bar(f"apply {cs.name} v{cs.version}", enabled=not as_json) as bar:
             engine = Engine(c.journal, c.settings, progress=bar)
             report = engine.apply(
-                cs, target=target, dry_run=dry_run, segment_size=segment_size, source_args=args
+                cs,
+                target=target,
+                dry_run=dry_run,
+                segment_size=segment_size,
+                source_args=args,
+                workers=workers,
             )
     except ChangeSetInvalid as exc:
         if as_json:

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -258,7 +259,9 @@ class SegmentRunner:
         self.dry_run = dry_run
         self.sleep = sleep
         self.watch = watch or Watch()
-        self.pending: list[Any] = []  # deferred outcomes (see ``write_pending``)
+        # Deferred journal writes (outcomes, failures; see ``write_pending``): a runner used
+        # with ``defer`` never touches the journal itself, so it may run in a worker thread.
+        self.pending: list[Callable[[Writer], None]] = []
 
     # --- journal writes -------------------------------------------------------------
 
@@ -303,8 +306,8 @@ class SegmentRunner:
         """Journal the deferred outcomes (``execute(defer=True)``) in the caller's transaction:
         the engine folds a segment's outcome into the next segment's intent transaction."""
         pending, self.pending = self.pending, []
-        for outcome in pending:
-            self._write_outcome(w, *outcome)
+        for write in pending:
+            write(w)
 
     def _write_outcome(
         self,
@@ -360,14 +363,19 @@ class SegmentRunner:
         with self.journal.write() as w:
             self.watch.begin(w)
             self.write_pending(w)
-            self._renew(w, plan.run_id)
-            w.append(
-                "segment.failed",
-                {"seg_no": plan.seg_no, "error": error.message, "op_no": error.op_no, "ops": ops},
-                run_id=plan.run_id,
-                corr=plan.corr,
-            )
+            self._write_failure(w, plan, error, ops)
         self.watch.end(w)
+
+    def _write_failure(
+        self, w: Writer, plan: SegmentPlan, error: SegmentError, ops: list[int]
+    ) -> None:
+        self._renew(w, plan.run_id)
+        w.append(
+            "segment.failed",
+            {"seg_no": plan.seg_no, "error": error.message, "op_no": error.op_no, "ops": ops},
+            run_id=plan.run_id,
+            corr=plan.corr,
+        )
 
     # --- execution ------------------------------------------------------------------
 
@@ -396,7 +404,9 @@ class SegmentRunner:
         """Write the (already journaled) segment and journal its outcome.
 
         ``in_doubt``: the intent may have been written to the target already (crash, lost
-        connection): resolve by reading the target before writing anything.
+        connection): resolve by reading the target before writing anything. ``defer``: the
+        outcome (or failure) is journaled later by ``write_pending``, in the caller's next
+        journal transaction.
         """
         started = time.monotonic()
         result = SegmentResult(plan.seg_no, attempts=0)
@@ -429,7 +439,12 @@ class SegmentRunner:
                 continue
             except SegmentError as exc:
                 failed = [o.op_no for o in todo]
-                self._journal_failure(plan, exc, failed)
+                if defer:
+                    self.pending.append(
+                        partial(self._write_failure, plan=plan, error=exc, ops=failed)
+                    )
+                else:
+                    self._journal_failure(plan, exc, failed)
                 result.failed.extend(failed)
                 result.error = exc.message
                 return result
@@ -447,8 +462,10 @@ class SegmentRunner:
         if defer:
             # Step (3) later, in the caller's next journal transaction (``write_pending``);
             # if that never commits, the segment is in doubt and resolved from the target.
-            duration_ms = round((time.monotonic() - started) * 1000, 1)
-            self.pending.append((plan, result, conflicts, duration_ms, extra))
+            ms = round((time.monotonic() - started) * 1000, 1)
+            self.pending.append(
+                lambda w: self._write_outcome(w, plan, result, conflicts, ms, extra)
+            )
         else:
             self._journal_outcome(plan, result, conflicts, started, extra)
         return result
