@@ -90,6 +90,13 @@ async def test_tab_shows_the_journaled_reconciliation_by_class(edited_run: tuple
         assert _classes(pane)[0] == "wrong_value" and "missing_row" in _classes(pane)
         assert _classes(pane) == _worst_first(_classes(pane)) and "applied" not in _classes(pane)
         assert pane.query_one(FindingList).has_focus
+        # Only the journal's copy is in memory: the service recomputes this key to explain it.
+        await press(pilot, "enter")
+        screen = app.screen
+        assert isinstance(screen, FindingDiffScreen)
+        await wait_for(pilot, lambda: screen.explained is not None, what="the explanation")
+        assert screen.explained is not None and screen.explained["class"] == "wrong_value"
+        assert "explained by DeepDiff" in screen_text(app)
 
 
 async def test_r_reconciles_in_a_worker_read_only_then_armed(edited_run: tuple[str, str]) -> None:
