@@ -9,6 +9,7 @@ when the column declares ``epsilon``, epsilon per changed row.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -65,13 +66,19 @@ def intended_deltas(
     """From (before, after) images of the touched rows: count and sum deltas, for the whole
     table (``{(): Deltas}``) or per group (a row that changes group moves between groups)."""
     out: dict[Group, Deltas] = {}
-
-    whole: dict[Group, dict[str, int]] = {}  # integer parts summed as ints: no Decimal per value
+    # Integers summed as ints, other values counted per distinct value and converted once
+    # (prices and weights repeat): no Decimal per value.
+    whole: dict[Group, dict[str, int]] = {}
+    other: dict[Group, dict[str, Counter[Any]]] = {}
 
     def add(row: Row, sign: int) -> None:
         g: Group = () if group_by is None else (_group(table, group_by, row.get(group_by)),)
-        d = out.setdefault(g, Deltas(sums=dict.fromkeys(numeric, Decimal(0))))
-        ints = whole.setdefault(g, dict.fromkeys(numeric, 0))
+        d = out.get(g)
+        if d is None:
+            d = out[g] = Deltas(sums=dict.fromkeys(numeric, Decimal(0)))
+            whole[g] = dict.fromkeys(numeric, 0)
+            other[g] = {c: Counter() for c in numeric}
+        ints, rest = whole[g], other[g]
         d.count += sign
         d.rows += 1
         for c in numeric:
@@ -79,7 +86,7 @@ def intended_deltas(
             if type(v) is int:
                 ints[c] += sign * v
             elif v is not None:
-                d.sums[c] += sign * _num(v)
+                rest[c][(type(v), v)] += sign
 
     for before, after in changes:
         if before is not None:
@@ -87,8 +94,13 @@ def intended_deltas(
         if after is not None:
             add(after, 1)
     for g, ints in whole.items():
+        sums = out[g].sums
         for c, v in ints.items():
-            out[g].sums[c] += v
+            sums[c] += v
+        for c, counts in other[g].items():
+            for (_t, v), n in counts.items():
+                if n:
+                    sums[c] += n * _num(v)
     if group_by is None and () not in out:
         out[()] = Deltas(sums=dict.fromkeys(numeric, Decimal(0)))
     return out
