@@ -40,6 +40,7 @@ from console.changes.planner import key_json, scalar_json
 from console.config import Settings
 from console.engine import lease
 from console.engine.guards import breaker, check_invariants
+from console.engine.lanes import InFlight, KeySet, Lanes, check_workers
 from console.engine.lease import Holder
 from console.engine.report import ProgressFn, RunReport
 from console.engine.segments import (
@@ -298,7 +299,7 @@ class Engine:
         self.progress = progress
         self.drill = drill
         self.holder = Holder.me()
-        self._runners: dict[str, SegmentRunner] = {}
+        self._lanes = Lanes(1, _no_runner)  # the segment writes of the run executing
 
     # --- validation -----------------------------------------------------------------
 
@@ -409,11 +410,15 @@ class Engine:
         kind: str = "apply",
         parent_run: str | None = None,
         reapply_scope: dict[str, Any] | None = None,
+        workers: int = 1,
     ) -> RunReport:
         targets = Targets(self.settings, target)
         run_id = new_id()
         baseline = Baseline(self.journal, cs, targets, run_id, check=True)
         try:
+            if workers > 1:
+                opened = [targets.for_step(cs, s) for s in cs.steps]
+                check_workers(workers, {t.display_url: t.dialect for t in opened})
             try:
                 # Identity first: a change set applied before is a no-op, even though its
                 # inserts now "exist" (validation would refuse them).
@@ -466,6 +471,7 @@ class Engine:
                             "on_error": cs.options.on_error,
                             "max_failed_ratio": cs.options.max_failed_ratio,
                             "on_existing_insert": cs.options.on_existing_insert,
+                            "workers": workers,
                         },
                         "touchpoints": cs.touchpoints.as_dict(),
                         "source_file": str(Path(cs.source).resolve()) if cs.source else None,
@@ -486,7 +492,9 @@ class Engine:
                     run_id=run_id,
                     corr=corr,
                 )
-            return self._execute(cs, targets, run_id, corr, size, dry_run, after_seg=0)
+            return self._execute(
+                cs, targets, run_id, corr, size, dry_run, after_seg=0, workers=workers
+            )
         finally:
             targets.close()
 
@@ -541,31 +549,43 @@ class Engine:
         *,
         after_seg: int,
         start_counts: tuple[int, int, int, int] = (0, 0, 0, 0),
+        workers: int = 1,
     ) -> RunReport:
         started = time.monotonic()
-        applied, failed, conflicts, skipped = start_counts
-        total = cs.rows
-        done = applied + failed + conflicts + skipped
-        runners: dict[str, SegmentRunner] = {}
-        self._runners = runners  # their deferred outcomes go into the next transaction
+        tally = Tally(*start_counts)
         steps = list(cs.steps)
         infos = {n: targets.table(cs, s) for n, s in enumerate(steps, start=1)}
         watch = Watch()  # what others append between our transactions (a pause request)
+
+        def make_runner(ref: str, own_connection: bool) -> SegmentRunner:
+            target = open_target(ref, self.settings) if own_connection else targets.get(ref)
+            return SegmentRunner(self.journal, target, self.holder, dry_run=dry_run, watch=watch)
+
+        lanes = self._lanes = Lanes(workers, make_runner)
+        # Intents are journaled here, in segment order, whichever lane writes the segment.
+        journalers: dict[str, SegmentRunner] = {}
+        stop: Stop | None = None
         try:
             for seg in plan_segments(cs, targets.lookup(cs), size):
                 if seg.seg_no <= after_seg:
                     continue
                 step = steps[seg.step_no - 1]
                 ref = targets.ref(cs, step)
-                runner = runners.get(ref)
-                if runner is None:
-                    runner = runners[ref] = SegmentRunner(
-                        self.journal, targets.get(ref), self.holder, dry_run=dry_run, watch=watch
-                    )
-                # One journal transaction: the previous segment's outcome, the pause check,
-                # this segment's baseline rows and its intent. A pause request is looked for
-                # only if someone else wrote since our last transaction (else there can be
-                # none we have not seen).
+                keys: KeySet = (
+                    frozenset((ref, step.table, key_text(step.key, p.key)) for p in seg.ops)
+                    if lanes.parallel
+                    else frozenset()
+                )
+                for done in lanes.make_room(seg.step_no, keys):
+                    stop = self._after_segment(cs, targets, done, tally, dry_run)
+                    if stop:
+                        break
+                if stop:
+                    break
+                # One journal transaction: the outcomes collected since the last one, the
+                # pause check, this segment's baseline rows and its intent. A pause request
+                # is looked for only if someone else wrote since our last transaction (else
+                # there can be none we have not seen).
                 paused = plan = None
                 with self.journal.write() as w:
                     watch.begin(w)
@@ -575,116 +595,141 @@ class Engine:
                         watch.foreign = False
                     if paused is None:
                         plan = self._build(cs, seg, run_id, corr, infos[seg.step_no], w.conn)
-                        runner.write_intent(w, plan)
+                        if ref not in journalers:
+                            journalers[ref] = make_runner(ref, False)
+                        journalers[ref].write_intent(w, plan)
                 watch.end(w)
                 if paused or plan is None:
-                    return self._pause(
-                        cs,
-                        run_id,
-                        corr,
-                        f"paused by {paused}",
-                        started,
-                        (applied, failed, conflicts, skipped),
-                        dry_run,
-                    )
-                result = runner.execute(plan, defer=True)
-                pre_failed = sum(1 for p in plan.prechecks if p.kind == "op.failed")
-                pre_conflict = sum(1 for p in plan.prechecks if p.kind == "op.conflict")
-                pre_skipped = sum(1 for p in plan.prechecks if p.kind == "op.skipped")
-                applied += len(result.applied)
-                failed += len(result.failed) + pre_failed
-                conflicts += len(result.conflicts) + pre_conflict
-                skipped += pre_skipped
-                done += len(seg.ops)
-                if self.progress:
-                    self.progress(done, total)
-                counts = (applied, failed, conflicts, skipped)
-                bad_now = len(result.failed) + len(result.conflicts) + pre_failed + pre_conflict
-                on_error = step.on_error or cs.options.on_error
-                if bad_now and on_error != "continue":
-                    reason = (
-                        f"segment {seg.seg_no} failed: {result.error}"
-                        if result.error
-                        else f"segment {seg.seg_no}: {bad_now} row(s) failed or conflicted"
-                    )
-                    if on_error == "rollback":
-                        reason += " (on_error: rollback; roll the run back with its runbook)"
-                    return self._pause(cs, run_id, corr, reason, started, counts, dry_run)
-                if on_error == "continue":
-                    tripped = breaker(
-                        done - skipped, failed + conflicts, cs.options.max_failed_ratio
-                    )
-                    if tripped:
-                        return self._pause(cs, run_id, corr, tripped, started, counts, dry_run)
-                if step.invariants and not dry_run:
-                    trip = check_invariants(runner.target, list(step.invariants), seg.seg_no)
-                    if trip:
-                        with self.journal.write() as w:
-                            self._write_pending(w)
-                            w.append(
-                                "guard.tripped",
-                                {"reason": trip.reason, **trip.payload},
-                                run_id=run_id,
-                                corr=corr,
-                            )
-                        return self._report(
-                            run_id, "paused", trip.reason, started, counts, dry_run, Exit.FAILED
-                        )
+                    stop = Stop(f"paused by {paused}")
+                    break
+                lanes.submit(ref, seg, plan, keys)
+            if stop is None:
+                for done in lanes.drain():
+                    stop = self._after_segment(cs, targets, done, tally, dry_run)
+                    if stop:
+                        break
+            if stop is not None:
+                lanes.settle()  # what is still in flight is journaled with the pause
+                return self._stop(cs, targets, run_id, corr, stop, started, tally, dry_run)
             elapsed = time.monotonic() - started
             with self.journal.write() as w:
                 self._write_pending(w)
                 w.append(
                     "run.completed",
                     {
-                        "applied": applied,
-                        "failed": failed,
-                        "conflicts": conflicts,
-                        "skipped": skipped,
+                        "applied": tally.applied,
+                        "failed": tally.failed,
+                        "conflicts": tally.conflicts,
+                        "skipped": tally.skipped,
                         "elapsed_s": round(elapsed, 3),
-                        "rows_per_s": round(applied / elapsed, 1) if elapsed else 0.0,
+                        "rows_per_s": round(tally.applied / elapsed, 1) if elapsed else 0.0,
                     },
                     run_id=run_id,
                     corr=corr,
                 )
                 lease.release(w.conn, run_id, self.holder)
             return self._report(
-                run_id,
-                "completed",
-                None,
-                started,
-                (applied, failed, conflicts, skipped),
-                dry_run,
-                Exit.DONE,
+                run_id, "completed", None, started, tally.counts, dry_run, Exit.DONE
             )
         except TransientError as exc:
+            lanes.settle()
             return self._pause(
-                cs,
-                run_id,
-                corr,
-                f"target unavailable: {exc}",
-                started,
-                (applied, failed, conflicts, skipped),
-                dry_run,
+                cs, run_id, corr, f"target unavailable: {exc}", started, tally.counts, dry_run
             )
         except KeyboardInterrupt:
-            self._pause(
-                cs,
-                run_id,
-                corr,
-                "interrupted",
-                started,
-                (applied, failed, conflicts, skipped),
-                dry_run,
-            )
+            lanes.settle()
+            self._pause(cs, run_id, corr, "interrupted", started, tally.counts, dry_run)
             raise
         except BaseException:
+            lanes.settle()
             # Keep what was applied out of doubt, if the journal still takes it.
             with contextlib.suppress(Exception), self.journal.write() as w:
                 self._write_pending(w)
             raise
+        finally:
+            lanes.close()
+
+    def _after_segment(
+        self, cs: ChangeSet, targets: Targets, done: InFlight, tally: Tally, dry_run: bool
+    ) -> Stop | None:
+        """Count a collected segment, then decide whether the run goes on: ``on_error``,
+        the circuit breaker, the step's invariants."""
+        seg, plan, result = done.seg, done.plan, done.future.result()
+        step = cs.steps[seg.step_no - 1]
+        pre = {"op.failed": 0, "op.conflict": 0, "op.skipped": 0}
+        for p in plan.prechecks:
+            pre[p.kind] += 1
+        tally.applied += len(result.applied)
+        tally.failed += len(result.failed) + pre["op.failed"]
+        tally.conflicts += len(result.conflicts) + pre["op.conflict"]
+        tally.skipped += pre["op.skipped"]
+        tally.done += len(seg.ops)
+        if self.progress:
+            self.progress(tally.done, cs.rows)
+        bad_now = len(result.failed) + len(result.conflicts) + pre["op.failed"]
+        bad_now += pre["op.conflict"]
+        on_error = step.on_error or cs.options.on_error
+        where: dict[str, Any] = {"seg_no": seg.seg_no, "step_no": seg.step_no, "step": step.name}
+        cause: dict[str, Any]
+        if bad_now and on_error != "continue":
+            if result.error:
+                reason = f"segment {seg.seg_no} failed: {result.error}"
+                cause = {"cause": "segment.failed", "error": result.error}
+            else:
+                reason = f"segment {seg.seg_no}: {bad_now} row(s) failed or conflicted"
+                cause = {"cause": "rows", "failed": tally.failed, "conflicts": tally.conflicts}
+            return Stop(reason, on_error, {**where, **cause})
+        if on_error == "continue":
+            # ``continue`` goes past bad rows; the breaker is what stops it, by pausing.
+            tripped = breaker(
+                tally.done - tally.skipped,
+                tally.failed + tally.conflicts,
+                cs.options.max_failed_ratio,
+            )
+            if tripped:
+                return Stop(tripped)
+        if step.invariants and not dry_run:
+            target = targets.for_step(cs, step)
+            trip = check_invariants(target, list(step.invariants), seg.seg_no)
+            if trip:
+                return Stop(
+                    trip.reason,
+                    on_error,
+                    {**where, "cause": "guard.tripped", "invariant": trip.payload["invariant"]},
+                    ("guard.tripped", {"reason": trip.reason, **trip.payload}),
+                )
+        return None
+
+    def _stop(
+        self,
+        cs: ChangeSet,
+        targets: Targets,
+        run_id: str,
+        corr: str,
+        stop: Stop,
+        started: float,
+        tally: Tally,
+        dry_run: bool,
+    ) -> RunReport:
+        """Pause the run; with ``on_error: rollback`` then roll back what it applied."""
+        paused = self._pause(
+            cs, run_id, corr, stop.reason, started, tally.counts, dry_run, event=stop.event
+        )
+        if stop.on_error != "rollback" or dry_run:
+            return paused
+        from console.engine.on_error import roll_back
+
+        return roll_back(
+            self.journal,
+            self.settings,
+            paused,
+            stop.trigger,
+            target=targets.override,
+            progress=self.progress,
+        )
 
     def _write_pending(self, w: Writer) -> None:
-        for runner in self._runners.values():
+        for runner in self._lanes.idle_runners():
             if runner.pending:
                 runner.write_pending(w)
 
@@ -707,12 +752,15 @@ class Engine:
         started: float,
         counts: tuple[int, int, int, int],
         dry_run: bool,
+        *,
+        event: tuple[str, dict[str, Any]] | None = None,
     ) -> RunReport:
+        """Journal the pause (``event``: the event that pauses, e.g. ``guard.tripped``;
+        else ``run.paused``) with every pending outcome, and release the lease."""
+        kind, payload = event or ("run.paused", {"reason": reason, "by": self.journal.actor})
         with self.journal.write() as w:
             self._write_pending(w)
-            w.append(
-                "run.paused", {"reason": reason, "by": self.journal.actor}, run_id=run_id, corr=corr
-            )
+            w.append(kind, payload, run_id=run_id, corr=corr)
             lease.release(w.conn, run_id, self.holder)
         return self._report(run_id, "paused", reason, started, counts, dry_run, Exit.FAILED)
 
@@ -802,21 +850,26 @@ class Engine:
                 on_error = step.on_error or cs.options.on_error
                 if (result.error or result.conflicts) and on_error != "continue":
                     now = self.journal.get_run(run.id)
-                    reason = (
-                        f"segment {seg.seg_no} failed again: {result.error}"
-                        if result.error
-                        else f"segment {seg.seg_no}: {len(result.conflicts)} row(s) changed by "
-                        "someone else while the run was interrupted"
+                    where: dict[str, Any] = {
+                        "seg_no": seg.seg_no,
+                        "step_no": seg.step_no,
+                        "step": step.name,
+                    }
+                    cause: dict[str, Any]
+                    if result.error:
+                        reason = f"segment {seg.seg_no} failed again: {result.error}"
+                        cause = {"cause": "segment.failed", "error": result.error}
+                    else:
+                        reason = (
+                            f"segment {seg.seg_no}: {len(result.conflicts)} row(s) changed by "
+                            "someone else while the run was interrupted"
+                        )
+                        cause = {"cause": "rows", "conflicts": len(result.conflicts)}
+                    counts = Tally(
+                        now.rows_applied, now.rows_failed, now.rows_conflict, now.rows_skipped
                     )
-                    return self._pause(
-                        cs,
-                        run.id,
-                        run.corr,
-                        reason,
-                        started,
-                        (now.rows_applied, now.rows_failed, now.rows_conflict, now.rows_skipped),
-                        dry,
-                    )
+                    stop = Stop(reason, on_error, {**where, **cause})
+                    return self._stop(cs, targets, run.id, run.corr, stop, started, counts, dry)
             run = self.journal.get_run(run.id)
             after = max((s.seg_no for s in self.journal.segments(run.id)), default=0)
             size = int(created.get("options", {}).get("segment_size", cs.options.segment_size))
@@ -834,6 +887,7 @@ class Engine:
                     run.rows_conflict,
                     run.rows_skipped,
                 ),
+                workers=int(created.get("options", {}).get("workers", 1)),
             )
         finally:
             targets.close()
@@ -910,6 +964,40 @@ class Engine:
             f"pause requested for run {run.id}; it stops at the next segment boundary.",
             Exit.DONE,
         )
+
+
+@dataclass
+class Tally:
+    """A run's row counters as segments are collected."""
+
+    applied: int = 0
+    failed: int = 0
+    conflicts: int = 0
+    skipped: int = 0
+    done: int = -1  # rows processed (journaled outcome or precheck); -1: from the counters
+
+    def __post_init__(self) -> None:
+        if self.done < 0:
+            self.done = self.applied + self.failed + self.conflicts + self.skipped
+
+    @property
+    def counts(self) -> tuple[int, int, int, int]:
+        return (self.applied, self.failed, self.conflicts, self.skipped)
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a run stops before its end. ``on_error`` and ``trigger`` (which step, segment and
+    error) decide whether it is rolled back; ``event`` is the event that pauses it."""
+
+    reason: str
+    on_error: str = "pause"
+    trigger: dict[str, Any] = field(default_factory=dict)
+    event: tuple[str, dict[str, Any]] | None = None
+
+
+def _no_runner(ref: str, own_connection: bool) -> SegmentRunner:
+    raise AssertionError("no run is executing")
 
 
 def build_op(
