@@ -128,6 +128,7 @@ def cli_plan_digest(team: Team) -> str:
 MANUAL = """
 runbook: rb-manual
 version: 1
+prerequisites: [backup_reference]
 steps:
   - id: backup
     manual: "Take a snapshot of the target and record its id."
@@ -139,7 +140,9 @@ steps:
 """
 
 
-async def start_runbook(op: Console, pilot: Pilot[Any], name: str = "rollback-batch") -> str:
+async def start_runbook(
+    op: Console, pilot: Pilot[Any], name: str = "rollback-batch", text: str | None = None
+) -> str:
     await press(pilot, "s")
     await wait_for(pilot, lambda: bool(op.app.screen.query(OptionList)), what="the runbook list")
     options = op.app.screen.query_one(OptionList)
@@ -148,7 +151,7 @@ async def start_runbook(op: Console, pilot: Pilot[Any], name: str = "rollback-ba
     await press(pilot, "enter")
     await wait_for(pilot, lambda: isinstance(op.app.screen, ConfirmScreen), what="confirm")
     assert "runbook.started" in screen_text(op.app)
-    return await op.confirm(pilot)
+    return await op.confirm(pilot, text)
 
 
 @pytest.fixture
@@ -290,7 +293,9 @@ async def test_manual_step_answer(team: Team, consoles: dict[str, Console]) -> N
     op = consoles["oncall1"]
     async with op.app.run_test(size=(120, 40)) as pilot:
         await op.open(pilot)
-        await start_runbook(op, pilot, "rb-manual")
+        out = await start_runbook(op, pilot, "rb-manual", "snap-0400")
+        assert out.startswith("✓ started runbook rb-manual"), out
+        assert [e["backup_ref"] for e in events(team, "runbook.started")] == ["snap-0400"]
         await op.ask(pilot, "n")
         assert "Take a snapshot of the target" in screen_text(op.app)
         await press(pilot, "y")
