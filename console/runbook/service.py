@@ -8,7 +8,7 @@ executor and ``gate.py``, the one gate for every entry point.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from console.canonical import loads
@@ -52,7 +52,7 @@ class RunbookEntry:
     problems: int
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 def runbooks() -> list[RunbookEntry]:
