@@ -10,7 +10,7 @@ import typer
 
 from console.cli.app import drill_app
 from console.cli.context import JSON_OPT, finish, get_ctx, print_json
-from console.errors import Exit
+from console.errors import BadInput, Exit
 
 
 @drill_app.command(
@@ -79,24 +79,57 @@ def start(
 
 
 @drill_app.command(
-    epilog="Examples:\n\n  backout drill score 3f2a9c\n\n  backout drill score 3f2a9c --json",
+    epilog="Examples:\n\n  backout drill score 3f2a9c\n\n"
+    "  backout drill score replay-5e1d07 --json\n\n"
+    "  backout drill score --dir ./gameday\n\n"
+    "  backout --journal ./gameday/journal.db drill score replay-5e1d07",
 )
 def score(
     ctx: typer.Context,
-    drill: Annotated[str, typer.Argument(help="The drill id (or unique prefix).")],
+    drill: Annotated[
+        str | None,
+        typer.Argument(
+            help="The drill id (or unique prefix); optional with --dir.", show_default=False
+        ),
+    ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="The drill's sandbox directory (as given to drill start/replay --dir)."
+        ),
+    ] = None,
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
     """Score the drill now: time to detect and to decide, approvals, wrong branches, and
-    whether the sandbox ended as the scenario expects (target rows and reconciliation).
+    whether the sandbox ended as expected (target rows and reconciliation): a scenario's
+    expected outcome, or for a replay the ending declared by `drill replay --expect`.
 
-    Each call recomputes from the journal and the sandbox and journals ``drill.scored``.
+    A scenario drill is found in the configured journal; a replay drill in its sandbox
+    journal (--dir, --journal SANDBOX/journal.db, or its id under the default directory).
+    Each call recomputes and journals ``drill.scored`` where the drill is.
     Exit 0 the outcome matches; 3 it does not; 2 unknown drill.
     """
     from console.drill import score as scoring
-    from console.drill.service import find
+    from console.drill.sandbox import Sandbox
+    from console.drill.service import find, replay_sandbox
+    from console.journal.setup import open_journal
 
     c = get_ctx(ctx)
-    result = scoring.record(c.journal, c.settings, find(c.journal, drill))
+    box = Sandbox.open(directory) if directory is not None else None
+    if box is None and drill is None:
+        raise BadInput("give the drill id, or its sandbox with --dir.")
+    if box is None and c.journal_arg is None:
+        box = replay_sandbox(str(drill))
+    ref = box.drill_id if box else str(drill)
+    if box is not None and box.is_replay:
+        journal = open_journal(box.journal_url, c.user, drill=box.drill_id, create=False)
+    else:
+        journal = c.journal
+    try:
+        result = scoring.record(journal, c.settings, find(journal, ref))
+    finally:
+        if journal is not c.journal:
+            journal.close()
     if as_json:
         print_json(result.as_dict())
     else:

@@ -39,8 +39,9 @@ def _open_source(url: str, user: str) -> Journal:
 @drill_app.command(
     "replay",
     epilog="Examples:\n\n  backout drill replay 3f2a9c --speed 20\n\n"
-    "  backout drill replay 3f2a9c --dir ./gameday --headless --json\n\n"
-    "  backout --journal ./gameday/journal.db runbook start rollback-batch --run 3f2a9c",
+    "  backout drill replay 3f2a9c --dir ./gameday --expect baseline --headless --json\n\n"
+    "  backout --journal ./gameday/journal.db runbook start rollback-batch --run 3f2a9c\n\n"
+    "  backout drill score --dir ./gameday",
 )
 def replay(
     ctx: typer.Context,
@@ -56,6 +57,15 @@ def replay(
             show_default=False,
         ),
     ] = None,
+    expect: Annotated[
+        str,
+        typer.Option(
+            "--expect",
+            help="The right ending, scored by `drill score`: baseline (roll the run back to its "
+            "baseline and verify), batch (keep the batch, reconciled clean) or review "
+            "(escalate).",
+        ),
+    ] = "baseline",
     headless: Annotated[
         bool,
         typer.Option("--headless", help="Replay to the end without the console; print paths."),
@@ -64,12 +74,17 @@ def replay(
 ) -> None:
     """Replay a recorded run in a sandbox: the console shows it unfolding (space play/pause,
     +/- speed, left/right seek, home/end), and trainees work runbooks against the sandbox
-    target. The recorded journal and target are only read, never written."""
+    target. The recorded journal and target are only read, never written.
+
+    Exit 0 replayed (headless); 2 bad --speed/--expect, an unknown run, a --dir that is not
+    empty; 3 the sandbox could not follow the recording."""
     if not speed > 0:
         raise BadInput(f"--speed {speed}: give a positive factor, e.g. --speed 10.")
-    if directory is not None and (directory / "journal.db").exists():
-        raise BadInput(f"--dir {directory}: already holds a drill; give an empty directory.")
     from console.drill.replay import Recording, Replayer, build_sandbox
+    from console.drill.scenarios import REPLAY_EXPECT
+
+    if expect not in REPLAY_EXPECT:
+        raise BadInput(f"--expect {expect}: give one of {', '.join(REPLAY_EXPECT)}.")
 
     c = get_ctx(ctx)
     source = _open_source(c.journal_url, c.user)
@@ -78,7 +93,7 @@ def replay(
     finally:
         source.close()
     sandbox = build_sandbox(recording, directory)
-    replayer = Replayer(recording, sandbox, speed=speed, actor=c.user)
+    replayer = Replayer(recording, sandbox, speed=speed, actor=c.user, expect=expect)
     if not headless:
         from console.tui.replay import run_replay
 
@@ -92,7 +107,9 @@ def replay(
         replayer.close()
     summary = {
         **sandbox.as_dict(),
-        "run": recording.run.id,
+        "kind": "replay",
+        "run_id": recording.run.id,
+        "expect": expect,
         "source_journal": recording.source,
         "events": replayer.total,
         "speed": replayer.clock.speed,
@@ -107,6 +124,7 @@ def replay(
         )
         typer.echo(f"journal  {sandbox.journal_url}")
         typer.echo(f"target   {sandbox.target_url}")
+        typer.echo(f"score    backout drill score --dir {sandbox.root}")
     if replayer.diverged:
         # The sandbox did not hold a row as the run found it: it differs from the real
         # target after the run there, so say so (exit 3) rather than train on it silently.

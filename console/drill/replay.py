@@ -37,12 +37,12 @@ from sqlalchemy import types as sa
 
 from console.canonical import canonical_json, loads
 from console.drill.clock import SimClock
+from console.drill.sandbox import NOTE, Sandbox
 from console.engine.segments import JournalOp
 from console.errors import BadInput
-from console.journal import Journal, new_id
+from console.journal import Journal, format_ts, new_id, utcnow
 from console.journal.models import Run
 from console.journal.store import T_SNAPSHOTS, StoredEvent, parse_ts
-from console.paths import data_dir
 from console.targets.sql import SqlTarget
 from console.targets.types import (
     ColumnKind,
@@ -67,7 +67,6 @@ LEFT_OUT = (
     "run.drift",
 )
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
-NOTE = "replay.json"  # the sandbox's note: drill id, paths, what it replays
 _PAGE = 2_000
 _SEED_CHUNK = 500
 
@@ -153,51 +152,6 @@ class Recording:
                 yield from e.payload.get("ops", [])
 
 
-# --- the sandbox ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    """Where a drill lives: its journal, its target and a note of what it replays."""
-
-    directory: Path
-    drill_id: str
-
-    @property
-    def journal_path(self) -> Path:
-        return self.directory / "journal.db"
-
-    @property
-    def target_path(self) -> Path:
-        return self.directory / "target.db"
-
-    @property
-    def journal_url(self) -> str:
-        return f"sqlite:///{self.journal_path}"
-
-    @property
-    def target_url(self) -> str:
-        return f"sqlite:///{self.target_path}"
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "drill": self.drill_id,
-            "sandbox": str(self.directory),
-            "journal": self.journal_url,
-            "target": self.target_url,
-        }
-
-    def clear(self) -> None:
-        """Remove the drill journal and target (a rebuild); the directory stays."""
-        for path in (self.journal_path, self.target_path):
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-def default_directory(drill_id: str) -> Path:
-    return data_dir() / "drills" / drill_id
-
-
 def _kind_of(values: Sequence[Any]) -> ColumnKind:
     """A column kind that stores every journaled value of the column back as it was read."""
     present = [v for v in values if v is not None]
@@ -280,22 +234,21 @@ def _column_values(
     return values
 
 
-def build_sandbox(
-    rec: Recording, directory: Path | None = None, drill_id: str | None = None
-) -> Sandbox:
-    """A directory with an empty drill journal's place and a target seeded with the rows as
-    they were before the run. Refuses a directory that already holds a drill."""
-    drill = drill_id or f"replay-{new_id()}"
-    sandbox = Sandbox((directory or default_directory(drill)).expanduser().resolve(), drill)
-    if sandbox.journal_path.exists() and drill_id is None:
-        raise BadInput(
-            f"{sandbox.directory} already holds a drill; give another --dir or remove it."
-        )
-    sandbox.directory.mkdir(parents=True, exist_ok=True)
+def build_sandbox(rec: Recording, directory: Path | None = None) -> Sandbox:
+    """A new sandbox (``directory`` must be new or empty) with the drill journal's place and
+    a target seeded with the rows as they were before the run (kept as the ``baseline``
+    state a score compares against)."""
+    sandbox = Sandbox.create(f"replay-{new_id()}", directory)
     seed_target(rec, sandbox)
-    note = {**sandbox.as_dict(), "source_run": rec.run.id, "source_journal": rec.source}
-    # Beside the drill journal: whoever opens it (CLI, console) stamps this drill's id.
-    (sandbox.directory / NOTE).write_text(json.dumps(note, indent=2) + "\n")
+    sandbox.keep_states(baseline=sandbox.dump())
+    note = {
+        **sandbox.as_dict(),
+        "drill": sandbox.drill_id,
+        "source_run": rec.run.id,
+        "source_journal": rec.source,
+    }
+    # Beside the drill journal: whoever opens it (Ctx.journal, the console) stamps ``drill``.
+    sandbox.write_json(NOTE, note)
     return sandbox
 
 
@@ -366,6 +319,7 @@ class Replayer:
     sandbox: Sandbox
     speed: float = 1.0
     actor: str = "trainer"
+    expect: str = "baseline"  # the right ending the trainer declares (scenarios.REPLAY_EXPECT)
     save_every: int = 50  # events between saves of the sandbox (a backward seek starts there)
     clock: SimClock = field(init=False)
     position: int = field(default=0, init=False)
@@ -425,6 +379,8 @@ class Replayer:
                 "source_head": {"seq": self.rec.source_head[0], "hash": self.rec.source_head[1]},
                 "speed": self.clock.speed,
                 "events": self.total,
+                "expect": self.expect,
+                "sandbox": str(self.sandbox.root),
                 "sandbox_target": self.sandbox.target_url,
             },
         )
@@ -462,7 +418,7 @@ class Replayer:
             return
         position, folder = save
         _copy_sqlite(folder / "journal.db", self.sandbox.journal_path)
-        _copy_sqlite(folder / "target.db", self.sandbox.target_path)
+        _copy_sqlite(folder / "target.db", self.sandbox.target)
         self.position = position
         self.diverged = int(json.loads((folder / "save.json").read_text())["diverged"])
         for e in self.rec.events[:position]:  # a segment's outcome may follow the save
@@ -475,7 +431,7 @@ class Replayer:
 
     @property
     def _saves(self) -> Path:
-        return self.sandbox.directory / "saves"
+        return self.sandbox.root / "saves"
 
     def _save(self) -> None:
         """Copy the drill journal and target as they are after ``position`` events."""
@@ -486,7 +442,7 @@ class Replayer:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         _copy_sqlite(self.sandbox.journal_path, partial / "journal.db")
-        _copy_sqlite(self.sandbox.target_path, partial / "target.db")
+        _copy_sqlite(self.sandbox.target, partial / "target.db")
         (partial / "save.json").write_text(json.dumps({"diverged": self.diverged}))
         partial.rename(folder)
 
@@ -585,7 +541,8 @@ class Replayer:
         return stored
 
     def _payload(self, recorded: StoredEvent) -> dict[str, Any]:
-        payload = dict(recorded.payload)
+        # Marked, so a score tells the recording from the trainee's own events.
+        payload = {**recorded.payload, "replayed": True}
         if recorded.kind == "run.created":
             url = self.sandbox.target_url
             payload.update(target=url, target_override=None)
@@ -689,5 +646,7 @@ class Replayer:
                 "speed": self.clock.speed,
                 "events": self.total,
                 "diverged": self.diverged,
+                "states_digest": self.sandbox.keep_states(batch=self.sandbox.dump()),
+                "wall_ts": format_ts(utcnow()),
             },
         )

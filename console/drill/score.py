@@ -1,7 +1,8 @@
-"""Scoring a drill from its journal: how fast the trainee noticed and decided, whether the
-approvals were obtained cleanly, which wrong branches they took, and whether the sandbox
-ended where the scenario says it should (target rows compared with the expected state, and
-reconciled through the real reconciliation service).
+"""Scoring a drill (a scenario's or a replay's) from its journal: how fast the trainee
+noticed and decided, whether the approvals were obtained cleanly, which wrong branches they
+took, and whether the sandbox ended where it should (the scenario's expected outcome, or the
+one the trainer declared for a replay: target rows compared with the expected state, and
+reconciled through the real reconciliation service against the sandbox target).
 
 Every ``backout drill score`` recomputes from the journal and the sandbox, and journals the
 result as ``drill.scored``; the trainer reviews the latest one (``backout events RUN``).
@@ -10,7 +11,6 @@ result as ``drill.scored``; the trainer reviews the latest one (``backout events
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from console.config import Settings
@@ -59,6 +59,7 @@ class Score:
     matches: bool = False
     correct: bool = False
     checks: dict[str, bool] = field(default_factory=dict)
+    kind: str = "scenario"  # or "replay"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,7 +84,8 @@ class Score:
 
 
 def _events(journal: Journal, drill: Drill) -> list[StoredEvent]:
-    """The drill's events after it started: on its run and on the runs made from it."""
+    """The trainee's events: the drill's after it started, on its run and on the runs made
+    from it, minus what a replay re-appended from the recording (``replayed``)."""
     runs = [drill.run_id] + [
         r.id for r in journal.runs(limit=100_000, drills=True) if r.parent_run == drill.run_id
     ]
@@ -91,7 +93,9 @@ def _events(journal: Journal, drill: Drill) -> list[StoredEvent]:
         e
         for run in runs
         for e in journal.events(run, after_seq=drill.started_seq, limit=100_000)
-        if e.payload.get("drill") == drill.drill_id and not e.kind.startswith("drill.")
+        if e.payload.get("drill") == drill.drill_id
+        and not e.kind.startswith("drill.")
+        and not e.payload.get("replayed")
     ]
     return sorted(events, key=lambda e: e.seq)
 
@@ -100,7 +104,7 @@ def _after(drill: Drill, events: list[StoredEvent], kinds: tuple[str, ...]) -> f
     first = next((e for e in events if e.kind in kinds), None)
     if first is None:
         return None
-    return (parse_ts(first.ts) - parse_ts(drill.started_ts)).total_seconds()
+    return max(0.0, parse_ts(first.ts).timestamp() - drill.counted_from(first.ts))
 
 
 def _walk(events: list[StoredEvent], runbook: str) -> tuple[str | None, list[str]]:
@@ -126,11 +130,11 @@ def _walk(events: list[StoredEvent], runbook: str) -> tuple[str | None, list[str
 def _wrong_branches(
     drill: Drill, events: list[StoredEvent], path: list[str], refusals: list[StoredEvent]
 ) -> list[str]:
-    expected = drill.scenario.expected
+    expected = drill.expected
     wrong = [
-        f"started runbook {e.payload.get('runbook')} (expected {drill.scenario.runbook})"
+        f"started runbook {e.payload.get('runbook')} (expected {drill.runbook})"
         for e in events
-        if e.kind == "runbook.started" and e.payload.get("runbook") != drill.scenario.runbook
+        if e.kind == "runbook.started" and e.payload.get("runbook") != drill.runbook
     ]
     wrong += [f"took step '{s}', off the expected path" for s in path if s not in expected.path]
     if [s for s in path if s in expected.path] != list(expected.path[: len(path)]):
@@ -154,8 +158,8 @@ def _wrong_branches(
 def _outcome(
     journal: Journal, settings: Settings, drill: Drill, runbook_status: str | None
 ) -> tuple[dict[str, Any], dict[str, bool]]:
-    expected = drill.scenario.expected
-    box = Sandbox.open(Path(drill.payload["sandbox"]))
+    expected = drill.expected
+    box = Sandbox.open(drill.sandbox)
     states = drill.states()
     run = journal.get_run(drill.run_id)
     result = compute(journal, settings, drill.run_id, expected.against)
@@ -163,7 +167,8 @@ def _outcome(
     checks = {
         "target_state": box.dump() == states[expected.target],
         "run_status": expected.run_status is None or run.status == expected.run_status,
-        "runbook": runbook_status == expected.runbook_status,
+        "runbook": runbook_status == expected.runbook_status
+        or (expected.runbook_optional and runbook_status is None),
         "reconcile": all(counts.get(k, 0) == n for k, n in expected.findings.items()),
     }
     outcome = {
@@ -177,7 +182,7 @@ def _outcome(
 def score(journal: Journal, settings: Settings, drill: Drill) -> Score:
     events = _events(journal, drill)
     refusals = [e for e in events if e.kind == "gate.refused"]
-    status, path = _walk(events, drill.scenario.runbook)
+    status, path = _walk(events, drill.runbook)
     outcome, checks = _outcome(journal, settings, drill, status)
     wrong = _wrong_branches(drill, events, path, refusals)
     counted = [e for e in refusals if e.payload.get("rule") not in WAITING_RULES]
@@ -188,13 +193,14 @@ def score(journal: Journal, settings: Settings, drill: Drill) -> Score:
     }
     result = Score(
         drill_id=drill.drill_id,
-        scenario=drill.scenario.id,
+        scenario=drill.name,
+        kind=drill.kind,
         run_id=drill.run_id,
         time_to_detect_s=_after(drill, events, DETECT),
         time_to_decision_s=_after(drill, events, DECIDE),
         approvals=approvals,
         approvals_correct=not counted,
-        runbook=drill.scenario.runbook if status else None,
+        runbook=drill.runbook if status else None,
         runbook_status=status,
         path=path,
         wrong_branches=wrong,
@@ -208,7 +214,7 @@ def score(journal: Journal, settings: Settings, drill: Drill) -> Score:
 
 def record(journal: Journal, settings: Settings, drill: Drill) -> Score:
     """Score now and journal it as ``drill.scored`` on the drill's run (flagged like every
-    event of the drill) for the trainer's review."""
+    event of the drill; a replay's, in its sandbox journal) for the trainer's review."""
     result = score(journal, settings, drill)
     journal.append("drill.scored", result.as_dict(), run_id=drill.run_id)
     return result

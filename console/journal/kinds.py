@@ -64,11 +64,25 @@ target.unlocked       {exec, target, lock_seq}
 
 Drills: every event of a drill carries ``drill`` (its id), stamped by the journal: a handle
 opened with ``drill=``, or any handle appending to a drill run or a run made from one.
-drill.started    {scenario, title, goal, runbook, briefing, expected, seed, sandbox, target,
-                  states_digest, facts}      (on the drill's run, once its batch went wrong)
+drill.started    {id, scenario, title, goal, runbook, briefing, expected, seed, sandbox,
+                  target, states_digest, facts}
+                                             (a scenario's, on the drill's run in the configured
+                                             journal, once its batch went wrong)
+drill.replay.started  {source_run, source_journal, source_journal_id, source_head: {seq, hash},
+                  speed, events, expect, sandbox, sandbox_target}
+                                             (a replay's, first in its sandbox journal, no run;
+                                             expect: baseline|batch|review, the right ending)
+drill.replay.finished {source_run, source_journal, source_head: {seq, hash}, speed, events,
+                  diverged, states_digest, wall_ts}
+                                             (the last event replayed; wall_ts: real time)
 drill.scored     {drill_id, scenario, run_id, time_to_detect_s, time_to_decision_s, approvals,
                   approvals_correct, runbook, runbook_status, path, wrong_branches, outcome,
-                  checks, matches, correct}  (each ``backout drill score``; latest counts)
+                  checks, matches, correct, kind}
+                                             (each ``backout drill score``, where the drill is;
+                                             scenario: the scenario id or replay:<expect>;
+                                             latest counts)
+Every event a replay re-appends from the recording also carries ``replayed: true`` (a score
+tells the trainee's own events from it).
 """
 
 from __future__ import annotations

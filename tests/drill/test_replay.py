@@ -231,7 +231,7 @@ def test_headless_cli_replay(
         main([*args, "--speed", "100000", "--dir", str(tmp_path / "gd"), "--headless", "--json"])
     assert exc.value.code in (0, None)
     out = json.loads(capsys.readouterr().out)
-    assert out["run"] == recorded.run_id and out["diverged"] == 0
+    assert out["run_id"] == recorded.run_id and out["diverged"] == 0
     assert out["target"] == f"sqlite:///{(tmp_path / 'gd' / 'target.db').resolve()}"
     assert rows(out["target"]) == rows(f"sqlite:///{recorded.target_path}")
     assert files_digest(tmp_path / "journal.db", recorded.target_path) == before
@@ -240,14 +240,14 @@ def test_headless_cli_replay(
     assert bad.value.code == Exit.BAD_INPUT and "--speed" in capsys.readouterr().err
     # The trainee's own commands on the sandbox journal carry the drill id too.
     with pytest.raises(SystemExit) as rolled:
-        main(["--journal", out["journal"], "--as", "trainee", "rollback", out["run"]])
+        main(["--journal", out["journal"], "--as", "trainee", "rollback", out["run_id"]])
     assert rolled.value.code == Exit.DONE
     capsys.readouterr()
     drill = Journal(out["journal"], create=False)
     try:
         [rollback] = drill.runs(kind="rollback", drills=True)
         events = drill.events(rollback.id, limit=1000)
-        assert events and {e.payload.get("drill") for e in events} == {out["drill"]}
+        assert events and {e.payload.get("drill") for e in events} == {out["drill_id"]}
         assert {e.actor for e in events} == {"trainee"}
     finally:
         drill.close()
@@ -261,7 +261,7 @@ def test_headless_cli_replay(
     with pytest.raises(SystemExit) as again:
         main([*args, "--dir", str(tmp_path / "gd"), "--headless"])
     assert again.value.code == Exit.BAD_INPUT
-    assert "already holds a drill" in capsys.readouterr().err
+    assert "already holds files" in capsys.readouterr().err
 
 
 def test_a_trainee_rolls_back_the_drill_run_in_the_sandbox(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from console.drill.scenarios.catalog import SCENARIOS
+from console.drill.scenarios.catalog import REPLAY_EXPECT, SCENARIOS
 from console.drill.scenarios.model import Built, Expected, Scenario, Stage
 from console.errors import BadInput
 
-__all__ = ["SCENARIOS", "Built", "Expected", "Scenario", "Stage", "get"]
+__all__ = ["REPLAY_EXPECT", "SCENARIOS", "Built", "Expected", "Scenario", "Stage", "get"]
 
 
 def get(scenario_id: str) -> Scenario:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from console.changes import ChangeSetInvalid
 from console.drill.scenarios import batch
 from console.drill.scenarios.crash import apply_and_die
@@ -34,6 +36,15 @@ ESCALATED = Expected(
     path=("pause", "assess", "escalate", "handover"),
     run_status="completed",
 )
+
+# A replay drill's right ending, as the trainer declares it (``drill replay --expect``): the
+# runbook it is worked with and the same endings, with the runbook optional where the CLI
+# alone does it right, and the recorded run's status left as it was recorded.
+REPLAY_EXPECT: dict[str, tuple[str, Expected]] = {
+    "baseline": ("rollback-batch", replace(ROLLED_BACK, runbook_optional=True)),
+    "batch": ("reconcile-and-fix", replace(ALL_GOOD, run_status=None, runbook_optional=True)),
+    "review": ("rollback-batch", replace(ESCALATED, run_status=None)),
+}
 
 
 def _run_of(stage: Stage, base: str) -> str:

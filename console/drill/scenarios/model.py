@@ -35,6 +35,7 @@ class Expected:
     against: str = "expected"
     findings: dict[str, int] = field(default_factory=dict)
     rollback: bool = False
+    runbook_optional: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": list(self.path)}
