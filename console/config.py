@@ -127,6 +127,9 @@ class ReconcileConfig(_Strict):
 
     full_baseline_rows: int = Field(default=10_000, ge=0)  # up to this: copy the table
     rows_per_bucket: int = Field(default=32, ge=1)  # above it: bucketed digests
+    # Above this, no whole-table state (collateral from the aggregates only): the digests
+    # cost a scan at apply and at reconcile (SQLite: ~5 s CPU per million rows).
+    digest_max_rows: int = Field(default=5_000_000, ge=0)
     normalise: dict[str, Annotated[dict[str, Any], AfterValidator(_normaliser)]] = Field(
         default_factory=dict
     )

@@ -1,7 +1,8 @@
 """The whole-table baseline behind ``collateral``: what the tables a run touches looked like
 outside the change set's keys, captured at apply time and checked at reconcile time.
 
-Two forms, chosen by size (``[reconcile] full_baseline_rows``):
+Two forms, chosen by size (``[reconcile] full_baseline_rows``; above ``digest_max_rows``
+neither, and collateral is seen by the aggregate checks only):
 - ``rows``: a small table is copied whole into the journal's snapshots (phase ``table``); the
   classifier then compares every row, so a collateral change is found per key and column.
 - ``buckets``: a large table is summarised, pg_comparator style, without a copy: every row
@@ -50,7 +51,7 @@ CANDIDATES = 50  # current rows listed per drifted bucket
 class TableState:
     """What ``snapshot.taken`` records under ``table_state``."""
 
-    mode: str  # rows | buckets
+    mode: str  # rows | buckets | none (too large: aggregates only)
     rows: int
     buckets: int
     digest: str
@@ -253,6 +254,8 @@ def _capture_state(
     total = int(target.aggregates(table, []).count)
     if total <= cfg.full_baseline_rows:
         return _capture_rows(journal, target, run_id, table, key).as_dict()
+    if total > cfg.digest_max_rows:
+        return TableState("none", total, 0, "").as_dict()
     buckets = min(MAX_BUCKETS, max(1, -(-total // cfg.rows_per_bucket)))
     found = _bucket_digests(target, table, key, scope_keys(journal, run_id, table), buckets)
     rows = [

@@ -112,3 +112,15 @@ def test_refused_change_set_leaves_no_table_state(tmp_path: Path) -> None:
     with j.read() as conn:
         n = conn.execute(text("SELECT count(*) FROM snapshots")).scalar_one()
     assert n == 0
+
+
+def test_above_digest_max_rows_nothing_is_captured(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    settings = Settings(reconcile=ReconcileConfig(full_baseline_rows=0, digest_max_rows=59))
+    j, run_id = _run(tmp_path, url, settings)
+    state = tablestate.recorded(j, run_id, "items")
+    assert state is not None and state.mode == "none" and state.rows == 60
+    _sql(url, *_DRIFT)
+    res = reconcile_run(j, settings, run_id)
+    assert "collateral_bucket" not in res.counts and "collateral" not in res.counts
+    assert res.counts.get("aggregate_mismatch") == 1  # the aggregates still see it
