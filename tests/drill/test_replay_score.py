@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 
 from console.cli import main
+from console.drill.scenarios.catalog import ROLLED_BACK
+from console.drill.service import Drill
 from console.errors import Exit
-from console.journal import Journal
+from console.journal import Journal, parse_ts
+from tests.drill.conftest import Drills
 from tests.drill.test_replay import Recorded, files_digest, record
 
 
@@ -117,3 +120,62 @@ def test_replay_input_errors_are_one_line(
     with pytest.raises(SystemExit) as none:
         main(["drill", "score"])
     assert none.value.code == Exit.BAD_INPUT and "--dir" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_replay_worked_by_the_runbook_with_approvals_scores_correct(
+    drills: Drills, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The trainee works rollback-batch on the sandbox journal, two approvers sign: the
+    path, the approvals and the ending are scored as for a scenario."""
+    (tmp_path / "rec").mkdir()
+    rec = record(tmp_path / "rec", f"sqlite:///{tmp_path / 'rec' / 'journal.db'}")
+    started = replay(capsys, rec, "--dir", str(tmp_path / "gameday"))
+    drills.url, drills.run_id, drills.drill_id = (
+        started["journal"],
+        started["run_id"],
+        started["drill_id"],
+    )
+    drills.walk(drills.start_runbook("rollback-batch"))
+    r = drills.score()
+    assert r.code == Exit.DONE, r.out
+    score = r.json()
+    assert score["correct"], score["wrong_branches"]
+    assert score["path"] == list(ROLLED_BACK.path) and score["runbook_status"] == "completed"
+    assert score["approvals"]["granted"] >= 2 and score["approvals_correct"]
+    # A second runbook, the wrong one, is a wrong branch even though the ending is right.
+    drills.start_runbook("reconcile-and-fix", "--backup-ref", "nightly")
+    wrong = drills.score()
+    assert wrong.code == Exit.DONE and not wrong.json()["correct"]
+    assert any("reconcile-and-fix" in w for w in wrong.json()["wrong_branches"])
+
+
+def test_timings_count_from_when_the_trouble_showed() -> None:
+    """A failure replayed at 10:00 (the console's simulated clock), the replay finished at
+    10:05 simulated and 12:00 wall: a trainee's first event counts from the latest of these
+    before it, or from the earliest if it came before all of them."""
+    drill = Drill(
+        drill_id="replay-x",
+        kind="replay",
+        name="replay:baseline",
+        run_id="r",
+        runbook="rollback-batch",
+        expected=ROLLED_BACK,
+        started_seq=1,
+        shown_at=(
+            "2026-11-27T10:00:00.000000Z",
+            "2026-11-27T10:05:00.000000Z",
+            "2026-11-27T12:00:00.000000Z",
+        ),
+        sandbox=Path("."),
+        states_digest=None,
+        payload={},
+    )
+
+    def since(first: str) -> float:
+        return parse_ts(first).timestamp() - drill.counted_from(first)
+
+    assert since("2026-11-27T10:01:00.000000Z") == 60  # in the console, during the replay
+    assert since("2026-11-27T10:06:00.000000Z") == 60  # in the console, after it ended
+    assert since("2026-11-27T12:02:00.000000Z") == 120  # on the CLI after a headless replay
+    assert since("2026-11-27T09:59:00.000000Z") == -60  # before anything showed: counted negative

@@ -24,7 +24,9 @@ class Expected:
     ``target``: the state the sandbox target must hold at the end: ``baseline`` (before the
     batch) or ``batch`` (as the scenario left it); ``path``: the runbook steps done, in
     order, on the right branch; ``against``/``findings``: the reconciliation run at scoring
-    time and the finding counts it must give; ``rollback``: rolling back is right.
+    time and the finding counts it must give; ``rollback``: rolling back is right;
+    ``runbook_optional``: the work may be done without the runbook (a replay's trainee may
+    roll back from the CLI), but a runbook started must end as ``runbook_status``.
     Resuming the scenario's run is never right: it would apply more of a batch gone wrong.
     """
 
