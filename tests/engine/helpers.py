@@ -3,7 +3,11 @@ trigger bumps inside the writing transaction, so "applied exactly once" is obser
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -146,3 +150,25 @@ def changeset_doc(
 def write_changeset(path: Path, doc: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def backout(journal: Path, *args: str, user: str = "killer") -> subprocess.Popen[bytes]:
+    """A real ``backout`` process on ``journal`` (the kill tests SIGKILL it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "console", "--journal", str(journal), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "BACKOUT_USER": user},
+    )
+
+
+def finish(journal: Path, next_args: Callable[[], Sequence[str]], timeout: float = 180) -> str:
+    """Run ``backout *next_args()`` until it exits 0 (at most 5 times, as an operator
+    would); '' when it did, else the last stderr."""
+    err = b""
+    for _ in range(5):
+        proc = backout(journal, *next_args())
+        _out, err = proc.communicate(timeout=timeout)
+        if proc.returncode == 0:
+            return ""
+    return err.decode() or "no error output"

@@ -3,11 +3,8 @@ the target row by row and that no row was written twice (a trigger counts every 
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,22 +12,20 @@ import pytest
 
 from console.journal import Journal
 from console.journal.verify import verify
-from tests.engine.helpers import changeset_doc, dump, make_items, write_changeset, write_counts
+from tests.engine.helpers import (
+    backout,
+    changeset_doc,
+    dump,
+    finish,
+    make_items,
+    write_changeset,
+    write_counts,
+)
 
 ROWS = 1500
 UPDATES = range(1, 1201)
 INSERTS = range(5001, 5101)
 DELETES = range(1301, 1401)
-
-
-def _backout(journal: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BACKOUT_USER": "killer"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "console", "--journal", str(journal), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
 
 
 def _expected(url: str, tmp: Path) -> list[tuple[object, ...]]:
@@ -41,34 +36,42 @@ def _expected(url: str, tmp: Path) -> list[tuple[object, ...]]:
         tmp / "ref.yaml",
         changeset_doc(ref, updates=UPDATES, inserts=INSERTS, deletes=DELETES, segment_size=25),
     )
-    proc = _backout(tmp / "ref-journal.db", "apply", str(cs))
+    proc = backout(tmp / "ref-journal.db", "apply", str(cs))
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
     return dump(ref)
 
 
-def _trial(tmp: Path, seed: int, delay: float, expected: list[tuple[object, ...]]) -> None:
-    url = f"sqlite:///{tmp / 'target.db'}"
+def kill_apply_and_resume(
+    tmp: Path,
+    seed: int,
+    delay: float,
+    expected: list[tuple[object, ...]],
+    url: str | None = None,
+    apply_args: tuple[str, ...] = (),
+) -> None:
+    """Apply the change set to ``url`` (a fresh SQLite file by default) in a subprocess,
+    SIGKILL it after ``delay``, resume until done, check every row and the write counts."""
+    url = url or f"sqlite:///{tmp / 'target.db'}"
     make_items(url, ROWS)
     cs = write_changeset(
         tmp / "cs.yaml",
         changeset_doc(url, updates=UPDATES, inserts=INSERTS, deletes=DELETES, segment_size=25),
     )
     journal = tmp / "journal.db"
-    proc = _backout(journal, "apply", str(cs))
+    proc = backout(journal, "apply", str(cs), *apply_args)
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     j = Journal(f"sqlite:///{journal}", actor="checker")
-    for _ in range(5):
+
+    def next_args() -> list[str]:
         runs = j.runs(limit=5, drills=None)
-        args = ["resume", runs[0].id] if runs else ["apply", str(cs)]
-        done = _backout(journal, *args)
-        _out, err = done.communicate(timeout=120)
-        if done.returncode == 0:
-            break
-    else:
-        pytest.fail(f"seed {seed}: could not finish: {err.decode()}")
+        return ["resume", runs[0].id] if runs else ["apply", str(cs), *apply_args]
+
+    error = finish(journal, next_args)
+    if error:
+        pytest.fail(f"seed {seed}: could not finish: {error}")
     assert dump(url) == expected, f"seed {seed} (kill after {delay:.3f}s): target differs"
     counts = write_counts(url)
     twice = {k: n for k, n in counts.items() if n != 1}
@@ -98,7 +101,7 @@ def calibration(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[tuple[ob
 def test_kill_and_resume(index: int, tmp_path: Path, calibration: tuple[list, float]) -> None:
     expected, span = calibration
     delay = _kill_points(20261127, 20, span)[index]
-    _trial(tmp_path, index, delay, expected)
+    kill_apply_and_resume(tmp_path, index, delay, expected)
 
 
 @pytest.mark.slow
@@ -106,4 +109,4 @@ def test_kill_and_resume(index: int, tmp_path: Path, calibration: tuple[list, fl
 def test_kill_and_resume_many(index: int, tmp_path: Path, calibration: tuple[list, float]) -> None:
     expected, span = calibration
     delay = _kill_points(7, 200, span)[index]
-    _trial(tmp_path, index, delay, expected)
+    kill_apply_and_resume(tmp_path, index, delay, expected)

@@ -5,12 +5,10 @@ trigger proves that nothing was written twice."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,21 +19,19 @@ import pytest
 from console.journal import Journal
 from console.journal.verify import verify
 from tests.conftest import drop_pg_database, make_pg_database
-from tests.engine.helpers import changeset_doc, dump, make_items, write_changeset, write_counts
+from tests.engine import test_kill as kill
+from tests.engine.helpers import (
+    backout,
+    changeset_doc,
+    dump,
+    finish,
+    make_items,
+    write_changeset,
+    write_counts,
+)
 
-ROWS = 1500
-UPDATES = range(1, 1201)
+ROWS, UPDATES = kill.ROWS, kill.UPDATES
 BAD_ROW = 1101  # its update breaks the CHECK: rows 1..1100 are applied, then rolled back
-
-
-def _backout(journal: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BACKOUT_USER": "killer"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "console", "--journal", str(journal), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
 
 
 def _points(seed: int, n: int, span: float) -> list[float]:
@@ -79,7 +75,7 @@ def rollback_span(tmp_path_factory: pytest.TempPathFactory) -> float:
     """How long the automatic rollback takes, uninterrupted."""
     tmp = tmp_path_factory.mktemp("calibrate-rb")
     _url, cs, _ = _failing(tmp)
-    proc = _backout(tmp / "journal.db", "apply", str(cs))
+    proc = backout(tmp / "journal.db", "apply", str(cs))
     assert _rollback_started(tmp / "journal.db", proc)
     started = time.monotonic()
     _, err = proc.communicate(timeout=120)
@@ -90,19 +86,15 @@ def rollback_span(tmp_path_factory: pytest.TempPathFactory) -> float:
 def _kill_rollback(tmp: Path, seed: int, delay: float) -> None:
     url, cs, baseline = _failing(tmp)
     journal = tmp / "journal.db"
-    proc = _backout(journal, "apply", str(cs))
+    proc = backout(journal, "apply", str(cs))
     rb_id = _rollback_started(journal, proc)
     assert rb_id, f"seed {seed}: the apply ended before rolling back"
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
-    for _ in range(5):
-        again = _backout(journal, "resume", rb_id)
-        _, err = again.communicate(timeout=120)
-        if again.returncode == 0:
-            break
-    else:
-        pytest.fail(f"seed {seed}: the rollback could not finish: {err.decode()}")
+    error = finish(journal, lambda: ["resume", rb_id])
+    if error:
+        pytest.fail(f"seed {seed}: the rollback could not finish: {error}")
     assert dump(url) == baseline, f"seed {seed} (kill after {delay:.3f}s): not at baseline"
     counts = write_counts(url)
     assert set(counts) == set(range(1, BAD_ROW)), f"seed {seed}: other rows touched"
@@ -129,14 +121,17 @@ def test_kill_during_automatic_rollback_many(
     _kill_rollback(tmp_path, index, _points(11, 40, rollback_span)[index])
 
 
-# --- kill during a parallel apply (PostgreSQL) ----------------------------------------------
-
-INSERTS = range(5001, 5101)
-DELETES = range(1301, 1401)
+# --- kill during a parallel apply (PostgreSQL): the apply kill test with --workers 4 ------
 
 
-def _doc(url: str) -> dict[str, Any]:
-    return changeset_doc(url, updates=UPDATES, inserts=INSERTS, deletes=DELETES, segment_size=25)
+def _reference_doc(url: str) -> dict[str, Any]:
+    return changeset_doc(
+        url,
+        updates=kill.UPDATES,
+        inserts=kill.INSERTS,
+        deletes=kill.DELETES,
+        segment_size=25,
+    )
 
 
 @pytest.fixture
@@ -152,10 +147,10 @@ def parallel_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[A
     tmp = tmp_path_factory.mktemp("calibrate-w4")
     url = make_pg_database()
     try:
-        make_items(url, ROWS)
-        cs = write_changeset(tmp / "cs.yaml", _doc(url))
+        make_items(url, kill.ROWS)
+        cs = write_changeset(tmp / "cs.yaml", _reference_doc(url))
         started = time.monotonic()
-        proc = _backout(tmp / "journal.db", "apply", str(cs), "--workers", "4")
+        proc = backout(tmp / "journal.db", "apply", str(cs), *WORKERS)
         _, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err.decode()
         return dump(url), time.monotonic() - started
@@ -163,33 +158,7 @@ def parallel_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[A
         drop_pg_database(url)
 
 
-def _kill_parallel(url: str, tmp: Path, seed: int, delay: float, expected: list[Any]) -> None:
-    make_items(url, ROWS)
-    cs = write_changeset(tmp / "cs.yaml", _doc(url))
-    journal = tmp / "journal.db"
-    proc = _backout(journal, "apply", str(cs), "--workers", "4")
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
-    j = Journal(f"sqlite:///{journal}", actor="checker")
-    for _ in range(5):
-        runs = j.runs(limit=5, drills=None)
-        args = ["resume", runs[0].id] if runs else ["apply", str(cs), "--workers", "4"]
-        done = _backout(journal, *args)
-        _, err = done.communicate(timeout=180)
-        if done.returncode == 0:
-            break
-    else:
-        pytest.fail(f"seed {seed}: could not finish: {err.decode()}")
-    assert dump(url) == expected, f"seed {seed} (kill after {delay:.3f}s): target differs"
-    counts = write_counts(url)
-    twice = {k: n for k, n in counts.items() if n != 1}
-    assert not twice, f"seed {seed}: rows written more than once: {twice}"
-    assert set(counts) == {*UPDATES, *INSERTS, *DELETES}
-    run = j.runs(limit=1, drills=None)[0]
-    assert run.status == "completed" and run.rows_applied == len(counts)
-    assert verify(j, remember=False).ok
-    j.close()
+WORKERS = ("--workers", "4")
 
 
 @pytest.mark.parametrize("index", range(4))
@@ -197,7 +166,8 @@ def test_kill_parallel_apply_and_resume(
     index: int, tmp_path: Path, pg_target: str, parallel_reference: tuple[list[Any], float]
 ) -> None:
     expected, span = parallel_reference
-    _kill_parallel(pg_target, tmp_path, index, _points(4242, 4, span)[index], expected)
+    delay = _points(4242, 4, span)[index]
+    kill.kill_apply_and_resume(tmp_path, index, delay, expected, pg_target, WORKERS)
 
 
 @pytest.mark.slow
@@ -206,4 +176,5 @@ def test_kill_parallel_apply_and_resume_many(
     index: int, tmp_path: Path, pg_target: str, parallel_reference: tuple[list[Any], float]
 ) -> None:
     expected, span = parallel_reference
-    _kill_parallel(pg_target, tmp_path, index, _points(99, 40, span)[index], expected)
+    delay = _points(99, 40, span)[index]
+    kill.kill_apply_and_resume(tmp_path, index, delay, expected, pg_target, WORKERS)
