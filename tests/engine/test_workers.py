@@ -141,3 +141,29 @@ def test_overlapping_keys_wait_disjoint_keys_run_together() -> None:
     # All workers busy: the oldest is collected.
     lanes.flight.extend([_flight(n, {str(n * 10)}, step=2) for n in range(5, 9)])
     assert [f.seg.seg_no for f in lanes.make_room(2, ks("x"))] == [5]
+
+
+def test_pause_request_with_workers_then_resume(pg_url: str, tmp_path: Path) -> None:
+    make_items(pg_url, 400)
+    path = write_changeset(
+        tmp_path / "cs.yaml", changeset_doc(pg_url, updates=range(1, 301), segment_size=10)
+    )
+    j = Journal(f"sqlite:///{tmp_path / 'journal.db'}", actor="tester")
+
+    def pause_midway(done: int, total: int) -> None:
+        if done == 100:
+            Engine(j, Settings()).request_pause(j.runs(limit=1)[0].id)
+
+    report = Engine(j, Settings(), progress=pause_midway).apply(load_changeset(path), workers=4)
+    assert report.status == "paused" and "paused by" in (report.reason or "")
+    run_id = report.run_id or ""
+    # The segments in flight when the pause was seen finished and were journaled with it.
+    segs = j.segments(run_id)
+    assert segs and all(s.status == "applied" for s in segs)
+    assert 100 <= report.applied < 300
+    assert set(write_counts(pg_url)) == set(range(1, report.applied + 1))
+    done = Engine(j, Settings()).resume(run_id)
+    assert done.status == "completed" and done.applied == 300
+    assert write_counts(pg_url) == dict.fromkeys(range(1, 301), 1)
+    assert j.get_run(run_id).rows_applied == 300
+    assert verify(j, remember=False).ok
