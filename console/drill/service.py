@@ -164,7 +164,8 @@ def _replay_drill(journal: Journal, e: StoredEvent) -> Drill:
     expect = str(e.payload.get("expect") or "baseline")
     runbook, expected = scenarios.REPLAY_EXPECT[expect]
     finished = next(iter(journal.events(kinds=["drill.replay.finished"], limit=1)), None)
-    failed = next(iter(journal.events(kinds=list(FAILURE_KINDS), limit=1)), None)
+    failures = journal.events(kinds=list(FAILURE_KINDS), limit=100_000)
+    failed = next((x for x in failures if x.payload.get("replayed")), None)
     shown = [x.ts for x in (failed, finished) if x is not None]
     if finished is not None and finished.payload.get("wall_ts"):
         shown.append(str(finished.payload["wall_ts"]))

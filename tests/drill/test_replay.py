@@ -401,3 +401,14 @@ def test_a_conflict_brings_the_out_of_band_edit_into_the_sandbox(
     ours = rows(replayer.sandbox.target_url)
     assert ours == rows(f"sqlite:///{recorded.target_path}")
     assert [r["note"] for r in ours if r["id"] == 3] == ["edited by hand"]
+    # A score of this drill counts the trainee's timings from the replayed conflict on.
+    from console.drill.service import find
+
+    drill = Journal(replayer.sandbox.journal_url, create=False)
+    try:
+        found = find(drill, replayer.sandbox.drill_id[:12])
+        conflicts = drill.events(kinds=["op.conflict"], limit=10)
+    finally:
+        drill.close()
+    assert found.kind == "replay" and found.run_id == rollback_run.id
+    assert conflicts and found.shown_at[0] == conflicts[0].ts
