@@ -22,6 +22,8 @@ op.failed        {op_no, detail: {error}}
 op.skipped       {op_no, detail: {reason}}
 op.forced        {op_no, by, detail: {table, key, before, ours, now}}   (--force-conflicts)
 rollback.planned {plan_digest, scope, items, conflicts}       (on the rollback run)
+rollback.triggered {on_error, reason, seg_no, step_no, step, cause, error?}
+                 (on an apply run about to be rolled back by ``on_error: rollback``)
 checkpoint       {seg_no, op_no, done}
 guard.tripped    {reason, invariant, sql, expected, actual, seg_no}     (run -> paused)
 guard.passed     {invariant, seg_no}                                    (no projection)
