@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from console.changes import load_changeset
+from console.changes.errors import ChangeSetInvalid
 from console.config import ReconcileConfig, Settings
 from console.engine.apply import Engine
 from console.errors import Exit
@@ -65,3 +67,17 @@ def test_in_scope_wrong_value_is_explained_per_group(target_url: str, tmp_path: 
     res = reconcile_run(j, SETTINGS, run_id)
     assert {int(f.key[0]) for f in res.findings if f.cls == "wrong_value"} == {3}
     assert "aggregate_mismatch" not in res.counts  # the row-level finding explains it
+
+
+def test_unknown_group_column_refuses_the_change_set(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 5)
+    doc = changeset_doc(url, updates=range(1, 3))
+    doc["steps"][0]["reconcile"] = {"group_by": "regoin"}
+    j = Journal(f"sqlite:///{tmp_path / 'journal.db'}", actor="tester")
+    cs = load_changeset(write_changeset(tmp_path / "cs.yaml", doc))
+    with pytest.raises(ChangeSetInvalid, match="group_by regoin: no such column"):
+        Engine(j, SETTINGS).apply(cs)
+    with j.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM snapshots")).scalar_one() == 0
+    assert j.runs() == []
