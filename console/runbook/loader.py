@@ -57,7 +57,11 @@ class Problem:
     message: str
 
     def render(self, source: str) -> str:
-        return f"{source}:{self.where.line}:{self.where.column}: {self.message}"
+        # Keys quoted from the file must not break the line or drive the terminal.
+        text = f"{source}:{self.where.line}:{self.where.column}: {self.message}"
+        return "".join(
+            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+        )
 
 
 class RunbookInvalid(BadInput):
@@ -159,7 +163,7 @@ class _Parser:
 
     def runbook(self, root: yaml.Node, digest: str, source: str) -> Runbook | None:
         top = self.mapping(root, "a runbook")
-        if not top:
+        if not isinstance(root, yaml.MappingNode):  # reported; an empty one lacks every key
             return None
         for key, (knode, _) in top.items():
             if key not in _TOP:
@@ -514,15 +518,21 @@ class _Parser:
                 self.problems.append(
                     Problem(s.where, f"step '{s.id}' is unreachable: no step goes to it")
                 )
-        # Steps that can reach the end; a reachable step that cannot is trapped in a cycle.
+        # Steps that can reach the end, walked backwards from the steps that end (linear in
+        # the steps: a hostile file may have thousands); a reachable step that cannot is
+        # trapped in a cycle.
+        preds: dict[str, list[str]] = {}
+        for sid, targets in edges.items():
+            for t in targets:
+                if t is not None:
+                    preds.setdefault(t, []).append(sid)
         exits = {s.id for s in steps if None in edges[s.id]}
-        changed = True
-        while changed:
-            changed = False
-            for s in steps:
-                if s.id not in exits and any(t in exits for t in edges[s.id] if t):
-                    exits.add(s.id)
-                    changed = True
+        todo = list(exits)
+        while todo:
+            for p in preds.get(todo.pop(), []):
+                if p not in exits:
+                    exits.add(p)
+                    todo.append(p)
         trapped = {s.id for s in steps if s.id in reachable and s.id not in exits}
         reported: set[str] = set()
         for s in steps:
@@ -578,6 +588,9 @@ def successors(book: Runbook, step: Step) -> list[str | None]:
 # --- entry points -----------------------------------------------------------------------
 
 
+_TOO_DEEP = "nested too deeply to be a runbook; a runbook is a flat list of steps"
+
+
 def check_text(text: str, source: str) -> tuple[Runbook | None, list[Problem]]:
     """Parse and validate; return the runbook (None if invalid) and every problem found."""
     parser = _Parser()
@@ -587,13 +600,20 @@ def check_text(text: str, source: str) -> tuple[Runbook | None, list[Problem]]:
         mark = exc.problem_mark or exc.context_mark
         where = Where(mark.line + 1, mark.column + 1) if mark else Where(1, 1)
         return None, [Problem(where, f"not valid YAML: {exc.problem or exc.context}")]
+    except yaml.YAMLError as exc:  # e.g. a control character, found before any position
+        return None, [Problem(Where(1, 1), f"not valid YAML: {str(exc).splitlines()[0]}")]
+    except RecursionError:
+        return None, [Problem(Where(1, 1), _TOO_DEEP)]
     if root is None:
         return None, [
             Problem(
                 Where(1, 1), "the file is empty; a runbook needs 'runbook', 'version' and 'steps'"
             )
         ]
-    book = parser.runbook(root, sha256_hex(text.encode("utf-8")), source)
+    try:
+        book = parser.runbook(root, sha256_hex(text.encode("utf-8")), source)
+    except RecursionError:
+        return None, [Problem(Where(1, 1), _TOO_DEEP)]
     parser.problems.sort(key=lambda p: (p.where.line, p.where.column))
     return (book if not parser.problems else None), parser.problems
 
