@@ -31,9 +31,12 @@ REVIEW_REASONS = {
     "duplicate_key": "several rows share the key; which one is right is a decision",
     "null_key": "a row with a NULL key cannot be addressed safely",
     "aggregate_mismatch": "no row explains the difference; find the writer first",
-    "collateral_bucket": "rows outside the change set changed in this bucket; the old values "
-    "were summarised, not kept: check the candidate rows",
 }
+# A collateral finding without a key: a bucket of a large table's digests moved.
+BUCKET_REASON = (
+    "rows outside the change set changed in this bucket; their old values were summarised, "
+    "not kept: check the candidate rows"
+)
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,10 @@ def plan_fixes(
     by_key: dict[str, list[Finding]] = {}
     review: list[dict[str, Any]] = []
     for f in findings:
-        if f.cls in wanted and (f.cls in FIXABLE or f.cls == "later_overwrite"):
+        if not f.key and f.cls == "collateral":
+            if f.cls in wanted:
+                review.append({"key": [], "class": f.cls, "reason": BUCKET_REASON, **f.detail})
+        elif f.cls in wanted and (f.cls in FIXABLE or f.cls == "later_overwrite"):
             by_key.setdefault(key_text(f.key), []).append(f)
         elif f.cls in REVIEW_REASONS and (classes is None or f.cls in wanted):
             review.append({"key": list(f.key), "class": f.cls, "reason": REVIEW_REASONS[f.cls]})

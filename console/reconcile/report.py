@@ -18,7 +18,6 @@ SEVERITY: tuple[str, ...] = (
     "duplicate_key",
     "wrong_value",
     "collateral",
-    "collateral_bucket",
     "missing_row",
     "unexpected_row",
     "not_restored",

@@ -435,7 +435,7 @@ def _moved(
 def _actual_images(report: Report, key: tuple[str, ...]) -> dict[str, Row | None]:
     out: dict[str, Row | None] = {}
     for f in report.findings:
-        if f.cls in ("duplicate_key", "null_key", "aggregate_mismatch", "collateral_bucket"):
+        if not f.key or f.cls in ("duplicate_key", "null_key", "aggregate_mismatch"):
             continue
         out[key_text(f.key)] = f.actual
     return out

@@ -341,7 +341,7 @@ def bucket_findings(
     key_columns: Sequence[str],
     state: TableState,
 ) -> tuple[list[Finding], int]:
-    """``collateral_bucket`` findings: buckets whose rows outside the change set moved, with
+    """Key-less ``collateral`` findings: buckets whose rows outside the change set moved, with
     their current keys as candidates. Also returns the number of rows compared."""
     before: dict[int, tuple[int, int]] = {}
     for s in journal.snapshot_rows(run_id, BUCKETS_PHASE, table):
@@ -354,7 +354,7 @@ def bucket_findings(
     findings = [
         Finding(
             key=(),
-            cls="collateral_bucket",
+            cls="collateral",  # without a key: the bucket and its candidate rows
             columns=[],
             before={"count": before.get(b, (0, 0))[0]},
             expected={"count": before.get(b, (0, 0))[0]},

@@ -17,6 +17,7 @@ from console.engine.apply import Engine
 from console.errors import Exit
 from console.journal import Journal
 from console.reconcile import tablestate
+from console.reconcile.fixrun import fix_plan
 from console.reconcile.service import ReconcileResult, reconcile_run
 from tests.engine.helpers import changeset_doc, make_items, write_changeset
 
@@ -85,18 +86,24 @@ def test_large_table_buckets_localise_collateral(target_url: str, tmp_path: Path
     state = tablestate.recorded(j, run_id, "items")
     assert state is not None and state.mode == "buckets" and state.buckets == 15
     clean = reconcile_run(j, LARGE, run_id)
-    assert "collateral_bucket" not in clean.counts, clean.counts
+    assert "collateral" not in clean.counts, clean.counts
     assert clean.checked["rows_outside_scope"] == 60 - 10 - 2
     _sql(target_url, *_DRIFT)
     res = reconcile_run(j, LARGE, run_id)
     assert res.exit_code == Exit.REVIEW
-    buckets = [f for f in res.findings if f.cls == "collateral_bucket"]
+    buckets = [f for f in res.findings if f.cls == "collateral" and not f.key]
+    assert len(buckets) == res.counts["collateral"]  # no row-level collateral without a copy
     assert 1 <= len(buckets) <= 3
     candidates = {int(k[0]) for f in buckets for k in f.detail["candidates"]}
     assert {20, 200} <= candidates
     assert not candidates & set(range(1, 11))  # the change set's keys are never candidates
     moved = sum(f.actual["count"] - f.before["count"] for f in buckets if f.actual and f.before)
     assert moved == 0  # one row deleted, one inserted
+    # a bucket cannot be fixed automatically: it goes to review with its candidates
+    plan = fix_plan(j, LARGE, run_id)
+    review = [r for t in plan.plans for r in t.review if r["class"] == "collateral"]
+    assert len(review) == len(buckets) and all("candidates" in r for r in review)
+    assert not any(op.key.get("id") in candidates for t in plan.plans for op in t.ops)
     # bucket findings carry no row images: the aggregates still report the amounts
     agg = [f for f in res.findings if f.cls == "aggregate_mismatch"]
     assert len(agg) == 1 and set(agg[0].columns) == {"amount", "id"}  # 40 out, 200 in
@@ -122,5 +129,5 @@ def test_above_digest_max_rows_nothing_is_captured(tmp_path: Path) -> None:
     assert state is not None and state.mode == "none" and state.rows == 60
     _sql(url, *_DRIFT)
     res = reconcile_run(j, settings, run_id)
-    assert "collateral_bucket" not in res.counts and "collateral" not in res.counts
+    assert "collateral" not in res.counts
     assert res.counts.get("aggregate_mismatch") == 1  # the aggregates still see it
