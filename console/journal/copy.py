@@ -40,7 +40,12 @@ def copy_journal(source: str, target: str) -> tuple[dict[str, int], VerifyReport
         if not has_meta:
             raise BadInput(f"{source} is not a backout journal.")
         ensure_schema(dst)
-        tables = [models.table_of(m) for m in models.ALL_MODELS]
+        with src.connect() as probe:
+            present = set(
+                probe.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars()
+            )
+        # A journal made by an older backout lacks the newer tables (e.g. ``pruned_state``).
+        tables = [t for t in map(models.table_of, models.ALL_MODELS) if t.name in present]
         with (
             src.connect().execution_options(backout_readonly=True) as sconn,
             sconn.begin(),

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from console.errors import Blocked
+from console.journal import Journal
+from console.journal.copy import copy_journal
 from console.journal.prune import PRUNED_KIND, prune
 from console.journal.setup import open_journal
 from console.journal.verify import verify
-from tests.journal.gen import populate
+from tests.journal.gen import populate, ticking_clock
 from tests.shared_journal.conftest import Team
 
 LATER = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -50,3 +53,13 @@ def test_only_the_owner_prunes(team: Team) -> None:
     finally:
         auditor.close()
         admin.close()
+
+
+def test_a_pruned_journal_copies_to_postgres_and_verifies(tmp_path: Path, pg_url: str) -> None:
+    src = Journal(str(tmp_path / "solo.db"), actor="alice", clock=ticking_clock())
+    populate(src, seed=4, runs=2, max_segments=2)
+    assert prune(src, LATER).plan.events > 0
+    src.close()
+    counts, report = copy_journal(str(tmp_path / "solo.db"), pg_url)
+    assert report.ok, report.problem
+    assert counts["pruned_state"] > 0
