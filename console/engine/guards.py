@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from console.changes.model import Invariant
+from console.errors import BadInput
 from console.targets.sql import SqlTarget
 
 
@@ -23,21 +24,27 @@ def _same_value(actual: Any, expected: Any) -> bool:
         return str(actual) == str(expected)
 
 
+def _trip(inv: Invariant, seg_no: int, actual: Any, reason: str) -> Trip:
+    payload = {
+        "invariant": inv.name,
+        "sql": inv.sql,
+        "expected": inv.expect,
+        "actual": actual,
+        "seg_no": seg_no,
+    }
+    return Trip(reason, payload)
+
+
 def check_invariants(target: SqlTarget, invariants: list[Invariant], seg_no: int) -> Trip | None:
     """Invariant SQL is trusted configuration; it runs read-only with the operator's rights."""
     for inv in invariants:
-        actual = target.scalar(inv.sql)
+        try:
+            actual = target.scalar(inv.sql)
+        except BadInput as exc:  # e.g. it tried to write: pause the run (resumable), not exit 2
+            return _trip(inv, seg_no, None, f"invariant '{inv.name}' could not run: {exc}")
         if not _same_value(actual, inv.expect):
-            return Trip(
-                f"invariant '{inv.name}' returned {actual!r}, expected {inv.expect!r}",
-                {
-                    "invariant": inv.name,
-                    "sql": inv.sql,
-                    "expected": inv.expect,
-                    "actual": actual,
-                    "seg_no": seg_no,
-                },
-            )
+            reason = f"invariant '{inv.name}' returned {actual!r}, expected {inv.expect!r}"
+            return _trip(inv, seg_no, actual, reason)
     return None
 
 
