@@ -179,3 +179,19 @@ def test_timings_count_from_when_the_trouble_showed() -> None:
     assert since("2026-11-27T10:06:00.000000Z") == 60  # in the console, after it ended
     assert since("2026-11-27T12:02:00.000000Z") == 120  # on the CLI after a headless replay
     assert since("2026-11-27T09:59:00.000000Z") == -60  # before anything showed: counted negative
+
+
+def test_start_and_replay_print_the_same_shape(
+    drills: Drills, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a trainer scripts against: the same keys for both kinds of drill."""
+    common = {"drill_id", "kind", "sandbox", "journal", "target", "run_id"}
+    started = drills.start("retry-storm")
+    assert started.keys() >= common and started["kind"] == "scenario"
+    assert started["journal"] == drills.url
+    (tmp_path / "rec").mkdir()
+    rec = record(tmp_path / "rec", f"sqlite:///{tmp_path / 'rec' / 'journal.db'}")
+    replayed = replay(capsys, rec)
+    assert replayed.keys() >= common and replayed["journal"].endswith("/journal.db")
+    assert Path(replayed["sandbox"]).parent == tmp_path / "xdg" / "backout" / "drills"
+    assert replayed["kind"] == "replay" and replayed["drill_id"].startswith("replay-")
