@@ -195,3 +195,25 @@ def test_start_and_replay_print_the_same_shape(
     assert replayed.keys() >= common and replayed["journal"].endswith("/journal.db")
     assert Path(replayed["sandbox"]).parent == tmp_path / "xdg" / "backout" / "drills"
     assert replayed["kind"] == "replay" and replayed["drill_id"].startswith("replay-")
+
+
+def test_a_replay_stopped_midway_is_not_scored(
+    recorded: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its batch state is not known yet: bad input naming what to do, nothing journaled."""
+    from console.drill.replay import Recording, Replayer, build_sandbox
+
+    source = Journal(recorded.journal_url, create=False)
+    try:
+        recording = Recording.read(source, recorded.run_id)
+    finally:
+        source.close()
+    replayer = Replayer(recording, build_sandbox(recording, tmp_path / "midway"), speed=1e6)
+    replayer.open()
+    try:
+        replayer.seek(3)
+    finally:
+        replayer.close()
+    code, err = cli(capsys, "drill", "score", "--dir", str(tmp_path / "midway"), "--json")
+    assert code == Exit.BAD_INPUT and "has not finished" in err and err.count("\n") == 1
+    assert scored_events(replayer.sandbox.journal_url) == []
