@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
@@ -10,6 +14,8 @@ from console.cli import main
 from console.errors import Blocked
 from console.journal.setup import grant, open_journal, setup
 from console.journal.verify import verify
+from tests.engine.helpers import changeset_doc, make_items, write_changeset
+from tests.hostile import cli, journal_head
 from tests.shared_journal.conftest import Team
 
 DECISION = {
@@ -116,3 +122,49 @@ def test_setup_by_a_team_member_is_refused_in_one_sentence(
     err = capsys.readouterr().err
     assert err.startswith("backout: journal setup needs a PostgreSQL superuser")
     assert "internal error" not in err and len(err.strip().splitlines()) == 1
+
+
+APPROVE_THEN_NOTIFY = """
+runbook: rb-approve
+version: 1
+steps:
+  - id: approve
+    approval: {quorum: 1}
+  - id: notify
+    action: notify
+    with: {message: done}
+    next: end
+"""
+
+
+def test_refusals_through_the_cli_are_one_sentence_exit_4(
+    team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses, the CLI says so in one line: an operator approving, an auditor
+    approving or applying. The approver's approval then goes through."""
+    monkeypatch.chdir(tmp_path)
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    make_items(target, 5)
+    as_operator = ["--journal", team.url_as(team.operator)]
+    cs = write_changeset(tmp_path / "cs.yaml", changeset_doc(target, updates=range(1, 3)))
+    run_id = json.loads(cli([*as_operator, "apply", str(cs), "--json"]).out)["run_id"]
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "rb-approve.yaml").write_text(APPROVE_THEN_NOTIFY)
+    started = cli([*as_operator, "runbook", "start", "rb-approve", "--run", run_id, "--json"])
+    ex = json.loads(started.out)["exec_id"]
+    head = journal_head(team.url)
+    cs2 = write_changeset(
+        tmp_path / "cs2.yaml", changeset_doc(target, name="b", updates=range(3, 5))
+    )
+    for user, args, why in (
+        (team.add_user("operator"), ["approve", ex], "only members of .*_approver decide"),
+        (team.auditor, ["approve", ex], "permission denied"),
+        (team.auditor, ["apply", str(cs2)], "permission denied"),
+    ):
+        r = cli(["--journal", team.url_as(user), *args])
+        assert r.code == 4, (args, r.code, r.err)
+        assert re.match(rf"backout: the journal refused the write as {user}: .*{why}", r.err)
+        assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    assert journal_head(team.url) == head
+    assert cli(["--journal", team.url_as(team.auditor), "journal", "verify"]).code == 0
+    assert cli(["--journal", team.url_as(team.approver), "approve", ex]).code == 0
