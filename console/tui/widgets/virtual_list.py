@@ -1,9 +1,11 @@
 """A Line API list over a ``PagedSource``: rows render on demand from an LRU of pages.
 
 Only the visible rows are rendered (``render_line``); a missing page renders as a
-placeholder and is fetched by a thread worker that posts it back. A refresh (the journal
-moved) keeps the old pages on screen until the new ones arrive, so nothing flickers. Memory
-is bounded by ``MAX_PAGES`` pages whatever the size of the run.
+placeholder and is fetched by a thread worker that posts it back, its rows already rendered
+to unstyled strips at the list's width, so the event loop only styles and crops them, and
+only the lines of that page that are on screen are redrawn (Toolong's way). A refresh (the
+journal moved) keeps the old pages on screen until the new ones arrive, so nothing flickers.
+Memory is bounded by ``MAX_PAGES`` pages whatever the size of the run.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, ClassVar, Generic, TypeVar
 
-from rich.segment import Segment
+from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 from textual import events, work
@@ -72,11 +74,15 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
             self.cursor = cursor
 
     class PageLoaded(Message):
-        def __init__(self, generation: int, page: int, rows: list[Any]) -> None:
+        def __init__(
+            self, generation: int, page: int, rows: list[Any], width: int, strips: list[Strip]
+        ) -> None:
             super().__init__()
             self.generation = generation
             self.page = page
             self.rows = rows
+            self.width = width  # the width ``strips`` were rendered at
+            self.strips = strips
 
     class CursorMoved(Message):
         """The position changed (the status bar shows it)."""
@@ -117,7 +123,12 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         self._layout_width = -1
         self._fetch_scheduled = False
         # Rendered rows: a cursor move re-renders two rows, a scroll one (Toolong's trick).
-        self._lines: LRUCache[tuple[int, int, bool, bool], Strip] = LRUCache(1024)
+        self._lines: LRUCache[tuple[int, int, bool, bool, int], Strip] = LRUCache(1024)
+        # Per loaded page: its load stamp (part of the line cache key, so a page that arrives
+        # invalidates its own rows only), and its rows pre-rendered by the worker.
+        self._stamps: dict[int, int] = {}
+        self._loads = 0
+        self._rendered: dict[int, tuple[int, list[Strip]]] = {}
         self._styles: tuple[Style, Style, Style, Style] | None = None
 
     # --- data -----------------------------------------------------------------------------
@@ -138,6 +149,7 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         self.generation += 1
         self._stale = dict(self._pages) if keep_stale else {}
         self._pages.clear()
+        self._rendered.clear()
         self._requested.clear()
         self._wanted.clear()
         self._lines.clear()
@@ -157,10 +169,15 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         source: PagedSource[R],
         total: int,
         wanted: list[tuple[int, R | None, R | None]],
+        width: int,
+        console: Console,
     ) -> None:
+        # Rendering here, not in render_line, keeps Rich's text layout off the event loop.
+        layout = Layout(self.columns_for(width), width)
         for page, prev_last, next_first in wanted:
             rows = source.page(page, total, prev_last, next_first)
-            self.post_message(self.PageLoaded(generation, page, rows))
+            strips = [_plain_strip(self.render_row(row, layout), console) for row in rows]
+            self.post_message(self.PageLoaded(generation, page, rows, width, strips))
 
     def _on_virtual_list_counted(self, message: VirtualList.Counted) -> None:
         message.stop()
@@ -185,16 +202,28 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         message.stop()
         if message.generation != self.generation:
             return
-        self._pages[message.page] = message.rows
-        self._pages.move_to_end(message.page)
-        self._lines.clear()
-        self._stale.pop(message.page, None)
-        self._requested.discard(message.page)
+        page = message.page
+        self._pages[page] = message.rows
+        self._pages.move_to_end(page)
+        self._rendered[page] = (message.width, message.strips)
+        self._loads += 1
+        self._stamps[page] = self._loads
+        self._stale.pop(page, None)
+        self._requested.discard(page)
         while len(self._pages) > MAX_PAGES:
-            self._pages.popitem(last=False)
-        self.refresh()
-        if message.page == self.cursor // PAGE_SIZE:
+            evicted, _ = self._pages.popitem(last=False)
+            self._rendered.pop(evicted, None)
+        self._refresh_rows(page * PAGE_SIZE, (page + 1) * PAGE_SIZE)
+        if page == self.cursor // PAGE_SIZE:
             self._announce()
+
+    def _refresh_rows(self, start: int, end: int) -> None:
+        """Redraw the rows in ``[start, end)`` that are on screen (nothing if none is)."""
+        top = int(self.scroll_offset.y)
+        first = max(start, top)
+        last = min(end, top + self.body_height, self.total)
+        if first < last:
+            self.refresh_lines(first + 1, last - first)  # line 0 is the header
 
     def row_at(self, index: int) -> R | None:
         """The row at ``index`` if its page is in memory (else ask for it)."""
@@ -232,7 +261,8 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
             wanted.append((page, before[-1] if before else None, after[0] if after else None))
         self._requested |= self._wanted
         self._wanted.clear()
-        self._fetch(self.generation, self.source, self.total, wanted)
+        width = self.scrollable_content_region.width
+        self._fetch(self.generation, self.source, self.total, wanted, width, self.app.console)
 
     # --- rendering ------------------------------------------------------------------------
 
@@ -286,20 +316,26 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
                 return self._strip(Text(f" {self.empty_text()}"), width, placeholder)
             return Strip.blank(width, base)
         selected = index == self.cursor
-        key = (index, width, selected, self.has_focus)
+        page, offset = divmod(index, PAGE_SIZE)
+        key = (index, width, selected, self.has_focus, self._stamps.get(page, 0))
         cached = self._lines.get(key)
         if cached is not None:
             return cached
         row = self.row_at(index)
         if row is None:
             return self._strip(Text(" …"), width, placeholder)
-        strip = self._strip(self.render_row(row, layout), width, cursor if selected else base)
+        style = cursor if selected else base
+        rendered = self._rendered.get(page)
+        if rendered is not None and rendered[0] == width and offset < len(rendered[1]):
+            plain = rendered[1][offset]
+        else:  # a stale page, or the width changed since the fetch
+            plain = _plain_strip(self.render_row(row, layout), self.app.console)
+        strip = plain.apply_style(style).crop_extend(0, width, style)
         self._lines[key] = strip
         return strip
 
     def _strip(self, text: Text, width: int, style: Style) -> Strip:
-        segments = [s for s in text.render(self.app.console) if s.text != "\n"]
-        return Strip(Segment.apply_style(segments, style)).crop_extend(0, width, style)
+        return _plain_strip(text, self.app.console).apply_style(style).crop_extend(0, width, style)
 
     # --- cursor ---------------------------------------------------------------------------
 
@@ -315,9 +351,14 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         if index == self.cursor:
             self._scroll_cursor_into_view()
             return
+        before, top = self.cursor, self.scroll_offset.y
         self.cursor = index
         self._scroll_cursor_into_view()
-        self.refresh()
+        if self.scroll_offset.y == top:  # a scroll redraws everything anyway
+            self._refresh_rows(before, before + 1)
+            self._refresh_rows(index, index + 1)
+        else:
+            self.refresh()
         self._announce()
 
     def _scroll_cursor_into_view(self) -> None:
@@ -368,3 +409,8 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
 
     def on_blur(self) -> None:
         self.refresh()
+
+
+def _plain_strip(text: Text, console: Console) -> Strip:
+    """``text`` as one unstyled line (safe in a worker thread: it reads the console only)."""
+    return Strip([s for s in text.render(console) if s.text != "\n"])
