@@ -89,6 +89,8 @@ def _text_of(dialect: str, cols: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnEl
     """A NULL-safe text of a row (or key) in the database's own formatting."""
     if dialect == "postgresql":
         return sa.cast(sa.func.row(*cols), sa.Text)
+    if dialect == "sqlite" and len(cols) <= _PRINTF_MAX:
+        return _sqlite_text(cols)
     sep = sa.func.char(31)
     quoted: list[sa.ColumnElement[Any]] = [sa.func.quote(c) for c in cols]
     if dialect == "sqlite":
@@ -97,6 +99,22 @@ def _text_of(dialect: str, cols: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnEl
             out = out.op("||")(sep).op("||")(q)
         return out
     return sa.func.concat_ws(sep, *quoted)
+
+
+_PRINTF_MAX = 60  # columns: the NULL mask is one 64-bit integer
+
+
+def _sqlite_text(cols: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[Any]:
+    """One ``printf`` per row (half the cost of ``quote()`` on every column): values as
+    text, a REAL column through ``quote`` (its text round-trips, ``%s`` keeps 15 digits),
+    and a mask of the NULL columns so that NULL and '' differ."""
+    values = [sa.func.quote(c) if isinstance(c.type, sa.Float) else c for c in cols]
+    mask = sum(
+        (sa.case((c.is_(None), 1 << i), else_=0) for i, c in enumerate(cols)),
+        start=sa.literal(0),
+    )
+    fmt = "%s\x1f" * len(cols) + "%d"  # unit separators
+    return sa.func.printf(sa.literal(fmt), *values, mask)
 
 
 def _hash32(dialect: str, text: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:

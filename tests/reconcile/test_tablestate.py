@@ -131,3 +131,11 @@ def test_above_digest_max_rows_nothing_is_captured(tmp_path: Path) -> None:
     res = reconcile_run(j, settings, run_id)
     assert "collateral" not in res.counts
     assert res.counts.get("aggregate_mismatch") == 1  # the aggregates still see it
+
+
+def test_buckets_tell_null_from_empty_text(target_url: str, tmp_path: Path) -> None:
+    j, run_id = _run(tmp_path, target_url, LARGE)
+    _sql(target_url, "UPDATE items SET note = '' WHERE id = 14")  # was NULL, outside scope
+    res = reconcile_run(j, LARGE, run_id)
+    buckets = [f for f in res.findings if f.cls == "collateral" and not f.key]
+    assert len(buckets) == 1 and [14] in buckets[0].detail["candidates"]
