@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.instrumentation import manager_of_class
 
@@ -179,6 +180,9 @@ class Writer:
         self.hash: str = head.hash
         self.events: list[StoredEvent] = []
         self._snapshot_rows: list[dict[str, Any]] = []
+        # Runs without a ``runs`` row yet: their row appears at flush (projections), so until
+        # then one lookup per run is enough, not one per event.
+        self._absent_runs: set[str] = set()
 
     def append(
         self,
@@ -220,8 +224,13 @@ class Writer:
         cache = self.journal.run_drills
         if run_id in cache:
             return cache[run_id]
-        flagged = self.conn.execute(select(T_RUNS.c.drill).where(T_RUNS.c.id == run_id)).first()
-        if flagged is None:  # being created: a rollback or fix run inherits its parent's
+        flagged = None
+        if run_id not in self._absent_runs:
+            flagged = self.conn.execute(select(T_RUNS.c.drill).where(T_RUNS.c.id == run_id)).first()
+        if flagged is None:
+            self._absent_runs.add(
+                run_id
+            )  # being created: a rollback or fix run inherits its parent's
             parent = (payload or {}).get("parent_run")
             inherited = self._drill_of(parent, None) if isinstance(parent, str) else None
             if inherited is not None:  # its next events may come before its row is projected
@@ -289,6 +298,7 @@ class Writer:
                 changes.extend(project(view))
         changes.extend(last_seq_changes(views))
         _apply_changes(self.conn, changes)
+        self._absent_runs.clear()
         if self._sqlite:
             self.conn.exec_driver_sql(_SQLITE_HEAD_MOVE, (self.seq, self.hash))
         else:
@@ -392,21 +402,41 @@ _NO_PAYLOAD: Mapping[str, Any] = {}
 def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """``executemany`` of rows that all have the same keys, in that order.
 
-    On SQLite, when SQLAlchemy would not touch the values anyway (no column default to fill,
-    no bind processor), the statement goes straight to the driver with named parameters, which
-    skips SQLAlchemy's per-row work; otherwise, and on other databases, through Core.
+    When SQLAlchemy would not touch the values anyway (no column default to fill, no bind
+    processor), they go straight to the driver: on SQLite an ``executemany`` with named
+    parameters, on PostgreSQL one ``COPY`` (one statement instead of one per row, so a writer
+    holds the chain head for less time); otherwise through Core.
     """
     if not rows:
         return
     cols = tuple(rows[0])
-    if conn.dialect.name == "sqlite" and _sqlite_plain_insert(conn.dialect, table.name, cols):
+    dialect = conn.dialect
+    if dialect.name == "sqlite" and _plain_insert(dialect, table.name, cols):
         conn.exec_driver_sql(_sqlite_insert_sql(table.name, cols), rows)
+    elif dialect.name == "postgresql" and _plain_insert(dialect, table.name, cols):
+        _copy_rows(conn, _copy_sql(table.name, cols), rows)
     else:
         conn.execute(table.insert(), rows)
 
 
+def _copy_rows(conn: Connection, sql: str, rows: list[dict[str, Any]]) -> None:
+    dbapi = conn.dialect.loaded_dbapi
+    raw = conn.connection.driver_connection
+    try:
+        with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(tuple(row.values()))
+    except dbapi.Error as exc:  # as Core would raise it (callers match DBAPIError, sqlstate)
+        raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+
+
 @lru_cache(maxsize=256)
-def _sqlite_plain_insert(dialect: Any, table_name: str, cols: tuple[str, ...]) -> bool:
+def _copy_sql(table_name: str, cols: tuple[str, ...]) -> str:
+    return f"COPY {_q(table_name)} ({', '.join(_q(c) for c in cols)}) FROM STDIN"
+
+
+@lru_cache(maxsize=256)
+def _plain_insert(dialect: Any, table_name: str, cols: tuple[str, ...]) -> bool:
     table = _table_named(table_name)
     if any(c.default is not None and c.name not in cols for c in table.columns):
         return False
