@@ -204,6 +204,8 @@ def journal_verify(
             f"journal intact: {report.events} events, head {report.head_hash[:16]}…"
             + (f", extends trusted event {report.trusted_seq}" if report.trusted_seq else "")
         )
+        for note in report.notes:
+            typer.echo(f"note: {note}")
     else:
         where = f" at event {report.first_bad_seq}" if report.first_bad_seq else ""
         typer.echo(f"backout: journal verification failed{where}: {report.problem}", err=True)

@@ -49,6 +49,9 @@ def test_prune_by_policy_retention_then_verify(
     code, out, err = _cli(capsys, "--journal", db, "journal", "verify", "--json")
     assert code == 0, err
     assert json.loads(out)["ok"] is True
+    code, out, err = _cli(capsys, "--journal", db, "journal", "verify")
+    assert code == 0, err
+    assert f"note: {done['events']} event payloads pruned by 1 journal.pruned" in out
     j = Journal(db)
     try:
         cp = j.events(kinds=["journal.pruned"], limit=1)[0]
