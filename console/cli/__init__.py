@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+
+import typer
 
 from console.cli.app import app
 from console.errors import BackoutError, Exit
@@ -18,6 +21,31 @@ from console.cli import journal_admin_cmds  # noqa: F401
 from console.cli import export_cmds  # noqa: F401
 from console.cli import drill_cmds, drill_replay_cmd  # noqa: F401
 # isort: on
+
+
+def _unwrap(doc: str) -> str:
+    """A docstring's paragraphs as single lines: Rich help keeps source line breaks, which
+    then land mid-sentence in any terminal width but ours. Lists keep their lines."""
+    paragraphs = []
+    for para in doc.split("\n\n"):
+        lines = para.splitlines()
+        if any(line.lstrip().startswith(("- ", "* ")) for line in lines):
+            paragraphs.append(para)
+        else:
+            paragraphs.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(paragraphs)
+
+
+def _unwrap_help(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = _unwrap(inspect.cleandoc(info.callback.__doc__))
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _unwrap_help(group.typer_instance)
+
+
+_unwrap_help(app)
 
 
 def main(argv: list[str] | None = None) -> None:

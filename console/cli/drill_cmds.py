@@ -47,8 +47,9 @@ def start(
     ] = None,
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
-    """Build a fresh sandbox (a SQLite target made from the seed), run the scenario's batch
-    through the real engine so it goes wrong, and print what the trainee starts from.
+    """Build a sandbox, run the scenario's batch until it goes wrong, print the trainee's start.
+
+    The sandbox is a SQLite target made from the seed; the batch runs through the real engine.
 
     Every event of the drill is flagged with its id in the configured journal: the trainer
     sees them, real run lists do not. Commands on the drill's run are flagged by themselves.
@@ -100,8 +101,9 @@ def score(
     ] = None,
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
-    """Score the drill now: time to detect and to decide, approvals, wrong branches, and
-    whether the sandbox ended as expected (target rows and reconciliation): a scenario's
+    """Score a drill: time to detect and decide, approvals, wrong branches, final state.
+
+    The final state is checked against the target rows and by reconciliation: a scenario's
     expected outcome, or for a replay the ending declared by `drill replay --expect`.
 
     A scenario drill is found in the configured journal; a replay drill in its sandbox

@@ -72,9 +72,11 @@ def replay(
     ] = False,
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
-    """Replay a recorded run in a sandbox: the console shows it unfolding (space play/pause,
-    +/- speed, left/right seek, home/end), and trainees work runbooks against the sandbox
-    target. The recorded journal and target are only read, never written.
+    """Replay a recorded run in a sandbox on a simulated clock, in the console.
+
+    The console shows it unfolding (space play/pause, +/- speed, left/right seek, home/end),
+    and trainees work runbooks against the sandbox target. The recorded journal and target
+    are only read, never written.
 
     Exit 0 replayed (headless); 2 bad --speed/--expect, an unknown run, a --dir that is not
     empty; 3 the sandbox could not follow the recording."""

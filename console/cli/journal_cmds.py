@@ -253,7 +253,7 @@ def journal_prune(
 ) -> None:
     """Remove the payloads of finished runs' events past retention; the chain stays verifiable.
 
-    The cut comes from --before, --keep or `[policy] retention` in backout.toml. Each pruned
+    The cut comes from --before, --keep or `\\[policy] retention` in backout.toml. Each pruned
     payload is replaced by its sha256; one journal.pruned event attests them, so `journal
     verify` still checks the whole chain. Runs not finished, runs with an open runbook
     execution and newer events are kept. Only the journal's owner role may prune.

@@ -41,8 +41,9 @@ def reconcile(
     ] = None,
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
-    """Compare the target now with the baseline and the intended result, row by row and in
-    aggregate; journal the evidence.
+    """Compare the target with its baseline and the intended result; journal the evidence.
+
+    Row by row (keyed fingerprints, DeepDiff for the rows explained) and in aggregate.
 
     Exit 0 nothing needs attention; 3 findings need review; 2 bad input.
     """
@@ -88,8 +89,10 @@ def fix(
     target: Annotated[str | None, typer.Option("--target", "-t", help=TARGET_HELP)] = None,
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
-    """The smallest corrective operation per finding, each guarded by a precondition on the
-    current value; a row changed since goes to review, never "source wins".
+    """Propose (--plan) or apply (--apply) the smallest guarded fix per finding.
+
+    Each fix carries a precondition on the current value, re-checked when it is applied; a
+    row changed since goes to review, never "source wins".
 
     Exit 0 done (or nothing to fix); 3 left for review; 1 verification failed; 4 refused by
     policy.
