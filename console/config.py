@@ -79,6 +79,7 @@ class EnvironmentPolicy(_Strict):
     past_window: Literal["extra_approval", "refuse"] = "extra_approval"
     require_runbook: bool = False  # rollbacks and fixes here only through a runbook
     require_approval: bool = False  # ... and only after an approval step
+    retention: Duration | None = None  # keep this environment's runs longer than [policy]'s
 
 
 class Policy(_Strict):

@@ -16,6 +16,7 @@ from console.errors import BadInput, Blocked, Exit, JournalTampered
 if TYPE_CHECKING:
     from console.config import Settings
     from console.journal import Journal
+    from console.journal.prune import KeepRule
 
 
 @app.command(epilog="Examples:\n\n  backout init\n\n  backout --journal team.db init")
@@ -279,6 +280,7 @@ def journal_prune(
         reason=reason,
         policy_version=c.settings.policy.version,
         policy_digest=c.settings.policy_digest(),
+        keep=_environment_retention(c.settings, c.journal.clock()),
     )
     plan = report.plan
     if as_json:
@@ -328,6 +330,27 @@ def _prune_cut(
         now - parse_duration(retention),
         f"policy version {settings.policy.version} retention {retention}",
     )
+
+
+def _environment_retention(settings: Settings, now: dt.datetime) -> KeepRule:
+    """Keeps a run whose target's environment (``[policy.environments.X] retention``) keeps
+    longer than the cut; unconfigured targets count as production."""
+    from console.config import parse_duration
+    from console.journal import format_ts
+    from console.targets.resolve import environment_of
+
+    def keep(_run: str, target: str, finished_at: str) -> str | None:
+        env = environment_of(target, settings)
+        rule = settings.policy.environment(env)
+        if rule is None or rule.retention is None:
+            return None
+        if finished_at < format_ts(now - parse_duration(rule.retention)):
+            return None
+        return (
+            f"inside {env}'s retention ({rule.retention}, policy version {settings.policy.version})"
+        )
+
+    return keep
 
 
 # Who may prune a SQLite journal once the policy names roles (PostgreSQL: the owner role).

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -103,10 +103,17 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
-def _select_runs(conn: Connection, before: str, plan: PrunePlan) -> None:
+# Says why a finished run must be kept all the same (its target's environment keeps longer),
+# given the run's id, target and finish time; None lets it go.
+KeepRule = Callable[[str, str, str], str | None]
+
+
+def _select_runs(
+    conn: Connection, before: str, plan: PrunePlan, keep: KeepRule | None = None
+) -> None:
     """Runs created before the cut: prunable when finished before it with no open execution."""
     rows = conn.execute(
-        select(T_RUNS.c.id, T_RUNS.c.status, T_RUNS.c.finished_at)
+        select(T_RUNS.c.id, T_RUNS.c.status, T_RUNS.c.finished_at, T_RUNS.c.target)
         .where(T_RUNS.c.created_at < before)
         .order_by(T_RUNS.c.created_at, T_RUNS.c.id)
     ).all()
@@ -115,7 +122,8 @@ def _select_runs(conn: Connection, before: str, plan: PrunePlan) -> None:
             select(T_EXECS.c.run_id, T_EXECS.c.id).where(T_EXECS.c.status.in_(OPEN_EXECS))
         ).all()
     )
-    for run_id, status, finished_at in rows:
+    for run_id, status, finished_at, target in rows:
+        longer = keep(run_id, target, finished_at) if keep and finished_at else None
         if status not in FINISHED_RUNS or finished_at is None:
             plan.kept.append({"run": run_id, "reason": f"not finished (status {status})"})
         elif finished_at >= before:
@@ -124,6 +132,8 @@ def _select_runs(conn: Connection, before: str, plan: PrunePlan) -> None:
             plan.kept.append(
                 {"run": run_id, "reason": f"runbook execution {open_execs[run_id]} is open"}
             )
+        elif longer is not None:
+            plan.kept.append({"run": run_id, "reason": longer})
         else:
             plan.runs.append(run_id)
 
@@ -228,14 +238,16 @@ def prune(
     reason: str = "",
     policy_version: int = 0,
     policy_digest: str = "",
+    keep: KeepRule | None = None,
 ) -> PruneReport:
-    """Prune the payloads of events older than ``before`` of finished runs (one transaction)."""
+    """Prune the payloads of events older than ``before`` of finished runs (one transaction);
+    ``keep`` may hold back a run all the same (a longer retention for its environment)."""
     cut = format_ts(before)
     plan = PrunePlan(before=cut)
     report = PruneReport(plan=plan, dry_run=dry_run)
     if dry_run:
         with journal.read() as conn:
-            _select_runs(conn, cut, plan)
+            _select_runs(conn, cut, plan, keep)
             rows = _candidates(conn, plan.runs, cut)
             plan.events = len(rows)
             plan.bytes = sum(len(r[6]) for r in rows)
@@ -243,7 +255,7 @@ def prune(
     with journal.read() as conn:
         _require_admin(conn, journal.actor)
     with journal.write() as w:
-        _select_runs(w.conn, cut, plan)
+        _select_runs(w.conn, cut, plan, keep)
         rows = _candidates(w.conn, plan.runs, cut)
         plan.events = len(rows)
         plan.bytes = sum(len(r[6]) for r in rows)

@@ -97,3 +97,26 @@ def test_only_the_journal_admin_role_prunes_when_the_policy_names_roles(
     assert out.startswith("pruned the payloads of")
     assert j.events(kinds=["journal.pruned"], limit=1)[0].actor == "root1"
     j.close()
+
+
+def test_an_environment_with_a_longer_retention_keeps_its_runs(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unconfigured targets count as production; production keeps ten years here, so the
+    policy's one day prunes nothing, and each run says why it was kept."""
+    (tmp_path / "backout.toml").write_text(
+        '[policy]\nversion = 4\nretention = "1d"\n\n'
+        '[policy.environments.production]\nretention = "3650d"\n'
+    )
+    code, out, _ = _cli(capsys, "--journal", db, "journal", "prune", "--json")
+    assert code == 0
+    done = json.loads(out)
+    assert done["events"] == 0 and done["runs"] == [], done
+    reasons = {k["reason"] for k in done["kept"]}
+    assert reasons == {"inside production's retention (3650d, policy version 4)"}
+    (tmp_path / "backout.toml").write_text(
+        '[policy]\nversion = 5\nretention = "1d"\n\n'
+        '[policy.environments.production]\nretention = "2d"\n'
+    )
+    code, out, _ = _cli(capsys, "--journal", db, "journal", "prune", "--json")
+    assert code == 0 and json.loads(out)["events"] > 0
