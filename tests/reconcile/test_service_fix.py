@@ -78,3 +78,23 @@ def test_plan_changed_since_approval_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Blocked):
         apply_fixes(j, Settings(), run_id, plan_digest="0" * 64)
     assert j.runs(kind="fix") == []
+
+
+def test_a_fix_run_rolls_back_like_any_run(tmp_path: Path) -> None:
+    """A fix is a journaled run: rolling it back puts the fixed rows back exactly as the fix
+    found them (the hand edits and the deleted row), and nothing else moves."""
+    from console.rollback.execute import Options, Rollback
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    j, run_id = _setup(url, tmp_path)
+    before_fix = dump(url)
+    plan = fix_plan(j, Settings(), run_id)
+    report = apply_fixes(j, Settings(), run_id, plan_digest=plan.digest)
+    assert report.exit_code == Exit.DONE, report.message
+    assert dump(url) != before_fix
+    undone = Rollback(j, Settings()).execute(report.fix_run or "", Options())
+    assert undone.exit_code == Exit.DONE, undone.message
+    assert dump(url) == before_fix
+    assert j.get_run(report.fix_run or "").status == "rolled_back"
+    assert j.get_run(run_id).status == "completed"  # the batch itself is untouched
+    assert verify(j, remember=False).ok
