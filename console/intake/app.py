@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from console.changes import ChangeSetInvalid
+from console.canonical import mask_url
+from console.changes import ChangeSet, ChangeSetInvalid
 from console.config import Settings
 from console.errors import BackoutError, BadInput, Blocked, NotFound
 from console.intake import background, body, idempotency, metrics, tokens
@@ -68,6 +69,21 @@ def _status_of(exc: BackoutError) -> int:
     if isinstance(exc, BadInput):
         return 409  # a state conflict: the run is not in a state for this action
     return 500
+
+
+def _only_configured_targets(cs: ChangeSet, settings: Settings, loaded: body.Loaded) -> None:
+    """A token may write only to the targets backout.toml names (by name or the same URL):
+    never to a database URL a document brings along."""
+    from console.targets.resolve import is_configured
+
+    for ref in (cs.target, *(step.target for step in cs.steps)):
+        if ref is not None and not is_configured(ref, settings):
+            loaded.discard()
+            raise ApiError(
+                422,
+                f"target '{mask_url(ref)}' is not a target in backout.toml; the intake writes "
+                "only to configured targets: name one of them (or add this one there).",
+            )
 
 
 def create_app(config: Config) -> FastAPI:
@@ -151,6 +167,7 @@ def create_app(config: Config) -> FastAPI:
         except body.BodyInvalid as exc:
             raise ApiError(422, exc.message, problems=exc.problems) from None
         cs = loaded.changeset
+        _only_configured_targets(cs, config.settings, loaded)
         ident = key or f"{cs.name}:v{cs.version}:{cs.digest}"
         with locks.get(token.name, ident):
             known = idempotency.find(reader, token.name, ident)

@@ -59,6 +59,11 @@ def open_target(name_or_url: str, settings: Settings) -> SqlTarget:
     raise BadInput(f"database file '{spec}' does not exist; check the path.")
 
 
+def is_configured(name_or_url: str, settings: Settings) -> bool:
+    """Is this a target of backout.toml (by name, or by the same URL)?"""
+    return _configured(name_or_url, settings) is not None
+
+
 def environment_of(name_or_url: str, settings: Settings) -> str:
     """The configured environment of a target; unconfigured targets count as production."""
     cfg = _configured(name_or_url, settings)

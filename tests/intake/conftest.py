@@ -15,7 +15,7 @@ import httpx
 import pytest
 import uvicorn
 
-from console.config import Settings
+from console.config import Settings, TargetConfig
 from console.intake import tokens
 from console.intake.app import Config, create_app
 from console.journal import Journal
@@ -66,8 +66,14 @@ def serve(tmp_path: Path) -> Iterator[ServerFactory]:
         j = Journal(journal_url, actor="admin")
         secret = tokens.create(j, "n8n-prices", "automation", "alice")
         j.close()
+        # The intake writes only to configured targets: this server's target is "crm".
+        base = settings or Settings()
+        targets = {"crm": TargetConfig(url=target_url), **base.targets}
         config = Config(
-            journal_url, settings or Settings(), intake_dir=tmp_path / f"intake{n}", **limits
+            journal_url,
+            base.model_copy(update={"targets": targets}),
+            intake_dir=tmp_path / f"intake{n}",
+            **limits,
         )
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))

@@ -40,6 +40,24 @@ def test_happy_path_applies_in_background_as_the_token(serve: ServerFactory) -> 
         assert [x["id"] for x in listed] == [run_id]
 
 
+def test_a_document_naming_an_unconfigured_database_is_refused(serve: ServerFactory) -> None:
+    """A token writes only to the targets backout.toml names: a change set carrying another
+    database's URL (here a real one, with the same table) is refused and nothing is written,
+    while the configured target by name or by its URL is accepted."""
+    s = serve()
+    other = serve()  # another real target, not in this server's backout.toml
+    before = dump(other.target_url)
+    r = _post(s, changeset_doc(other.target_url, updates=range(1, 4)))
+    assert r.status_code == 422 and "not a target in backout.toml" in r.json()["error"]
+    assert dump(other.target_url) == before and write_counts(other.target_url) == {}
+    with s.client() as c:
+        assert c.get("/runs").json() == []
+    by_name = changeset_doc("crm", updates=range(1, 4))
+    assert _post(s, by_name).status_code == 202
+    by_url = changeset_doc(s.target_url, updates=range(5, 7), name="by-url")
+    assert _post(s, by_url).status_code == 202
+
+
 def test_csv_body_with_query_parameters(serve: ServerFactory) -> None:
     probe = serve()
     settings = Settings(targets={"crm": TargetConfig(url=probe.target_url)})
