@@ -188,6 +188,10 @@ async def run_screen(url: str, lag: LagMeter) -> dict[str, Any]:
         await painted(app)
         out["first_paint"] = time.perf_counter() - t
         out["first_paint_cpu"] = time.process_time() - cpu
+        # The markers (a query per kind) follow the segments in a second message.
+        await until(lambda: timeline.bundle is not None and not timeline.bundle.markers_pending)
+        await painted(app)
+        out["markers"] = time.perf_counter() - t
 
         # Operations: first page, then the end.
         lag.phase = "operations"
@@ -298,6 +302,7 @@ async def measure(url: str, rounds: int) -> None:
     print(f"  run screen, first frame              {ms(med('frame'))}")
     print(f"  run screen, first paint with data    {ms(fp)}   {fp / base:5.1f}x baseline")
     print(f"  run screen, CPU time of that         {ms(med('first_paint_cpu'))}")
+    print(f"  run screen, timeline markers painted {ms(med('markers'))}")
     print(f"  operations tab, first rows           {ms(med('ops_first'))}")
     print(f"  operations: end ({s0['ops_total']:,} rows)      {ms(med('ops_end'))}")
     print(f"  events tab, first rows               {ms(med('events_first'))}")

@@ -540,6 +540,7 @@ class RunBundle:
     events_total: int | None = None  # counted afterwards: a million rows take a while
     first_at: float | None = None
     last_at: float | None = None
+    markers_pending: bool = False  # loaded without markers: ``with_markers`` follows
 
 
 def _kind_queries(run_id: str) -> list[Select[Any]]:
@@ -605,7 +606,9 @@ def load_markers(journal: Journal, run_id: str) -> tuple[list[Marker], bool]:
     return out, capped
 
 
-def load_run(journal: Journal, ref: str) -> RunBundle:
+def load_run(journal: Journal, ref: str, *, markers: bool = True) -> RunBundle:
+    """The run, its steps, segments and operation counts; its timeline markers unless
+    ``markers`` is false (a query per kind: the first paint need not wait for them)."""
     run = run_row(journal.get_run(ref))
     s = T_SEGMENTS.c
     t = T_STEPS.c
@@ -640,8 +643,8 @@ def load_run(journal: Journal, ref: str) -> RunBundle:
                 select(t.step_no, t.name, t.tbl).where(t.run_id == run.id).order_by(t.step_no)
             )
         ]
-    markers, capped = load_markers(journal, run.id)
-    times = [m.at for m in markers] + [s.start for s in segments]
+    found, capped = load_markers(journal, run.id) if markers else ([], False)
+    times = [m.at for m in found] + [s.start for s in segments]
     times += [s.end for s in segments if s.end is not None]
     for ts in (run.created_at, run.started_at, run.finished_at):
         if (moment := fmt.epoch(ts)) is not None:
@@ -650,11 +653,26 @@ def load_run(journal: Journal, ref: str) -> RunBundle:
         run=run,
         steps=steps,
         segments=segments,
-        markers=markers,
+        markers=found,
         markers_capped=capped,
         op_counts=journal.operation_status_counts(run.id),
-        first_at=min(times) if times else None,
-        last_at=max(times) if times else None,
+        markers_pending=not markers,
+        first_at=min(times, default=None),
+        last_at=max(times, default=None),
+    )
+
+
+def with_markers(journal: Journal, bundle: RunBundle) -> RunBundle:
+    """``bundle`` (loaded without markers) completed with its run's timeline markers."""
+    found, capped = load_markers(journal, bundle.run.id)
+    times = [m.at for m in found] + [t for t in (bundle.first_at, bundle.last_at) if t is not None]
+    return dataclasses.replace(
+        bundle,
+        markers=found,
+        markers_capped=capped,
+        markers_pending=False,
+        first_at=min(times, default=None),
+        last_at=max(times, default=None),
     )
 
 

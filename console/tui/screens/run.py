@@ -82,7 +82,11 @@ class RunScreen(ConsoleScreen):
     """
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f" run {self.run_id} · loading…", style="dim"), id="run-header")
+        header = Static(Text(f" run {self.run_id} · loading…", style="dim"), id="run-header")
+        # Three lines from the first frame: the run's data arriving then redraws it in place
+        # instead of laying out the whole screen again (update(layout=False) below).
+        header.styles.height = 3
+        yield header
         # One-widget tab bar over a ContentSwitcher: every pane is an empty container until
         # first shown (RunPane is lazy), so opening a run composes the timeline only.
         yield TabBar([(p.TAB_ID, p.TAB_TITLE) for p in PANES], "timeline", id="tab-bar")
@@ -108,7 +112,11 @@ class RunScreen(ConsoleScreen):
         try:
             if last_seq is not None and not data.run_changed(journal, run_id, last_seq):
                 return
-            bundle = data.load_run(journal, run_id)
+            # First load: header, lanes and segments paint before the markers' queries run.
+            bundle = data.load_run(journal, run_id, markers=last_seq is not None)
+            if bundle.markers_pending:
+                self.post_message(self.Loaded(bundle))
+                bundle = data.with_markers(journal, bundle)
         except BackoutError as exc:
             self.post_message(self.Missing(exc.message))
             return
@@ -127,10 +135,15 @@ class RunScreen(ConsoleScreen):
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
-        changed = self.bundle is not None
+        previous = self.bundle
+        completing = previous is not None and previous.markers_pending  # same load, markers
+        changed = previous is not None and not completing
         self.bundle = message.bundle
-        # Counting a big run's events takes a while: after the first paint, not before it.
-        self._count_events(message.bundle.run.id)
+        if completing and previous is not None:
+            message.bundle.events_total = message.bundle.events_total or previous.events_total
+        else:
+            # Counting a big run's events takes a while: after the first paint, not before it.
+            self._count_events(message.bundle.run.id)
         self._header(message.bundle.run)
         if message.bundle.run.drill and not self.query(DrillBanner):
             self.mount(DrillBanner())  # a drill run never looks like production
@@ -143,7 +156,9 @@ class RunScreen(ConsoleScreen):
     @on(Missing)
     def _missing(self, message: Missing) -> None:
         self.notify(message.error, severity="error", title="run")
-        self.query_one("#run-header", Static).update(Text(f" {message.error}", style="bold red"))
+        self.query_one("#run-header", Static).update(
+            Text(f" {message.error}", style="bold red"), layout=False
+        )
 
     def journal_moved(self) -> None:
         last = self.bundle.run.last_seq if self.bundle is not None else None
@@ -176,7 +191,7 @@ class RunScreen(ConsoleScreen):
         for line in (two, three):
             line.no_wrap = True
             line.overflow = "ellipsis"
-        self.query_one("#run-header", Static).update(Group(one, two, three))
+        self.query_one("#run-header", Static).update(Group(one, two, three), layout=False)
 
     # --- panes ----------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ class OperationsPane(ListPane[data.OpRow]):
             text.append_text(look.status(status))
             text.append(f" {n:,}   ")
         text.append("enter: row diff", style="dim")
-        self.query_one("#op-summary", Static).update(text)
+        self.query_one("#op-summary", Static).update(text, layout=False)  # one line (CSS)
 
     def tab_label(self) -> str:
         if self.bundle is None:

@@ -75,11 +75,18 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
 
     class PageLoaded(Message):
         def __init__(
-            self, generation: int, page: int, rows: list[Any], width: int, strips: list[Strip]
+            self,
+            generation: int,
+            page: int,
+            total: int,
+            rows: list[Any],
+            width: int,
+            strips: list[Strip],
         ) -> None:
             super().__init__()
             self.generation = generation
             self.page = page
+            self.total = total  # the count the page was fetched under
             self.rows = rows
             self.width = width  # the width ``strips`` were rendered at
             self.strips = strips
@@ -177,7 +184,7 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         for page, prev_last, next_first in wanted:
             rows = source.page(page, total, prev_last, next_first)
             strips = [_plain_strip(self.render_row(row, layout), console) for row in rows]
-            self.post_message(self.PageLoaded(generation, page, rows, width, strips))
+            self.post_message(self.PageLoaded(generation, page, total, rows, width, strips))
 
     def _on_virtual_list_counted(self, message: VirtualList.Counted) -> None:
         message.stop()
@@ -192,6 +199,8 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
             self.cursor = max(0, self.total - 1)
         self.cursor = max(0, min(self.cursor, self.total - 1))
         self._stale = {p: rows for p, rows in self._stale.items() if p * PAGE_SIZE < self.total}
+        for page in [p for p, rows in self._pages.items() if self._short(p, rows)]:
+            self._stale[page] = self._pages.pop(page)  # the run grew: fetch its tail again
         self.virtual_size = Size(self.size.width, self.total + 1)
         self._lines.clear()
         self._scroll_cursor_into_view()
@@ -203,19 +212,29 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         if message.generation != self.generation:
             return
         page = message.page
+        self._requested.discard(page)
+        if message.total != self.total and self._short(page, message.rows):
+            # Fetched before the count grew (the count is another worker): show it, refetch.
+            self._stale[page] = message.rows
+            self._want(page)
+            self._refresh_rows(page * PAGE_SIZE, (page + 1) * PAGE_SIZE)
+            return
         self._pages[page] = message.rows
         self._pages.move_to_end(page)
         self._rendered[page] = (message.width, message.strips)
         self._loads += 1
         self._stamps[page] = self._loads
         self._stale.pop(page, None)
-        self._requested.discard(page)
         while len(self._pages) > MAX_PAGES:
             evicted, _ = self._pages.popitem(last=False)
             self._rendered.pop(evicted, None)
         self._refresh_rows(page * PAGE_SIZE, (page + 1) * PAGE_SIZE)
         if page == self.cursor // PAGE_SIZE:
             self._announce()
+
+    def _short(self, page: int, rows: list[R]) -> bool:
+        """Whether ``rows`` miss rows the count says ``page`` has."""
+        return len(rows) < min(PAGE_SIZE, self.total - page * PAGE_SIZE)
 
     def _refresh_rows(self, start: int, end: int) -> None:
         """Redraw the rows in ``[start, end)`` that are on screen (nothing if none is)."""
