@@ -12,14 +12,18 @@ The plan's sha256 is what an approval binds to.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any
 
-from console.canonical import canonical_json, digest, loads
-from console.engine.segments import JournalOp, matches
+from console.canonical import canonical_json, loads
+from console.engine.segments import JournalOp, image_text, matches
 from console.journal import Journal
 from console.journal.models import Operation, Run
+from console.journal.projections import Encoded
 from console.targets.sql import SqlTarget
 from console.targets.types import OpKind, Row
 from console.targets.values import key_tuple
@@ -78,6 +82,37 @@ class Inverse:
             op_no, self.table, self.kind, self.key, before, after, inverse, idem, self.parent_op
         )
 
+    def canonical(self) -> str:
+        """``canonical_json(self.as_dict())``, from the images' stored text where they have it."""
+        if not (
+            type(self.parent_op) is int
+            and type(self.conflict) is bool
+            and type(self.kind) is str
+            and type(self.table) is str
+        ):
+            return canonical_json(self.as_dict())
+        return "".join(
+            [
+                '{"conflict":',
+                "true" if self.conflict else "false",
+                ',"expect":',
+                image_text(self.expect),
+                ',"key":',
+                image_text(self.key),
+                ',"now":',
+                image_text(self.now),
+                ',"op":',
+                encode_basestring(self.kind),
+                ',"parent_op":',
+                str(self.parent_op),
+                ',"restore":',
+                image_text(self.restore),
+                ',"table":',
+                encode_basestring(self.table),
+                "}",
+            ]
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "parent_op": self.parent_op,
@@ -103,13 +138,17 @@ class RollbackPlan:
 
     @property
     def digest(self) -> str:
-        return digest(
-            {
-                "run": self.run.id,
-                "scope": self.scope.as_dict(),
-                "items": [i.as_dict() for i in self.items],
-            }
-        )
+        """sha256 of the canonical JSON of ``{"items": [as_dict()...], "run", "scope"}``,
+        hashed as it is put together (stored images keep their text, see ``Encoded``):
+        the same bytes, without one dict per item and one encoding of the whole plan."""
+        h = hashlib.sha256(b'{"items":[')
+        for n, item in enumerate(self.items):
+            if n:
+                h.update(b",")
+            h.update(item.canonical().encode("utf-8"))
+        run, scope = canonical_json(self.run.id), canonical_json(self.scope.as_dict())
+        h.update(f'],"run":{run},"scope":{scope}}}'.encode())
+        return h.hexdigest()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -133,9 +172,12 @@ def conflict_dict(i: Inverse) -> dict[str, Any]:
     }
 
 
-def inverse_of(op: Operation) -> tuple[OpKind, Row | None, Row | None, tuple[str, ...]]:
-    """(inverse kind, the image to expect, the image to restore, columns set)."""
-    before, after, inverse = loads(op.before), loads(op.after), loads(op.inverse)
+def inverse_of(
+    op: Operation, images: Sequence[Any]
+) -> tuple[OpKind, Row | None, Row | None, tuple[str, ...]]:
+    """(inverse kind, the image to expect, the image to restore, columns set); ``images`` is
+    the operation's decoded ``(key, before, after, inverse)`` (see ``decode_images``)."""
+    _key, before, after, inverse = images
     if op.op == "insert":
         return "delete", after, None, ()
     if op.op == "delete":
@@ -144,9 +186,19 @@ def inverse_of(op: Operation) -> tuple[OpKind, Row | None, Row | None, tuple[str
     return "update", after, before, cols
 
 
-def _unwritten(op: Operation) -> Row | None:
+def decode_images(ops: Sequence[Operation]) -> list[tuple[Any, Any, Any, Any]]:
+    """Each operation's (key, before, after, inverse), decoded in one ``json.loads`` of the
+    page. Objects keep their stored text (``Encoded``: the journal stores canonical JSON), so
+    the rollback's intents and plan digest do not encode them again."""
+    texts = [t or "null" for o in ops for t in (o.key, o.before, o.after, o.inverse)]
+    values = json.loads(f"[{','.join(texts)}]")
+    images = [Encoded(v, t) if type(v) is dict else v for v, t in zip(values, texts, strict=True)]
+    return [tuple(images[i : i + 4]) for i in range(0, len(images), 4)]  # type: ignore[misc]
+
+
+def _unwritten(op: Operation, before: Row | None) -> Row | None:
     """The row as it was before ``op``: what an unwritten in-doubt row still equals."""
-    return None if op.op == "insert" else loads(op.before)
+    return None if op.op == "insert" else before
 
 
 def applied_ops(journal: Journal, run: Run, scope: Scope, exclude: set[int]) -> Iterator[Operation]:
@@ -195,32 +247,35 @@ def build_plan(
         by_table: dict[tuple[int, str], list[Operation]] = {}
         for op in batch:
             by_table.setdefault((op.step_no, op.tbl), []).append(op)
-        now_rows: dict[int, Row | None] = {}
         for (step_no, table), ops in by_table.items():
             target: SqlTarget = target_for(step_no)
             info = target.table(table)
-            key_cols = tuple(loads(ops[0].key))
-            found = target.read_rows(table, key_cols, [loads(o.key) for o in ops])
-            for o in ops:
-                now_rows[o.op_no] = found.get(key_tuple(info, key_cols, loads(o.key)))
-            for o in ops:
-                kind, expect, restore, cols = inverse_of(o)
-                now = now_rows[o.op_no]
-                unwritten = o.status == "pending" and not matches(info, now, expect)
-                if unwritten and matches(info, now, _unwritten(o)):
+            images = decode_images(ops)
+            key_cols = tuple(images[0][0])
+            found = target.read_rows(table, key_cols, [i[0] for i in images])
+            for o, image in zip(ops, images, strict=True):
+                key = image[0]
+                now = found.get(key_tuple(info, key_cols, key))
+                kind, expect, restore, cols = inverse_of(o, image)
+                written = matches(info, now, expect)
+                if (
+                    o.status == "pending"
+                    and not written
+                    and matches(info, now, _unwritten(o, image[1]))
+                ):
                     continue  # in doubt and never written: nothing to revert
                 plan.items.append(
                     Inverse(
                         o.op_no,
                         o.step_no,
                         table,
-                        loads(o.key),
+                        key,
                         kind,
                         expect,
                         restore,
                         cols,
                         now,
-                        not matches(info, now, expect),
+                        not written,
                     )
                 )
         batch.clear()
