@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from console.errors import BadInput, Blocked, Exit
+from console.errors import BackoutError, BadInput, Blocked, Exit
 from console.runbook import expr
 from console.runbook.facts import lock_keys, run_targets
 from console.runbook.plans import StepContext, StepResult
@@ -104,22 +104,19 @@ def _target_url(ctx: StepContext, ref: str) -> str:
 
 
 def _sql(ctx: StepContext, step: Step) -> dict[str, Any]:
-    from sqlalchemy import create_engine, text
+    """A trusted query, run as invariants are: one statement, read-only, rolled back."""
+    from console.targets.sql import SqlTarget
 
     refs = [step.target] if step.target else run_targets(ctx.journal, ctx.run)
     if not refs:
         raise StepFailed("sql check: the run has no target; name one with `target:`.")
-    engine = create_engine(_target_url(ctx, refs[0]))
+    target = SqlTarget(_target_url(ctx, refs[0]))
     try:
-        with engine.connect() as conn, conn.begin() as txn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            value = conn.execute(text(step.sql or "")).scalar()
-            txn.rollback()
-    except Exception as exc:  # the database's own message is the useful part
-        raise StepFailed(f"sql check failed: {str(exc).splitlines()[0]}") from None
+        value = target.scalar(step.sql or "")
+    except BackoutError as exc:
+        raise StepFailed(f"sql check failed: {exc.message}") from None
     finally:
-        engine.dispose()
+        target.close()
     plain = _plain(value)
     ok = step.expect is None or _same(plain, step.expect)
     return {"check": "sql", "sql": step.sql, "value": plain, "ok": ok, "expect": step.expect}

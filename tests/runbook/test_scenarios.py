@@ -16,6 +16,7 @@ from console.errors import Blocked
 from console.journal import Journal
 from console.runbook import gate
 from console.runbook.executor import lease_key
+from tests.engine.helpers import dump
 from tests.runbook.conftest import Team, make_team
 
 APPROVE_FIRST = """
@@ -350,6 +351,28 @@ steps:
     text = t.cli("oncall1", "runbook", "status", ex)
     assert text.code == 0 and "completed" in text.out
     assert ex in t.cli("oncall1", "runbook", "status").out
+
+
+def test_a_sql_check_that_writes_fails_and_writes_nothing(sqlite_team: Team) -> None:
+    """A runbook's sql check runs as an invariant does: read-only, one statement, rolled
+    back. One that tries to write fails the step, and the table is untouched."""
+    t = sqlite_team
+    t.write_runbook(
+        "rb-write",
+        """
+runbook: rb-write
+version: 1
+steps:
+  - id: sneaky
+    check: sql
+    sql: "DELETE FROM items"
+""",
+    )
+    before = dump(t.target)
+    ex = _start(t, "rb-write")
+    r = t.cli("oncall1", "runbook", "next", ex)
+    assert r.code != 0 and "sql check failed" in r.err and "\n" not in r.err.strip()
+    assert dump(t.target) == before and before
 
 
 def test_a_forged_runbook_claim_does_not_pass_the_gate(sqlite_team: Team) -> None:
