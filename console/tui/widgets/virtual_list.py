@@ -81,7 +81,7 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
             total: int,
             rows: list[Any],
             width: int,
-            strips: list[Strip],
+            strips: list[Strip | None],
         ) -> None:
             super().__init__()
             self.generation = generation
@@ -135,7 +135,7 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         # invalidates its own rows only), and its rows pre-rendered by the worker.
         self._stamps: dict[int, int] = {}
         self._loads = 0
-        self._rendered: dict[int, tuple[int, list[Strip]]] = {}
+        self._rendered: dict[int, tuple[int, list[Strip | None]]] = {}
         self._styles: tuple[Style, Style, Style, Style] | None = None
 
     # --- data -----------------------------------------------------------------------------
@@ -178,12 +178,18 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         wanted: list[tuple[int, R | None, R | None]],
         width: int,
         console: Console,
+        near: range,
     ) -> None:
-        # Rendering here, not in render_line, keeps Rich's text layout off the event loop.
+        # Rendering here, not in render_line, keeps Rich's text layout off the event loop;
+        # only the rows ``near`` the screen: the GIL makes the rest a cost, not a saving.
         layout = Layout(self.columns_for(width), width)
         for page, prev_last, next_first in wanted:
             rows = source.page(page, total, prev_last, next_first)
-            strips = [_plain_strip(self.render_row(row, layout), console) for row in rows]
+            first = page * PAGE_SIZE
+            strips = [
+                _plain_strip(self.render_row(row, layout), console) if first + n in near else None
+                for n, row in enumerate(rows)
+            ]
             self.post_message(self.PageLoaded(generation, page, total, rows, width, strips))
 
     def _on_virtual_list_counted(self, message: VirtualList.Counted) -> None:
@@ -281,7 +287,10 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         self._requested |= self._wanted
         self._wanted.clear()
         width = self.scrollable_content_region.width
-        self._fetch(self.generation, self.source, self.total, wanted, width, self.app.console)
+        top, height = int(self.scroll_offset.y), self.body_height
+        near = range(top - height, top + 2 * height)
+        console = self.app.console
+        self._fetch(self.generation, self.source, self.total, wanted, width, console, near)
 
     # --- rendering ------------------------------------------------------------------------
 
@@ -345,9 +354,10 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
             return self._strip(Text(" …"), width, placeholder)
         style = cursor if selected else base
         rendered = self._rendered.get(page)
+        plain = None
         if rendered is not None and rendered[0] == width and offset < len(rendered[1]):
             plain = rendered[1][offset]
-        else:  # a stale page, or the width changed since the fetch
+        if plain is None:  # far from the screen at fetch, a stale page, or a new width
             plain = _plain_strip(self.render_row(row, layout), self.app.console)
         strip = plain.apply_style(style).crop_extend(0, width, style)
         self._lines[key] = strip
