@@ -3,11 +3,10 @@ lease, resume), through the same segment executor as a forward apply."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +20,7 @@ from console.engine.lease import Holder
 from console.engine.report import ProgressFn, RunReport
 from console.engine.segments import JournalOp, Precheck, SegmentPlan, SegmentRunner
 from console.errors import BadInput, Exit
-from console.journal import Journal, Writer, new_id
+from console.journal import Journal, new_id
 from console.journal.models import Run
 from console.journal.store import T_RUNS, EngineQueries
 from console.rollback.plan import Inverse, RollbackPlan, Scope, build_plan, conflict_dict
@@ -342,16 +341,10 @@ class Rollback:
                     runner = runners[plan.step_no] = SegmentRunner(
                         self.journal, target_for(plan.step_no), self.holder, dry_run=options.dry_run
                     )
-                # One journal transaction: the outcomes of the segments written since the
-                # last one, then this segment's intent (committed before the target write).
-                # A crash before it commits leaves the previous segment in doubt, which
-                # resume settles from the target.
-                with self.journal.write() as w:
-                    self._write_pending(w, runners)
-                    runner.write_intent(w, plan)
-                    if forced:
-                        self._write_forced(w, plan, forced)
-                result = runner.execute(plan, defer=True)
+                runner.journal_intent(plan)
+                if forced:
+                    self._journal_forced(plan, forced)
+                result = runner.execute(plan)
                 done += len(plan.ops) + len(plan.prechecks)
                 if self.progress:
                     self.progress(done, len(items))
@@ -362,56 +355,35 @@ class Rollback:
                         f"segment {plan.seg_no} failed: {result.error}",
                         started,
                         options,
-                        runners,
                     )
         except TransientError as exc:
-            return self._pause(
-                parent, rb_id, f"target unavailable: {exc}", started, options, runners
-            )
-        except BaseException:
-            # Keep what was reverted out of doubt, if the journal still takes it.
-            with contextlib.suppress(Exception), self.journal.write() as w:
-                self._write_pending(w, runners)
-            raise
-        with self.journal.write() as w:  # the last outcome, before the counts are read
-            self._write_pending(w, runners)
+            return self._pause(parent, rb_id, f"target unavailable: {exc}", started, options)
         return self._finish(parent, rb_id, started, options)
 
-    @staticmethod
-    def _write_pending(w: Writer, runners: Mapping[int, SegmentRunner]) -> None:
-        for runner in runners.values():
-            runner.write_pending(w)
-
-    def _write_forced(self, w: Writer, plan: SegmentPlan, forced: set[int]) -> None:
-        for op in plan.ops:
-            if op.parent_op in forced:
-                w.append(
-                    "op.forced",
-                    {
-                        "op_no": op.op_no,
-                        "by": self.journal.actor,
-                        "detail": {
-                            "table": op.table,
-                            "key": op.key,
-                            "now": op.before,
-                            "restore": op.after,
+    def _journal_forced(self, plan: SegmentPlan, forced: set[int]) -> None:
+        with self.journal.write() as w:
+            for op in plan.ops:
+                if op.parent_op in forced:
+                    w.append(
+                        "op.forced",
+                        {
+                            "op_no": op.op_no,
+                            "by": self.journal.actor,
+                            "detail": {
+                                "table": op.table,
+                                "key": op.key,
+                                "now": op.before,
+                                "restore": op.after,
+                            },
                         },
-                    },
-                    run_id=plan.run_id,
-                    corr=plan.corr,
-                )
+                        run_id=plan.run_id,
+                        corr=plan.corr,
+                    )
 
     def _pause(
-        self,
-        parent: Run,
-        rb_id: str,
-        reason: str,
-        started: float,
-        options: Options,
-        runners: Mapping[int, SegmentRunner] | None = None,
+        self, parent: Run, rb_id: str, reason: str, started: float, options: Options
     ) -> RunReport:
         with self.journal.write() as w:
-            self._write_pending(w, runners or {})
             w.append(
                 "run.paused",
                 {"reason": reason, "by": self.journal.actor},
