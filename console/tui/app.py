@@ -49,6 +49,8 @@ class BackoutApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "backout"
     SUB_TITLE = "incident console"
+    # A drill's own journal (a replay sandbox) lists its drill runs; a real one hides them.
+    drill_journal: ClassVar[bool] = False
     COMMANDS: ClassVar = App.COMMANDS | {ConsoleCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark,f1", "help", "Help", id="app.help"),

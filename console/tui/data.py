@@ -285,9 +285,18 @@ def parse_run_filter(text: str) -> Filter:
 
 
 def run_source(
-    journal: Journal, f: Filter = EMPTY, sort: str = "started", descending: bool = True
+    journal: Journal,
+    f: Filter = EMPTY,
+    sort: str = "started",
+    descending: bool = True,
+    *,
+    drills: bool = False,
 ) -> PagedSource[RunRow]:
+    """Runs, filtered and sorted. Drill runs only when asked: ``drills`` (a drill's own
+    journal) or a ``drill:`` term in the filter; real run lists never mix them in."""
     stmt = _apply_terms(select(T_RUNS), f, _run_term)
+    if not drills and not any(t.field == "drill" for t in f.terms):
+        stmt = stmt.where(T_RUNS.c.drill == False)  # noqa: E712 (SQL, not Python)
     column = RUN_SORTS[sort][1]()
     return PagedSource(
         journal,

@@ -33,6 +33,7 @@ class DrillApp(BackoutApp):
     """``BackoutApp`` on a drill's journal: every console screen shows the drill banner."""
 
     SUB_TITLE = "drill"
+    drill_journal: ClassVar[bool] = True
 
     @property
     def drill_id(self) -> str | None:

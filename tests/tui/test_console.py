@@ -31,18 +31,25 @@ PAUSED = RUN_IDS["paused"]
 LARGE = RUN_IDS["large"]
 
 
-async def test_runs_list_shows_every_run(built: BuiltJournal) -> None:
+async def test_runs_list_shows_every_real_run_and_drills_on_request(built: BuiltJournal) -> None:
     app = make_app(built)
     async with app.run_test(size=(160, 50)) as pilot:
         await settle(pilot)
         runs = app.screen.query_one(RunList)
-        assert runs.total == 10
+        assert runs.total == 9  # the drill run is kept out of the real list
         assert runs.current is not None and runs.current.id == RUN_IDS["running"]
-        assert "1 / 10" in status_text(app)
+        assert "1 / 9" in status_text(app)
         text = screen_text(app)
         for status in ("▶ running", "‖ paused", "✗ failed", "⟲ rolled back", "○ planned"):
             assert status in text
-        assert "≠ drift" in text and "◇ drill" in text
+        assert "≠ drift" in text and "◇ 1 drill hidden (drill:yes)" in text
+        assert RUN_IDS["drill"] not in text
+        await press(pilot, "slash")
+        await type_text(pilot, "drill:yes")
+        await press(pilot, "enter")
+        await settle(pilot)
+        assert runs.total == 1 and runs.current is not None
+        assert runs.current.id == RUN_IDS["drill"] and "◇ drill" in screen_text(app)
 
 
 async def test_filter_by_status_then_invert(built: BuiltJournal) -> None:
@@ -60,8 +67,8 @@ async def test_filter_by_status_then_invert(built: BuiltJournal) -> None:
         # Invert: put ! in front of the term.
         await press(pilot, "slash", "home", "exclamation_mark", "enter")
         await settle(pilot)
-        assert runs.total == 8
-        assert all(runs.row_at(i).status != "paused" for i in range(8))  # type: ignore[union-attr]
+        assert runs.total == 7
+        assert all(runs.row_at(i).status != "paused" for i in range(7))  # type: ignore[union-attr]
         # Free text and target: filters combine.
         await press(pilot, "slash", "ctrl+u")
         await type_text(pilot, "target:db.internal")
@@ -71,7 +78,7 @@ async def test_filter_by_status_then_invert(built: BuiltJournal) -> None:
         # esc clears the filter.
         await press(pilot, "escape")
         await settle(pilot)
-        assert runs.total == 10
+        assert runs.total == 9
 
 
 async def test_bad_filter_says_what_is_wrong(built: BuiltJournal) -> None:
@@ -82,7 +89,7 @@ async def test_bad_filter_says_what_is_wrong(built: BuiltJournal) -> None:
         await type_text(pilot, "colour:red")
         await pilot.pause(0.3)
         assert "unknown field 'colour:'" in screen_text(app)
-        assert app.screen.query_one(RunList).total == 10
+        assert app.screen.query_one(RunList).total == 9
 
 
 async def test_open_run_and_switch_tabs(built: BuiltJournal) -> None:
@@ -249,7 +256,7 @@ async def test_live_update_when_another_writer_appends(built: BuiltJournal) -> N
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         runs = app.screen.query_one(RunList)
-        assert runs.total == 10
+        assert runs.total == 9
 
         def other_process() -> None:
             clock = FixedClock(T0.replace(hour=3))
@@ -261,7 +268,7 @@ async def test_live_update_when_another_writer_appends(built: BuiltJournal) -> N
         writer = threading.Thread(target=other_process)
         writer.start()
         writer.join()
-        await wait_for(pilot, lambda: runs.total == 11, timeout=3, what="the new run")
+        await wait_for(pilot, lambda: runs.total == 10, timeout=3, what="the new run")
         await settle(pilot)
         assert runs.row_at(0) is not None and runs.row_at(0).id == "new0run0live"  # type: ignore[union-attr]
 

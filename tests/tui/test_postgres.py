@@ -18,7 +18,7 @@ async def test_console_on_postgres(pg_url: str, tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         runs = app.screen.query_one(RunList)
-        assert runs.total == 10
+        assert runs.total == 9
         await press(pilot, "slash")
         await pilot.press(*"status:paused")
         await press(pilot, "enter")
@@ -37,7 +37,7 @@ async def test_console_on_postgres(pg_url: str, tmp_path: Path) -> None:
         writer = threading.Thread(target=other_console)
         writer.start()
         writer.join()
-        await wait_for(pilot, lambda: runs.total == 11, timeout=5, what="the new run")
+        await wait_for(pilot, lambda: runs.total == 10, timeout=5, what="the new run")
         app.open_run(RUN_IDS["paused"])
         await settle(pilot)
         await press(pilot, "f")

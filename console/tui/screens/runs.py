@@ -39,9 +39,10 @@ class RunsScreen(ConsoleScreen):
     ]
 
     class Summary(Message):
-        def __init__(self, counts: dict[str, int]) -> None:
+        def __init__(self, counts: dict[str, int], drills: int) -> None:
             super().__init__()
             self.counts = counts
+            self.drills = drills  # drill runs kept out of this list
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,6 +50,7 @@ class RunsScreen(ConsoleScreen):
         self.sort = "started"
         self.descending = True
         self.counts: dict[str, int] = {}
+        self.hidden_drills = 0
 
     @property
     def journal(self) -> Journal:
@@ -75,18 +77,28 @@ class RunsScreen(ConsoleScreen):
     # --- data -----------------------------------------------------------------------------
 
     def _apply_source(self, keep: data.Key | None = None) -> None:
-        source = data.run_source(self.journal, self.filter, self.sort, self.descending)
+        source = data.run_source(
+            self.journal, self.filter, self.sort, self.descending, drills=self._drills_shown
+        )
         self.runs.set_source(source, keep=keep)
         self._title()
         self.status.set(filter=self.filter.text)
 
+    @property
+    def _drills_shown(self) -> bool:
+        return self.console_app.drill_journal or any(t.field == "drill" for t in self.filter.terms)
+
     @work(thread=True, group="runs-summary", exclusive=True, exit_on_error=False)
     def _summarise(self) -> None:
-        self.post_message(self.Summary(self.journal.status_counts(drills=None)))
+        mine = None if self.console_app.drill_journal else False
+        counts = self.journal.status_counts(drills=mine)
+        drills = 0 if mine is None else sum(self.journal.status_counts(drills=True).values())
+        self.post_message(self.Summary(counts, drills))
 
     @on(Summary)
     def _summary(self, message: Summary) -> None:
         self.counts = message.counts
+        self.hidden_drills = message.drills
         self._title()
 
     def _title(self) -> None:
@@ -103,6 +115,9 @@ class RunsScreen(ConsoleScreen):
         text.append(f"   sort: {label} {'↓' if self.descending else '↑'}", style="dim")
         if self.filter:
             text.append(f"   filter: {self.filter.text}", style="yellow")
+        if self.hidden_drills and not self._drills_shown:
+            n = self.hidden_drills
+            text.append(f"   ◇ {n:,} drill{'s' * (n != 1)} hidden (drill:yes)", style="dim")
         self.query_one("#title", Static).update(text)
 
     def journal_moved(self) -> None:
@@ -212,7 +227,7 @@ class RunsScreen(ConsoleScreen):
             )
         yield PaletteCommand("Show runs with problems", "failed or conflicts > 0", self._problems)
         yield PaletteCommand(
-            "Hide drill runs", "Filter with !drill:yes", _bind(self.set_filter, "!drill:yes")
+            "Show drill runs", "Filter with drill:yes", _bind(self.set_filter, "drill:yes")
         )
         yield PaletteCommand("Clear the filter", "Show every run", _bind(self.set_filter, ""))
         for key, (label, _) in data.RUN_SORTS.items():
