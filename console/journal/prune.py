@@ -39,8 +39,9 @@ from console.journal.store import T_EVENTS, T_EXECS, T_RUNS, TABLES, Journal, fo
 
 PRUNED_KIND = "journal.pruned"
 TOMBSTONE_PREFIX = '{"payload_sha256":"'
-# Statuses after which a run or a runbook execution writes nothing more of its own.
-FINISHED_RUNS = ("completed", "failed", "rolled_back", "rollback_partial")
+# Statuses after which a run or a runbook execution writes nothing more of its own. Not
+# ``failed``: such a run can still be resumed, which reloads its journaled change set.
+FINISHED_RUNS = ("completed", "rolled_back", "rollback_partial")
 OPEN_EXECS = ("active", "running", "awaiting_approval", "blocked")
 
 T_STATE = models.table_of(models.PrunedState)

@@ -72,6 +72,18 @@ def test_prune_keeps_the_chain_verifiable_and_the_projections(generated: Journal
     assert prune(generated, LATER).plan.events == 0
 
 
+def test_a_failed_run_is_kept_for_resume(generated: Journal) -> None:
+    """A failed run can still be resumed, which reloads its journaled change set: its
+    payloads stay until it is resolved (completed or rolled back)."""
+    generated.append("run.created", {"kind": "apply", "rows_total": 1, "steps": []}, run_id="f1")
+    generated.append("run.failed", {"reason": "target gone"}, run_id="f1")
+    generated.append("run.status", {"status": "failed", "final": True}, run_id="f1")
+    assert generated.get_run("f1").status == "failed"
+    report = prune(generated, LATER, reason="test")
+    assert {"run": "f1", "reason": "not finished (status failed)"} in report.plan.kept
+    assert all(not e.payload_text.startswith('{"payload_sha') for e in generated.events("f1"))
+
+
 def test_events_after_the_prune_still_project_onto_pruned_runs(generated: Journal) -> None:
     report = prune(generated, LATER)
     run_id = report.plan.runs[0]
