@@ -169,6 +169,35 @@ class Settings(_Strict):
         return digest(self.policy.model_dump(mode="json"))
 
 
+# Deeper than any configuration needs. tomllib recurses per level, and a RecursionError deep
+# inside it can leave "Exception ignored" noise on stderr as its frames unwind.
+MAX_NESTING = 100
+
+
+def _nesting(text: str) -> int:
+    """How deeply arrays and inline tables nest (brackets in strings and comments skipped)."""
+    if text.count("[") + text.count("{") <= MAX_NESTING:
+        return 0
+    depth = deepest = 0
+    quote: str | None = None
+    comment = False
+    for ch in text:
+        if comment:
+            comment = ch != "\n"
+        elif quote is not None:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            comment = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     """Best-effort line number of a dotted key in a TOML document (tomllib keeps none).
 
@@ -212,6 +241,8 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         return Settings()
     try:
         text = file.read_text(encoding="utf-8")
+        if _nesting(text) > MAX_NESTING:
+            raise RecursionError  # refused before tomllib recurses into it
         data = tomllib.loads(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(_one_line(f"{file}: cannot read the configuration ({exc}).")) from None
