@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.changes import load_changeset
+from console.changes import ChangeSet, load_changeset
 from console.config import Settings
 from console.engine.apply import Engine
 from console.journal import Journal
@@ -51,6 +51,13 @@ def write_updates_csv(path: Path, ids: list[int]) -> Path:
         for i in ids:
             fh.write(f"{i},{i % 777}.25\n")
     return path
+
+
+def updates_changeset(csv: Path, target_url: str) -> ChangeSet:
+    """The updates CSV as the change set both benchmarks apply."""
+    return load_changeset(
+        csv, table="items", key=["id"], op="update", name="bench", version=1, target=target_url
+    )
 
 
 def main() -> None:
@@ -93,15 +100,7 @@ def main() -> None:
         segmented = bare_segmented(segmented_db, ids, args.segment_size)
 
         journal = Journal(f"sqlite:///{base / 'journal.db'}", actor="bench")
-        cs = load_changeset(
-            csv,
-            table="items",
-            key=["id"],
-            op="update",
-            name="bench",
-            version=1,
-            target=f"sqlite:///{journaled_db}",
-        )
+        cs = updates_changeset(csv, f"sqlite:///{journaled_db}")
         started, cpu = time.perf_counter(), time.process_time()
         report = Engine(journal, Settings()).apply(cs, segment_size=args.segment_size)
         journaled = time.perf_counter() - started
@@ -140,9 +139,7 @@ def bench_workers(args: argparse.Namespace, ids: list[int]) -> None:
             try:
                 make_pg_table(url, args.rows)
                 journal = Journal(f"sqlite:///{Path(tmp) / f'journal-{workers}.db'}", actor="b")
-                cs = load_changeset(
-                    csv, table="items", key=["id"], op="update", name="bench", version=1, target=url
-                )
+                cs = updates_changeset(csv, url)
                 started = time.perf_counter()
                 report = Engine(journal, Settings()).apply(
                     cs, segment_size=args.segment_size, workers=workers

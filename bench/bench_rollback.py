@@ -13,8 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_apply import make_table, write_updates_csv
-from console.changes import load_changeset
+from bench.bench_apply import make_table, updates_changeset, write_updates_csv
 from console.config import Settings
 from console.engine.apply import Engine
 from console.journal import Journal
@@ -37,15 +36,7 @@ def main() -> None:
         make_table(target_db, args.rows)
         make_table(segmented_db, args.rows)
         journal = Journal(f"sqlite:///{base / 'journal.db'}", actor="bench")
-        cs = load_changeset(
-            csv,
-            table="items",
-            key=["id"],
-            op="update",
-            name="bench",
-            version=1,
-            target=f"sqlite:///{target_db}",
-        )
+        cs = updates_changeset(csv, f"sqlite:///{target_db}")
         report = Engine(journal, Settings()).apply(cs, segment_size=args.segment_size)
         assert report.applied == args.updates, report.message
 
