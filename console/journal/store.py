@@ -228,9 +228,8 @@ class Writer:
         if run_id not in self._absent_runs:
             flagged = self.conn.execute(select(T_RUNS.c.drill).where(T_RUNS.c.id == run_id)).first()
         if flagged is None:
-            self._absent_runs.add(
-                run_id
-            )  # being created: a rollback or fix run inherits its parent's
+            # Being created: a rollback or fix run inherits its parent's drill.
+            self._absent_runs.add(run_id)
             parent = (payload or {}).get("parent_run")
             inherited = self._drill_of(parent, None) if isinstance(parent, str) else None
             if inherited is not None:  # its next events may come before its row is projected
