@@ -17,6 +17,12 @@ follow the postmortem's references. Its ``run.created`` names the sandbox target
 real one, so whatever a trainee does to the drill run writes the sandbox, never production.
 What people did about the run afterwards (runbooks, approvals, reconciliations, fixes,
 rollback status) is left out: that is the trainee's part.
+
+A rollback or fix run is about its parent: the parent's events up to the run's creation (and
+its ancestors', recursively) are replayed first, at once, the sandbox seeded as it was before
+the eldest; rows the run found otherwise than the parent left them are then set as the run
+found them (edits the journal never saw). A rollback's own changes to its parent's status
+are part of its recording.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +58,7 @@ from console.targets.types import (
     SegmentError,
     TransientError,
 )
+from console.targets.values import key_tuple
 
 # Kinds that record what people did about the run after it ran: the trainee's part.
 LEFT_OUT = (
@@ -94,39 +101,72 @@ def _snapshot_rows(journal: Journal, run_id: str, phase: str, table: str) -> lis
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
+def _pages(journal: Journal, run_id: str, after: int, before: int) -> Iterator[StoredEvent]:
+    """The run's events with ``after < seq < before``, read a page at a time."""
+    while True:
+        page = journal.events(run_id, after_seq=after, before_seq=before, limit=_PAGE)
+        yield from page
+        if len(page) < _PAGE:
+            return
+        after = page[-1].seq
+
+
+def _run_events(journal: Journal, run: Run, before_seq: int) -> list[StoredEvent]:
+    """The run's events below ``before_seq``, without the trainee's part (``LEFT_OUT``)."""
+    events = [e for e in _pages(journal, run.id, 0, before_seq) if _kept(e.kind)]
+    if not events or events[0].kind != "run.created":
+        raise BadInput(f"run {run.id} has no run.created event; it cannot be replayed.")
+    return events
+
+
+SnapshotPlace = tuple[str, str, str]  # (run id, phase, table)
+
+
 @dataclass(frozen=True)
 class Recording:
-    """A run's journal slice, read once from the source journal."""
+    """A run's journal slice, read once from the source journal, with its lineage: a rollback
+    or fix run is about its parent (reconciling it reads the parent's baseline, its outcome
+    marks the parent's operations), so the parent's events come along as ``history``, up to
+    the run's creation, and are replayed first, at once."""
 
     run: Run
     events: tuple[StoredEvent, ...]
-    snapshots: Mapping[tuple[str, str], tuple[dict[str, Any], ...]]  # (phase, table) -> rows
+    snapshots: Mapping[SnapshotPlace, tuple[dict[str, Any], ...]]
     source: str  # the source journal, as displayed (no password)
     source_id: str
     source_head: tuple[int, str]
+    history: tuple[StoredEvent, ...] = ()  # the ancestors' events, oldest first
 
     @classmethod
     def read(cls, journal: Journal, run_ref: str) -> Recording:
         """Read-only: events, snapshot rows and the head; nothing is written."""
         head = journal.head()
         run = journal.get_run(run_ref)
-        events: list[StoredEvent] = []
-        after = 0
-        while True:
-            page = journal.events(run.id, after_seq=after, before_seq=head[0] + 1, limit=_PAGE)
-            events.extend(e for e in page if _kept(e.kind))
-            if len(page) < _PAGE:
-                break
-            after = page[-1].seq
-        if not events or events[0].kind != "run.created":
-            raise BadInput(f"run {run.id} has no run.created event; it cannot be replayed.")
-        snapshots: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for e in events:
-            if e.kind != "snapshot.taken":
+        events = _run_events(journal, run, head[0] + 1)
+        if run.kind == "rollback" and run.parent_run:
+            # What the rollback did to its parent's status is part of its recording.
+            events += [
+                e
+                for e in _pages(journal, run.parent_run, events[0].seq, head[0] + 1)
+                if e.kind == "run.status" and e.payload.get("rollback_run") == run.id
+            ]
+            events.sort(key=lambda e: e.seq)
+        history: list[StoredEvent] = []
+        child, seen = run, {run.id}
+        created = events[0].seq
+        while child.parent_run and child.parent_run not in seen:
+            child = journal.get_run(child.parent_run)
+            seen.add(child.id)
+            earlier = _run_events(journal, child, created)
+            created = earlier[0].seq
+            history[:0] = earlier
+        snapshots: dict[SnapshotPlace, list[dict[str, Any]]] = {}
+        for e in (*history, *events):
+            if e.kind != "snapshot.taken" or e.run_id is None:
                 continue
-            place = (str(e.payload.get("phase")), str(e.payload.get("table")))
+            place = (e.run_id, str(e.payload.get("phase")), str(e.payload.get("table")))
             if place not in snapshots:
-                snapshots[place] = _snapshot_rows(journal, run.id, *place)
+                snapshots[place] = _snapshot_rows(journal, *place)
         return cls(
             run=run,
             events=tuple(events),
@@ -134,20 +174,27 @@ class Recording:
             source=journal.display_url,
             source_id=journal.journal_id,
             source_head=head,
+            history=tuple(history),
         )
 
     @property
-    def created(self) -> Mapping[str, Any]:
-        return self.events[0].payload
+    def lineage(self) -> tuple[StoredEvent, ...]:
+        """Every event replayed, the ancestors' first."""
+        return (*self.history, *self.events)
 
     def key_columns(self) -> dict[str, tuple[str, ...]]:
-        """table -> key columns, from the run's steps."""
+        """table -> key columns, from the steps of the run and of its ancestors."""
         return {
-            str(s["table"]): tuple(s["key"]) for s in self.created.get("steps", []) if s.get("key")
+            str(s["table"]): tuple(s["key"])
+            for e in self.lineage
+            if e.kind == "run.created"
+            for s in e.payload.get("steps", [])
+            if s.get("key")
         }
 
-    def intents(self) -> Iterable[Mapping[str, Any]]:
-        for e in self.events:
+    def intents(self, events: Iterable[StoredEvent] | None = None) -> Iterable[Mapping[str, Any]]:
+        """The journaled operations of ``events`` (default: the whole lineage), in order."""
+        for e in self.lineage if events is None else events:
             if e.kind == "segment.intent":
                 yield from e.payload.get("ops", [])
 
@@ -193,38 +240,40 @@ _SQL_TYPES: dict[str, Any] = {
 }
 
 
-def _initial_rows(rec: Recording) -> dict[str, dict[str, Row]]:
-    """table -> key text -> the row before the run: the baseline snapshot, else the first
-    before-image an intent journaled for it."""
-    rows: dict[str, dict[str, Row]] = {}
-    seen: dict[str, set[str]] = {}
-    for (phase, table), snap in rec.snapshots.items():
-        if phase != "baseline":
-            continue
-        for s in snap:
-            seen.setdefault(table, set()).add(s["key_text"])
-            image = loads(s["row"])
-            if isinstance(image, dict):
-                rows.setdefault(table, {})[s["key_text"]] = image
+def _initial_rows(
+    rec: Recording, events: Sequence[StoredEvent] | None = None
+) -> dict[str, dict[str, Row | None]]:
+    """table -> key text -> the row before ``events`` (default: the whole lineage), None when
+    it was absent: a baseline snapshot's row, else the first before-image an intent journaled
+    for it, whichever came first."""
+    rows: dict[str, dict[str, Row | None]] = {}
     keys = rec.key_columns()
-    for op in rec.intents():
-        table = str(op["table"])
-        key = op["key"]
-        kt = canonical_json([key.get(c) for c in keys.get(table, tuple(key))])
-        if kt in seen.setdefault(table, set()):
-            continue
-        seen[table].add(kt)
-        if isinstance(op.get("before"), dict):
-            rows.setdefault(table, {})[kt] = dict(op["before"])
+    for e in rec.lineage if events is None else events:
+        if e.kind == "snapshot.taken" and e.payload.get("phase") == "baseline":
+            table = str(e.payload.get("table"))
+            known = rows.setdefault(table, {})
+            for s in rec.snapshots.get((str(e.run_id), "baseline", table), ()):
+                image = loads(s["row"])
+                known.setdefault(s["key_text"], image if isinstance(image, dict) else None)
+        elif e.kind == "segment.intent":
+            for op in e.payload.get("ops", []):
+                table, key = str(op["table"]), op["key"]
+                kt = canonical_json([key.get(c) for c in keys.get(table, tuple(key))])
+                before = op.get("before")
+                rows.setdefault(table, {}).setdefault(
+                    kt, dict(before) if isinstance(before, dict) else None
+                )
     return rows
 
 
 def _column_values(
-    rec: Recording, initial: Mapping[str, Mapping[str, Row]]
+    rec: Recording, initial: Mapping[str, Mapping[str, Row | None]]
 ) -> dict[str, dict[str, list[Any]]]:
     """table -> column -> every journaled value of it (columns in order of first appearance)."""
     values: dict[str, dict[str, list[Any]]] = {}
-    images: list[tuple[str, Any]] = [(t, r) for t, rows in initial.items() for r in rows.values()]
+    images: list[tuple[str, Any]] = [
+        (t, r) for t, rows in initial.items() for r in rows.values() if r is not None
+    ]
     for op in rec.intents():
         images += [(str(op["table"]), op.get(part)) for part in ("key", "before", "after")]
     for table, image in images:
@@ -278,7 +327,7 @@ def seed_target(rec: Recording, sandbox: Sandbox) -> None:
         engine.dispose()
     with SqlTarget(sandbox.target_url) as target:
         for table, rows in initial.items():
-            images = list(rows.values())
+            images = [r for r in rows.values() if r is not None]
             for start in range(0, len(images), _SEED_CHUNK):
                 writes = [
                     RowWrite(n, "insert", {c: r[c] for c in keys[table]}, None, r)
@@ -384,6 +433,24 @@ class Replayer:
                 "sandbox_target": self.sandbox.target_url,
             },
         )
+        if self.rec.history:
+            for recorded in self.rec.history:  # the parent's story, at once
+                self._replay(recorded)
+            self._bridge()
+
+    def _bridge(self) -> None:
+        """Between the parent and the run, the target may have changed without the journal
+        seeing it (hand edits a fix then repaired, say): set every row the run starts from
+        as the run found it, so its segments apply as recorded."""
+        assert self._target is not None
+        keys = self.rec.key_columns()
+        for table, rows in _initial_rows(self.rec, self.rec.events).items():
+            wanted = [
+                (dict(zip(keys[table], loads(kt), strict=True)), image)
+                for kt, image in rows.items()
+            ]
+            for start in range(0, len(wanted), _SEED_CHUNK):
+                self._force_rows(table, keys[table], wanted[start : start + _SEED_CHUNK], 0)
 
     def _connect(self) -> None:
         self._journal = Journal(
@@ -522,7 +589,11 @@ class Replayer:
                     recorded.kind, payload, run_id=recorded.run_id, corr=recorded.corr
                 )
                 if recorded.kind == "snapshot.taken":
-                    place = (str(payload.get("phase")), str(payload.get("table")))
+                    place = (
+                        str(recorded.run_id),
+                        str(payload.get("phase")),
+                        str(payload.get("table")),
+                    )
                     w.add_snapshot_rows(
                         [
                             {"run_id": recorded.run_id, **row}
@@ -549,11 +620,7 @@ class Replayer:
             payload["steps"] = [
                 {**s, "target": url, "target_ref": url} for s in payload.get("steps", [])
             ]
-            payload["replay_of"] = {"run": self.rec.run.id, "journal": self.rec.source}
-        elif recorded.kind == "segment.applied":
-            # A replayed rollback has no parent run in the sandbox.
-            payload.pop("reverted_ops", None)
-            payload.pop("parent_run", None)
+            payload["replay_of"] = {"run": recorded.run_id, "journal": self.rec.source}
         elif recorded.kind == "snapshot.taken":
             # The recorded aggregates describe the whole production table; the sandbox holds
             # only the run's rows, so its own are journaled (the recorded ones kept aside).
@@ -605,27 +672,43 @@ class Replayer:
         """A conflict: the run found the row as someone else had left it (``detail.now``).
         The sandbox takes that row, so it holds the out-of-band edit too (and a trainee's
         rollback meets the same conflict)."""
-        assert self._target is not None
         detail = payload.get("detail") or {}
         if "now" not in detail or not isinstance(detail.get("key"), dict):
             return
         op_no = int(payload.get("op_no", 0))
         table = str(detail.get("table") or self._table_of(op_no))
         keys = self.rec.key_columns().get(table) or tuple(detail["key"])
-        key, now = dict(detail["key"]), detail["now"]
-        current = next(iter(self._target.read_rows(table, keys, [key]).values()), None)
-        if current is None and now is None:
+        self._force_rows(table, keys, [(dict(detail["key"]), detail["now"])], op_no)
+
+    def _force_rows(
+        self, table: str, keys: Sequence[str], wanted: Sequence[tuple[Row, Row | None]], op_no: int
+    ) -> None:
+        """Make the sandbox hold each ``(key, row)`` (row None: no row), whatever it holds, in
+        one transaction."""
+        assert self._target is not None
+        keys = tuple(keys)
+        found = self._target.read_rows(table, keys, [key for key, _ in wanted])
+        info = self._target.table(table)
+        writes = []
+        for key, now in wanted:
+            current = found.get(key_tuple(info, keys, key))
+            if current is None and now is None:
+                continue
+            kind: OpKind = "insert" if current is None else "delete" if now is None else "update"
+            write = (
+                None
+                if now is None
+                else {c: v for c, v in now.items() if c not in keys or kind == "insert"}
+            )
+            writes.append(RowWrite(op_no, kind, key, current, write))
+        if not writes:
             return
-        kind: OpKind = "insert" if current is None else "delete" if now is None else "update"
-        write = (
-            None
-            if now is None
-            else {c: v for c, v in now.items() if c not in keys or kind == "insert"}
-        )
         try:
-            self._target.write_segment(table, keys, [RowWrite(op_no, kind, key, current, write)])
+            outcomes = self._target.write_segment(table, keys, writes)
         except (SegmentError, TransientError):
-            self.diverged += 1
+            self.diverged += len(writes)
+            return
+        self.diverged += sum(1 for o in outcomes if o.status != "applied")
 
     def _table_of(self, op_no: int) -> str:
         for ops in self._intents.values():

@@ -412,3 +412,47 @@ def test_a_conflict_brings_the_out_of_band_edit_into_the_sandbox(
         drill.close()
     assert found.kind == "replay" and found.run_id == rollback_run.id
     assert conflicts and found.shown_at[0] == conflicts[0].ts
+
+
+def test_a_fix_run_replays_after_its_parent_and_the_edits_it_repaired(
+    recorded: Recorded, tmp_path: Path
+) -> None:
+    """A fix run is about its parent: the parent's story is replayed first, then the hand
+    edits the fix found (the journal never saw them) are set, so the fix's segments apply as
+    recorded and the sandbox ends as the real target did."""
+    import sqlite3
+
+    from console.reconcile.fixrun import apply_fixes, fix_plan
+
+    with sqlite3.connect(recorded.target_path) as conn:
+        conn.execute("UPDATE items SET note = 'hand edit' WHERE id IN (2, 3)")
+        conn.execute("DELETE FROM items WHERE id = 1001")
+    source = Journal(recorded.journal_url, actor="oncall")
+    try:
+        plan = fix_plan(source, Settings(), recorded.run_id)
+        report = apply_fixes(source, Settings(), recorded.run_id, plan_digest=plan.digest)
+        [fix_run] = source.runs(kind="fix")
+        parent_status = source.get_run(recorded.run_id).status
+    finally:
+        source.close()
+    assert report.exit_code == Exit.DONE and report.applied == 3, report.message
+    before = files_digest(
+        Path(recorded.journal_url.removeprefix("sqlite:///")), recorded.target_path
+    )
+    fix = Recorded(recorded.journal_url, recorded.target_path, fix_run.id)
+    replayer = replayed(fix, tmp_path / "drill")
+    assert replayer.finished and replayer.diverged == 0
+    assert rows(replayer.sandbox.target_url) == rows(f"sqlite:///{recorded.target_path}")
+    assert replayer.total == len(replayer.rec.events) and replayer.rec.history
+    drill = Journal(replayer.sandbox.journal_url, create=False)
+    try:
+        assert {r.id for r in drill.runs(drills=True)} == {recorded.run_id, fix_run.id}
+        assert drill.get_run(recorded.run_id).status == parent_status
+        assert drill.get_run(fix_run.id).status == "completed"
+        assert verify(drill, remember=False).ok
+    finally:
+        drill.close()
+    assert (
+        files_digest(Path(recorded.journal_url.removeprefix("sqlite:///")), recorded.target_path)
+        == before
+    )

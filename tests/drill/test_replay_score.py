@@ -15,6 +15,7 @@ from console.drill.scenarios.catalog import ROLLED_BACK
 from console.drill.service import Drill
 from console.errors import Exit
 from console.journal import Journal, parse_ts
+from console.journal.verify import verify
 from tests.drill.conftest import Drills
 from tests.drill.test_replay import Recorded, files_digest, record
 
@@ -217,3 +218,62 @@ def test_a_replay_stopped_midway_is_not_scored(
     code, err = cli(capsys, "drill", "score", "--dir", str(tmp_path / "midway"), "--json")
     assert code == Exit.BAD_INPUT and "has not finished" in err and err.count("\n") == 1
     assert scored_events(replayer.sandbox.journal_url) == []
+
+
+def test_a_replayed_rollback_that_met_a_conflict_is_escalated_and_scores_correct(
+    drills: Drills, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--expect review``: the recorded rollback met a row someone had edited by hand, so the
+    right ending is to escalate, not to force it. The trainee works rollback-batch on the
+    replay; its assessment finds the edit and the runbook escalates: scored correct, with the
+    sandbox left as the recording ended."""
+    import sqlite3
+
+    from console.config import Settings
+    from console.drill.scenarios.catalog import ESCALATED
+    from console.rollback.execute import Options, Rollback
+
+    (tmp_path / "rec").mkdir()
+    rec = record(tmp_path / "rec", f"sqlite:///{tmp_path / 'rec' / 'journal.db'}")
+    with sqlite3.connect(rec.target_path) as conn:
+        conn.execute("UPDATE items SET note = 'edited by hand' WHERE id = 3")
+    source = Journal(rec.journal_url, actor="oncall")
+    try:
+        report = Rollback(source, Settings()).execute(rec.run_id, Options())
+        [rollback_run] = source.runs(kind="rollback")
+    finally:
+        source.close()
+    assert report.exit_code == Exit.REVIEW, report.message
+    conflicted = Recorded(rec.journal_url, rec.target_path, rollback_run.id)
+    started = replay(capsys, conflicted, "--dir", str(tmp_path / "gameday"), "--expect", "review")
+    assert started["expect"] == "review"
+    # The rollback's parent came along (it is what reconciling the rollback reads): the
+    # sandbox journal tells the same story as the recording, statuses included.
+    source = Journal(rec.journal_url, create=False)
+    sandbox = Journal(started["journal"], create=False)
+    try:
+        for run_id in (rec.run_id, rollback_run.id):
+            assert sandbox.get_run(run_id).status == source.get_run(run_id).status
+        assert sandbox.operation_status_counts(rec.run_id) == source.operation_status_counts(
+            rec.run_id
+        )
+        assert verify(sandbox, remember=False).ok
+    finally:
+        sandbox.close()
+        source.close()
+    drills.url, drills.run_id, drills.drill_id = (
+        started["journal"],
+        started["run_id"],
+        started["drill_id"],
+    )
+    # Nothing done yet: no runbook, so not the escalation the trainer expects.
+    early = drills.score()
+    assert early.code == Exit.REVIEW and not early.json()["correct"]
+    drills.walk(drills.start_runbook("rollback-batch"))
+    r = drills.score()
+    assert r.code == Exit.DONE, r.out
+    score = r.json()
+    assert score["correct"], score["wrong_branches"]
+    assert score["scenario"] == "replay:review" and score["runbook_status"] == "escalated"
+    assert score["path"] == list(ESCALATED.path)
+    assert score["checks"] == dict.fromkeys(score["checks"], True)
