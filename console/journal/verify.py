@@ -3,11 +3,17 @@ head this machine trusted (grew: must extend it; same size: same head; shrank: f
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -158,109 +164,88 @@ class _Pruned:
         return out
 
 
+# A journal at least this long has its chain checked in a second process while this one
+# replays the projections (on SQLite, with two CPUs or more): below it, starting the process
+# costs about what it saves.
+PARALLEL_MIN_EVENTS = 50_000
+
+
 def verify(
     journal: Journal,
     *,
     projections: bool = True,
     remember: bool = True,
     trusted: dict[str, Any] | None = None,
+    parallel: bool | None = None,
 ) -> VerifyReport:
-    """Check the whole journal; on success remember its head as trusted (per journal URL)."""
+    """Check the whole journal; on success remember its head as trusted (per journal URL).
+
+    ``parallel``: check the chain in a second process while this one replays the projections
+    (None: when the journal is long enough and the machine has the CPUs for it). Same verdict
+    and same report either way.
+    """
     report = VerifyReport(ok=False, journal=journal.display_url, journal_id=journal.journal_id)
     trusted = trusted if trusted is not None else _load_trusted(journal)
-    memory = MemoryProjection() if projections else None
-    prev = genesis_hash(journal.journal_id)
-    expected_seq = 1
-    trusted_hash_seen: str | None = None
+    trusted_seq = trusted.get("seq") if trusted is not None else None
+    genesis = genesis_hash(journal.journal_id)
 
     def fail(seq: int | None, problem: str) -> VerifyReport:
         report.first_bad_seq = seq
         report.problem = problem
         return report
 
-    with journal.read() as conn:
+    with _gc_paused(), journal.read() as conn:
         head = conn.execute(select(T_HEAD.c.seq, T_HEAD.c.hash)).one()
-        sha = hashlib.sha256
-        loads = json.loads
-        trusted_seq = trusted.get("seq") if trusted is not None else None
-        runs = memory.tables["runs"] if memory is not None else {}
-        problems = memory.problems if memory is not None else []
-        prev_digest = bytes.fromhex(prev)
         checkpoints = load_checkpoints(conn)
         pruned = _Pruned(checkpoints, load_state(conn)) if checkpoints else None
-        pending = pruned.pending if pruned is not None else {}
         if pruned is not None:
             report.notes.append(
                 f"{sum(cp.events for cp in checkpoints)} event payloads pruned by "
                 f"{len(checkpoints)} journal.pruned checkpoint(s): their hashes are attested "
                 "by the checkpoints, not recomputed"
             )
-        for rows in _event_batches(conn):
-            for row in rows:
-                seq, ts, kind, run_id, corr, actor, payload, stored = row
-                if seq != expected_seq:
-                    if seq > expected_seq:
-                        return fail(expected_seq, f"event {expected_seq} is missing")
-                    return fail(seq, f"event {seq} is out of order")
-                if pruned is not None and pruned.next_lo is not None and seq >= pruned.next_lo:
-                    by = pruned.owner(seq)
-                    if by is not None:
-                        problem = pruned.take(row, by)
-                        if problem is not None:
-                            return fail(seq, problem)
-                        if seq == trusted_seq:
-                            trusted_hash_seen = stored
-                        prev_digest = bytes.fromhex(stored)
-                        expected_seq += 1
-                        continue
-                digest = sha(
-                    prev_digest + event_bytes(seq, ts, kind, run_id, corr, actor, payload)
-                ).digest()
-                computed = digest.hex()
-                if computed != stored:
-                    return fail(
-                        seq,
-                        f"event {seq} was changed: its content does not match "
-                        "its hash (edited, replaced or reordered)",
-                    )
-                if pruned is not None and seq in pruned.by_seq:
-                    problem = pruned.close(seq, payload)
-                    if problem is not None:
-                        return fail(seq, problem)
-                    if memory is not None:
-                        pruned.seed(seq, memory)
-                if memory is not None:
-                    try:
-                        data = loads(payload)
-                    except ValueError:
-                        return fail(seq, f"event {seq} has a payload that is not JSON")
-                    if kind in HANDLERS:
-                        view = EventView(seq, ts, kind, run_id, actor, corr, data)
-                        try:
-                            changes = project(view)
-                            if pending:
-                                changes = pruned.keep(seq, changes) if pruned else changes
-                            memory.apply(seq, changes)
-                        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                            return fail(seq, f"event {seq} ({kind}) cannot be projected: {exc!r}")
-                    if run_id is not None and not (
-                        pending and pending.get(("runs", (run_id,)), 0) > seq
-                    ):
-                        # last_seq_changes() for one event, applied as MemoryProjection.apply
-                        # would apply it (inlined: this runs once per event).
-                        run_row = runs.get((run_id,))
-                        if run_row is None:
-                            problems.append(
-                                (seq, f"runs {(run_id,)} changed before it was created")
-                            )
-                        else:
-                            run_row["last_seq"] = seq
-                if seq == trusted_seq:
-                    trusted_hash_seen = computed
-                prev_digest = digest
-                expected_seq += 1
-        prev = prev_digest.hex()
-        count = expected_seq - 1
+        memory = MemoryProjection() if projections else None
+        if parallel is None:
+            parallel = head.seq >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) > 1
+        # A pruned journal's checkpoints are walked along the chain: one pass does it all.
+        beside = _sqlite_path(conn) if parallel and memory and pruned is None else None
+
+        def walk(
+            chain: bool, memory: MemoryProjection | None, passive_json: bool, out: _Walk
+        ) -> _Walk:
+            return _walk(
+                _event_batches(conn),
+                genesis=genesis,
+                pruned=pruned,
+                trusted_seq=trusted_seq,
+                chain=chain,
+                memory=memory,
+                passive_json=passive_json,
+                out=out,
+            )
+
+        if beside is not None:
+            projected = _Walk()
+            with _chain_beside(beside, genesis, trusted_seq) as chain_result:
+                try:
+                    walk(False, memory, False, projected)
+                except Exception:
+                    # One pass would have stopped at a broken link up to this event instead.
+                    got = chain_result(head.seq, head.hash)
+                    if got is None or got.failure is None or got.failure[0] > projected.count + 1:
+                        raise
+                    return fail(*got.failure)
+                checked = chain_result(head.seq, head.hash)
+            if checked is None:  # the other process failed or saw another head: check here
+                checked = walk(True, None, True, _Walk())
+            result = _first_problem(checked, projected)
+        else:
+            result = walk(True, memory, memory is not None, _Walk())
+        if result.failure is not None:
+            return fail(*result.failure)
+        prev = result.head
+        count = result.count
+        trusted_hash_seen = result.trusted_hash_seen
         report.events = count
         report.head_seq, report.head_hash = count, prev
         if head.seq != count or head.hash != prev:
@@ -303,23 +288,276 @@ def verify(
     return report
 
 
+@dataclass
+class _Walk:
+    """What one pass over the events found (picklable: a child process returns one)."""
+
+    failure: tuple[int, str] | None = None
+    count: int = 0  # events walked (on an exception: the seq being checked, minus one)
+    head: str = ""  # the last hash, when the pass checked the chain
+    trusted_hash_seen: str | None = None
+
+
+def _walk(
+    batches: Iterable[Sequence[Sequence[Any]]],
+    *,
+    genesis: str,
+    pruned: _Pruned | None,
+    trusted_seq: int | None,
+    chain: bool,
+    memory: MemoryProjection | None,
+    passive_json: bool,
+    out: _Walk,
+) -> _Walk:
+    """Walk the events in ``seq`` order; stop at the first problem, as ``verify`` reports it.
+
+    ``chain``: recompute every link. ``memory``: replay the projections of the kinds that have
+    a handler (their payloads must be JSON). ``passive_json``: the payloads of the other kinds
+    must be JSON too. A full check does all three in one pass; ``verify`` may split them into
+    a chain pass (with ``passive_json``) and a projection pass run side by side, then keeps the
+    first problem by seq (the chain's on a tie: one pass checks an event's link first).
+    """
+    sha = hashlib.sha256
+    loads = json.loads
+    runs = memory.tables["runs"] if memory is not None else {}
+    problems = memory.problems if memory is not None else []
+    pending = pruned.pending if pruned is not None else {}
+    prev_digest = bytes.fromhex(genesis)
+    computed = ""
+    expected_seq = 1
+    try:
+        for rows in batches:
+            for row in rows:
+                seq, ts, kind, run_id, corr, actor, payload, stored = row
+                if seq != expected_seq:
+                    if seq > expected_seq:
+                        out.failure = (expected_seq, f"event {expected_seq} is missing")
+                    else:
+                        out.failure = (seq, f"event {seq} is out of order")
+                    return out
+                if pruned is not None and pruned.next_lo is not None and seq >= pruned.next_lo:
+                    by = pruned.owner(seq)
+                    if by is not None:
+                        problem = pruned.take(row, by)
+                        if problem is not None:
+                            out.failure = (seq, problem)
+                            return out
+                        if seq == trusted_seq:
+                            out.trusted_hash_seen = stored
+                        prev_digest = bytes.fromhex(stored)
+                        expected_seq += 1
+                        continue
+                if chain:
+                    digest = sha(
+                        prev_digest + event_bytes(seq, ts, kind, run_id, corr, actor, payload)
+                    ).digest()
+                    computed = digest.hex()
+                    if computed != stored:
+                        out.failure = (
+                            seq,
+                            f"event {seq} was changed: its content does not match "
+                            "its hash (edited, replaced or reordered)",
+                        )
+                        return out
+                    prev_digest = digest
+                    if seq == trusted_seq:
+                        out.trusted_hash_seen = computed
+                if pruned is not None and seq in pruned.by_seq:
+                    problem = pruned.close(seq, payload)
+                    if problem is not None:
+                        out.failure = (seq, problem)
+                        return out
+                    if memory is not None:
+                        pruned.seed(seq, memory)
+                projected = kind in HANDLERS
+                if projected and memory is not None:
+                    try:
+                        data = loads(payload)
+                    except ValueError:
+                        out.failure = (seq, f"event {seq} has a payload that is not JSON")
+                        return out
+                    view = EventView(seq, ts, kind, run_id, actor, corr, data)
+                    try:
+                        changes = project(view)
+                        if pending:
+                            changes = pruned.keep(seq, changes) if pruned else changes
+                        memory.apply(seq, changes)
+                    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                        out.failure = (seq, f"event {seq} ({kind}) cannot be projected: {exc!r}")
+                        return out
+                elif passive_json and not projected:
+                    try:
+                        loads(payload)
+                    except ValueError:
+                        out.failure = (seq, f"event {seq} has a payload that is not JSON")
+                        return out
+                if (
+                    memory is not None
+                    and run_id is not None
+                    and not (pending and pending.get(("runs", (run_id,)), 0) > seq)
+                ):
+                    # last_seq_changes() for one event, applied as MemoryProjection.apply
+                    # would apply it (inlined: this runs once per event).
+                    run_row = runs.get((run_id,))
+                    if run_row is None:
+                        problems.append((seq, f"runs {(run_id,)} changed before it was created"))
+                    else:
+                        run_row["last_seq"] = seq
+                expected_seq += 1
+    finally:
+        out.count = expected_seq - 1
+    out.head = prev_digest.hex() if chain else ""
+    return out
+
+
+def _first_problem(chain: _Walk, projected: _Walk) -> _Walk:
+    """The chain pass, with the projection pass's problem if that comes first by seq (on a tie
+    the chain's: one pass checks an event's link before its projection)."""
+    if projected.failure is not None and (
+        chain.failure is None or projected.failure[0] < chain.failure[0]
+    ):
+        chain.failure = projected.failure
+    return chain
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while verifying: the replay holds a few objects per
+    projected row and creates no cycles, and the collector would traverse them all over and
+    over as they pile up (about a fifth of the time)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _sqlite_path(conn: Any) -> str | None:
+    if conn.dialect.name != "sqlite":
+        return None
+    path = conn.engine.url.database
+    return path if path and path != ":memory:" and not path.startswith("file:") else None
+
+
+ChainResult = Callable[[int, str], "_Walk | None"]
+
+# The other process: a fresh interpreter that imports only this module (``multiprocessing``'s
+# spawn would run the caller's main module again, and SQLite connections must not cross a fork).
+_CHAIN_CHILD = (
+    "import sys; sys.path[:0] = sys.argv[1:]; import console.journal.verify as v; v._chain_main()"
+)
+
+
+@contextmanager
+def _chain_beside(path: str, genesis: str, trusted_seq: int | None) -> Iterator[ChainResult]:
+    """The chain pass over the SQLite journal at ``path``, in another process, meanwhile.
+
+    Yields ``result(head_seq, head_hash)``: that pass, or None if it failed or read another
+    head than the caller did (an append came between the two snapshots).
+    """
+    answers: list[_Walk | None] = []
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHAIN_CHILD, *(p for p in sys.path if p)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            encoding="utf-8",
+        )
+    except OSError:
+        yield lambda _seq, _hash: None
+        return
+    try:
+        assert child.stdin is not None
+        request = {"path": path, "genesis": genesis, "trusted_seq": trusted_seq}
+        child.stdin.write(json.dumps(request) + "\n")
+        child.stdin.flush()
+    except OSError:
+        answers.append(None)
+
+    def result(head_seq: int, head_hash: str) -> _Walk | None:
+        if not answers:
+            answers.append(_answer(child, (head_seq, head_hash)))
+        return answers[0]
+
+    try:
+        yield result
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+
+
+def _answer(child: subprocess.Popen[str], head: tuple[int, str]) -> _Walk | None:
+    try:
+        out, _err = child.communicate()
+        answer = json.loads(out)
+        failure = answer["failure"]
+        walked = _Walk(
+            None if failure is None else (int(failure[0]), str(failure[1])),
+            int(answer["count"]),
+            str(answer["head"]),
+            answer["trusted_hash_seen"],
+        )
+        seen = (int(answer["seen"][0]), str(answer["seen"][1]))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    return walked if child.returncode == 0 and seen == head else None
+
+
+def _chain_main() -> None:
+    """The other process (see ``_chain_beside``): the request on stdin, the answer on stdout."""
+    request = json.loads(sys.stdin.readline())
+    (seq, head), walked = _chain_pass(request["path"], request["genesis"], request["trusted_seq"])
+    sys.stdout.write(json.dumps({"seen": [seq, head], **asdict(walked)}))
+
+
+def _chain_pass(path: str, genesis: str, trusted_seq: int | None) -> tuple[tuple[int, str], _Walk]:
+    """The head, and the chain pass over the events of one snapshot."""
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        seq, head = db.execute(_SQLITE_HEAD).fetchone()
+        walked = _walk(
+            _cursor_batches(db.cursor(), _EVENTS_SQL),
+            genesis=genesis,
+            pruned=None,
+            trusted_seq=trusted_seq,
+            chain=True,
+            memory=None,
+            passive_json=True,
+            out=_Walk(),
+        )
+        db.execute("COMMIT")
+        return (int(seq), str(head)), walked
+    finally:
+        db.close()
+
+
+_SQLITE_HEAD = "SELECT seq, hash FROM journal_head WHERE id = 1"
 _EVENT_COLUMNS = ("seq", "ts", "kind", "run_id", "corr", "actor", "payload", "hash")
+_EVENTS_SQL = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events ORDER BY seq"
 
 
-def _event_batches(conn: Any) -> Iterator[Sequence[Any]]:
+def _cursor_batches(cursor: Any, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(_BATCH):
+            yield rows
+    finally:
+        cursor.close()
+
+
+def _event_batches(conn: Any) -> Iterator[Sequence[Sequence[Any]]]:
     """Every event in ``seq`` order, in batches of row tuples, inside ``conn``'s transaction.
 
     On SQLite the rows come straight from the driver's cursor (these columns are plain text and
     integers, which SQLAlchemy would pass through unchanged); elsewhere through Core, streamed.
     """
     if conn.dialect.name == "sqlite":
-        cursor = conn.connection.driver_connection.cursor()
-        try:
-            cursor.execute(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events ORDER BY seq")
-            while rows := cursor.fetchmany(_BATCH):
-                yield rows
-        finally:
-            cursor.close()
+        yield from _cursor_batches(conn.connection.driver_connection.cursor(), _EVENTS_SQL)
         return
     stmt = select(*(T_EVENTS.c[c] for c in _EVENT_COLUMNS)).order_by(T_EVENTS.c.seq)
     yield from conn.execution_options(yield_per=_BATCH).execute(stmt).partitions()
@@ -330,28 +568,40 @@ def _compare_projections(conn: Any, memory: MemoryProjection) -> str | None:
         table = TABLES[name]
         expected = memory.tables[name]
         names = [c.name for c in table.columns]
+        width = len(names)
+        values = itemgetter(*names)
         key_at = [names.index(c) for c in pk]
         seen = 0
-        result = conn.execution_options(yield_per=_BATCH).execute(select(table))
-        for rows in result.partitions():
+        for rows in _table_batches(conn, table, names):
             for row in rows:
-                key = tuple(row[i] for i in key_at)
+                key = tuple([row[i] for i in key_at])
                 want = expected.get(key)
                 if want is None:
                     return f"projection {name} has a row {key} that no event created"
                 # Fast path: equal as a whole (bool == int, as _norm would make them).
-                if len(want) != len(names) or tuple(want.get(c) for c in names) != tuple(row):
-                    mapping = row._mapping
+                if len(want) != width or values(want) != tuple(row):
                     for col, value in want.items():
-                        if _norm(mapping[col]) != _norm(value):
+                        stored = row[names.index(col)]
+                        if _norm(stored) != _norm(value):
                             return (
-                                f"projection {name} {key}: {col} is {mapping[col]!r} but the "
+                                f"projection {name} {key}: {col} is {stored!r} but the "
                                 f"events say {value!r}"
                             )
                 seen += 1
         if seen != len(expected):
             return f"projection {name} is missing {len(expected) - seen} row(s) the events create"
     return None
+
+
+def _table_batches(conn: Any, table: Any, names: list[str]) -> Iterator[Sequence[Sequence[Any]]]:
+    """A projection table's rows (columns ``names``), as ``_event_batches`` reads events."""
+    if conn.dialect.name == "sqlite":
+        columns = ", ".join(f'"{c}"' for c in names)
+        cursor = conn.connection.driver_connection.cursor()
+        yield from _cursor_batches(cursor, f'SELECT {columns} FROM "{table.name}"')
+        return
+    stmt = select(*(table.c[c] for c in names))
+    yield from conn.execution_options(yield_per=_BATCH).execute(stmt).partitions()
 
 
 def _norm(value: Any) -> Any:
