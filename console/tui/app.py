@@ -11,10 +11,11 @@ connection is lost, that it is reconnecting with backoff. Read-only by default;
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -22,6 +23,7 @@ from textual.worker import WorkerState
 
 from console.journal import Journal
 from console.journal.live import HeadWatcher, LiveState, watch
+from console.tui.collector import IdleCollector
 from console.tui.commands import ConsoleCommands
 from console.tui.messages import ArmedChanged, HeadMoved
 from console.tui.screens.base import ConsoleScreen, PaletteCommand
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from console.config import ConsoleConfig, Settings
 
 Clock = Callable[[], dt.datetime]
+IDLE_CHECK = 0.5  # seconds between looks for an idle moment to collect garbage in
+IDLE_AFTER = 1.0  # seconds without a key or mouse event before the console counts as idle
 
 
 def journal_label(journal: Journal) -> str:
@@ -96,6 +100,8 @@ class BackoutApp(App[None]):
         self._watcher: HeadWatcher | None = None
         self.journal_label = journal_label(journal)
         self._console = console
+        self._collector = IdleCollector()
+        self._last_input = time.monotonic()
         self._unknown_keys: list[str] = []
         if console is not None and console.keys:
             known = known_binding_ids()
@@ -112,6 +118,8 @@ class BackoutApp(App[None]):
         return "read-only (forced)" if self.readonly_forced else "read-only"
 
     def on_mount(self) -> None:
+        self._collector.start()
+        self.set_interval(IDLE_CHECK, self._collect_when_idle)
         theme = self._console.theme if self._console is not None else None
         if theme:
             if theme in self.available_themes:
@@ -141,8 +149,21 @@ class BackoutApp(App[None]):
             self._read_head()
 
     def on_unmount(self) -> None:
+        self._collector.stop()
         if self._watcher is not None:
             self._watcher.close()  # its thread ends within one poll interval
+
+    # --- garbage collection: when idle, not mid-load (console/tui/collector.py) ----------
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent) and not event.is_forwarded:
+            self._last_input = time.monotonic()
+        await super().on_event(event)
+
+    def _collect_when_idle(self) -> None:
+        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
+        quiet = time.monotonic() - self._last_input >= IDLE_AFTER
+        self._collector.tick(idle=quiet and not busy)
 
     # --- live refresh ---------------------------------------------------------------------
 
