@@ -2,10 +2,13 @@
 
 Only the visible rows are rendered (``render_line``); a missing page renders as a
 placeholder and is fetched by a thread worker that posts it back, its rows already rendered
-to unstyled strips at the list's width, so the event loop only styles and crops them, and
+to unstyled segments at the list's width, so the event loop only styles and crops them, and
 only the lines of that page that are on screen are redrawn (Toolong's way). A refresh (the
 journal moved) keeps the old pages on screen until the new ones arrive, so nothing flickers.
-Memory is bounded by ``MAX_PAGES`` pages whatever the size of the run.
+Memory is bounded by ``MAX_PAGES`` pages whatever the size of the run. Each line on screen
+is one ``Strip`` (Strip's own ``apply_style``/``crop_extend`` keep every intermediate strip
+alive in per-strip caches: thousands of objects the cyclic collector walks in every full
+collection, which holds the GIL: the interface's longest freezes).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections import OrderedDict
 from typing import Any, ClassVar, Generic, TypeVar
 
 from rich.console import Console
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events, work
@@ -29,6 +33,8 @@ from console.tui.widgets.columns import Column, Layout
 
 R = TypeVar("R")
 MAX_PAGES = 24
+LINE_CACHE = 256  # rendered lines kept: five 50-row screens
+Plain = list[Segment]  # a row rendered without the list's styles, not cropped
 
 
 class VirtualList(ScrollView, Generic[R], can_focus=True):
@@ -81,7 +87,7 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
             total: int,
             rows: list[Any],
             width: int,
-            strips: list[Strip | None],
+            strips: list[Plain | None],
         ) -> None:
             super().__init__()
             self.generation = generation
@@ -130,12 +136,12 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         self._layout_width = -1
         self._fetch_scheduled = False
         # Rendered rows: a cursor move re-renders two rows, a scroll one (Toolong's trick).
-        self._lines: LRUCache[tuple[int, int, bool, bool, int], Strip] = LRUCache(1024)
+        self._lines: LRUCache[tuple[int, int, bool, bool, int], Strip] = LRUCache(LINE_CACHE)
         # Per loaded page: its load stamp (part of the line cache key, so a page that arrives
         # invalidates its own rows only), and its rows pre-rendered by the worker.
         self._stamps: dict[int, int] = {}
         self._loads = 0
-        self._rendered: dict[int, tuple[int, list[Strip | None]]] = {}
+        self._rendered: dict[int, tuple[int, list[Plain | None]]] = {}
         self._styles: tuple[Style, Style, Style, Style] | None = None
 
     # --- data -----------------------------------------------------------------------------
@@ -187,7 +193,7 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
             rows = source.page(page, total, prev_last, next_first)
             first = page * PAGE_SIZE
             strips = [
-                _plain_strip(self.render_row(row, layout), console) if first + n in near else None
+                _plain(self.render_row(row, layout), console) if first + n in near else None
                 for n, row in enumerate(rows)
             ]
             self.post_message(self.PageLoaded(generation, page, total, rows, width, strips))
@@ -358,13 +364,13 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         if rendered is not None and rendered[0] == width and offset < len(rendered[1]):
             plain = rendered[1][offset]
         if plain is None:  # far from the screen at fetch, a stale page, or a new width
-            plain = _plain_strip(self.render_row(row, layout), self.app.console)
-        strip = plain.apply_style(style).crop_extend(0, width, style)
+            plain = _plain(self.render_row(row, layout), self.app.console)
+        strip = _finish(plain, style, width)
         self._lines[key] = strip
         return strip
 
     def _strip(self, text: Text, width: int, style: Style) -> Strip:
-        return _plain_strip(text, self.app.console).apply_style(style).crop_extend(0, width, style)
+        return _finish(_plain(text, self.app.console), style, width)
 
     # --- cursor ---------------------------------------------------------------------------
 
@@ -432,6 +438,14 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
                     self.action_open()
                 self.move_to(index)
 
+    def on_unmount(self) -> None:
+        # Free the pages and lines now, a little at a time by reference counting, rather
+        # than all at once in the collector's next full pass (a closed run screen is a cycle).
+        self._pages.clear()
+        self._stale.clear()
+        self._rendered.clear()
+        self._lines.clear()
+
     def on_focus(self) -> None:
         self._announce()
         self.refresh()
@@ -440,6 +454,12 @@ class VirtualList(ScrollView, Generic[R], can_focus=True):
         self.refresh()
 
 
-def _plain_strip(text: Text, console: Console) -> Strip:
+def _plain(text: Text, console: Console) -> Plain:
     """``text`` as one unstyled line (safe in a worker thread: it reads the console only)."""
-    return Strip([s for s in text.render(console) if s.text != "\n"])
+    return [s for s in text.render(console) if s.text != "\n"]
+
+
+def _finish(plain: Plain, style: Style, width: int) -> Strip:
+    """``plain`` under ``style``, cut or padded to ``width``: one new strip."""
+    line = list(Segment.apply_style(plain, style))
+    return Strip(Segment.adjust_line_length(line, width, style), width)
