@@ -621,37 +621,33 @@ def load_run(journal: Journal, ref: str, *, markers: bool = True) -> RunBundle:
     run = run_row(journal.get_run(ref))
     s = T_SEGMENTS.c
     t = T_STEPS.c
+    # Rows fetched whole (.all()), then converted: a thread that releases the GIL for each
+    # row fetched and takes it straight back starves the event loop (the GIL's convoy
+    # effect: the waiting thread never gets its forced switch).
     with journal.read() as conn:
-        segments = [
-            SegmentSpan(
-                r.seg_no,
-                r.step_no,
-                r.status,
-                fmt.epoch(r.started_at) or 0.0,
-                fmt.epoch(r.finished_at),
-                r.first_op,
-                r.last_op,
+        segment_rows = conn.execute(
+            select(
+                s.seg_no, s.step_no, s.status, s.started_at, s.finished_at, s.first_op, s.last_op
             )
-            for r in conn.execute(
-                select(
-                    s.seg_no,
-                    s.step_no,
-                    s.status,
-                    s.started_at,
-                    s.finished_at,
-                    s.first_op,
-                    s.last_op,
-                )
-                .where(s.run_id == run.id)
-                .order_by(s.seg_no)
-            )
-        ]
-        steps = [
-            StepRow(r.step_no, r.name, r.tbl)
-            for r in conn.execute(
-                select(t.step_no, t.name, t.tbl).where(t.run_id == run.id).order_by(t.step_no)
-            )
-        ]
+            .where(s.run_id == run.id)
+            .order_by(s.seg_no)
+        ).all()
+        step_rows = conn.execute(
+            select(t.step_no, t.name, t.tbl).where(t.run_id == run.id).order_by(t.step_no)
+        ).all()
+    segments = [
+        SegmentSpan(
+            r.seg_no,
+            r.step_no,
+            r.status,
+            fmt.epoch(r.started_at) or 0.0,
+            fmt.epoch(r.finished_at),
+            r.first_op,
+            r.last_op,
+        )
+        for r in segment_rows
+    ]
+    steps = [StepRow(r.step_no, r.name, r.tbl) for r in step_rows]
     found, capped = load_markers(journal, run.id) if markers else ([], False)
     times = [m.at for m in found] + [s.start for s in segments]
     times += [s.end for s in segments if s.end is not None]
