@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from console.canonical import canonical_json
@@ -220,12 +221,13 @@ def _run_drift(e: EventView) -> Iterable[Change]:
 def _segment_intent(e: EventView) -> Iterable[Change]:
     p = e.payload
     ops = p["ops"]
+    seg_no, step_no = int(p["seg_no"]), int(p["step_no"])
     yield Insert(
         "segments",
         {
             "run_id": e.run_id,
-            "seg_no": int(p["seg_no"]),
-            "step_no": int(p["step_no"]),
+            "seg_no": seg_no,
+            "step_no": step_no,
             "status": "intent",
             "first_op": int(ops[0]["op_no"]) if ops else 0,
             "last_op": int(ops[-1]["op_no"]) if ops else 0,
@@ -235,14 +237,15 @@ def _segment_intent(e: EventView) -> Iterable[Change]:
             "finished_at": None,
         },
     )
+    run_id = e.run_id
     for op in ops:
         yield Insert(
             "operations",
             {
-                "run_id": e.run_id,
+                "run_id": run_id,
                 "op_no": int(op["op_no"]),
-                "seg_no": int(p["seg_no"]),
-                "step_no": int(p["step_no"]),
+                "seg_no": seg_no,
+                "step_no": step_no,
                 "tbl": op["table"],
                 "op": op["op"],
                 "key": _text(op["key"]),
@@ -545,6 +548,17 @@ def last_seq_changes(events: Iterable[EventView]) -> list[Change]:
     return [Update("runs", {"id": run}, {"last_seq": seq}) for run, seq in newest.items()]
 
 
+def _key_getter(pk: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    if len(pk) > 1:
+        return itemgetter(*pk)  # a tuple already
+    column = pk[0]
+    return lambda values: (values[column],)
+
+
+# A row's or a ``where``'s primary key, as ``tuple(values[c] for c in PRIMARY_KEYS[table])``.
+_KEY_OF = {table: _key_getter(pk) for table, pk in PRIMARY_KEYS.items()}
+
+
 class MemoryProjection:
     """Projections replayed in memory, to compare with the tables (``journal verify``)."""
 
@@ -555,20 +569,21 @@ class MemoryProjection:
         self.problems: list[tuple[int, str]] = []
 
     def apply(self, seq: int, changes: Iterable[Change]) -> None:
+        tables = self.tables
         for ch in changes:
-            rows = self.tables[ch.table]
-            pk = PRIMARY_KEYS[ch.table]
+            rows = tables[ch.table]
             if isinstance(ch, Insert):
-                key = tuple(ch.row[c] for c in pk)
+                key = _KEY_OF[ch.table](ch.row)
                 if key in rows:
                     self.problems.append((seq, f"{ch.table} {key} created twice"))
                 rows[key] = dict(ch.row)
                 continue
-            key = tuple(ch.where[c] for c in pk)
+            key = _KEY_OF[ch.table](ch.where)
             row = rows.get(key)
             if row is None:
                 self.problems.append((seq, f"{ch.table} {key} changed before it was created"))
                 continue
             row.update(ch.values)
-            for col, n in ch.increments.items():
-                row[col] = row[col] + n
+            if ch.increments:
+                for col, n in ch.increments.items():
+                    row[col] = row[col] + n

@@ -204,43 +204,25 @@ def verify(
                 f"{len(checkpoints)} journal.pruned checkpoint(s): their hashes are attested "
                 "by the checkpoints, not recomputed"
             )
-        memory = MemoryProjection() if projections else None
         if parallel is None:
             parallel = head.seq >= PARALLEL_MIN_EVENTS and (os.cpu_count() or 1) > 1
         # A pruned journal's checkpoints are walked along the chain: one pass does it all.
-        beside = _sqlite_path(conn) if parallel and memory and pruned is None else None
-
-        def walk(
-            chain: bool, memory: MemoryProjection | None, passive_json: bool, out: _Walk
-        ) -> _Walk:
-            return _walk(
+        path = _sqlite_path(conn) if parallel and projections and pruned is None else None
+        result = _in_two(conn, path, genesis, trusted_seq, head.seq, head.hash) if path else None
+        memory = None
+        if result is None:  # one pass (also what reports any problem the two passes found)
+            memory = MemoryProjection() if projections else None
+            result = _walk(
                 _event_batches(conn),
                 genesis=genesis,
                 pruned=pruned,
                 trusted_seq=trusted_seq,
-                chain=chain,
+                chain=True,
                 memory=memory,
-                passive_json=passive_json,
-                out=out,
+                passive_json=memory is not None,
+                part=None,
+                out=_Walk(),
             )
-
-        if beside is not None:
-            projected = _Walk()
-            with _chain_beside(beside, genesis, trusted_seq) as chain_result:
-                try:
-                    walk(False, memory, False, projected)
-                except Exception:
-                    # One pass would have stopped at a broken link up to this event instead.
-                    got = chain_result(head.seq, head.hash)
-                    if got is None or got.failure is None or got.failure[0] > projected.count + 1:
-                        raise
-                    return fail(*got.failure)
-                checked = chain_result(head.seq, head.hash)
-            if checked is None:  # the other process failed or saw another head: check here
-                checked = walk(True, None, True, _Walk())
-            result = _first_problem(checked, projected)
-        else:
-            result = walk(True, memory, memory is not None, _Walk())
         if result.failure is not None:
             return fail(*result.failure)
         prev = result.head
@@ -278,10 +260,10 @@ def verify(
             if memory.problems:
                 seq, problem = memory.problems[0]
                 return fail(seq, problem)
-            mismatch = _compare_projections(conn, memory)
+            mismatch = _compare_projections(conn, memory, None)
             if mismatch is not None:
                 return fail(None, mismatch)
-            report.projections_checked = True
+        report.projections_checked = projections
     report.ok = True
     if remember:
         _save_trusted(journal, report.head_seq, report.head_hash)
@@ -307,15 +289,15 @@ def _walk(
     chain: bool,
     memory: MemoryProjection | None,
     passive_json: bool,
+    part: _Part | None,
     out: _Walk,
 ) -> _Walk:
     """Walk the events in ``seq`` order; stop at the first problem, as ``verify`` reports it.
 
     ``chain``: recompute every link. ``memory``: replay the projections of the kinds that have
-    a handler (their payloads must be JSON). ``passive_json``: the payloads of the other kinds
-    must be JSON too. A full check does all three in one pass; ``verify`` may split them into
-    a chain pass (with ``passive_json``) and a projection pass run side by side, then keeps the
-    first problem by seq (the chain's on a tie: one pass checks an event's link first).
+    a handler (their payloads must be JSON); with ``part``, only the events of its runs, which
+    must change no row of another part's. ``passive_json``: the payloads of the other kinds
+    must be JSON too. One pass does it all; ``verify`` may split it between two processes.
     """
     sha = hashlib.sha256
     loads = json.loads
@@ -370,7 +352,8 @@ def _walk(
                     if memory is not None:
                         pruned.seed(seq, memory)
                 projected = kind in HANDLERS
-                if projected and memory is not None:
+                mine = part is None or part.owns(run_id)
+                if projected and memory is not None and mine:
                     try:
                         data = loads(payload)
                     except ValueError:
@@ -381,6 +364,9 @@ def _walk(
                         changes = project(view)
                         if pending:
                             changes = pruned.keep(seq, changes) if pruned else changes
+                        if part is not None and not all(map(part.owns_change, changes)):
+                            out.failure = (seq, f"event {seq} changes another part's rows")
+                            return out
                         memory.apply(seq, changes)
                     except (AttributeError, KeyError, TypeError, ValueError) as exc:
                         out.failure = (seq, f"event {seq} ({kind}) cannot be projected: {exc!r}")
@@ -394,6 +380,7 @@ def _walk(
                 if (
                     memory is not None
                     and run_id is not None
+                    and mine
                     and not (pending and pending.get(("runs", (run_id,)), 0) > seq)
                 ):
                     # last_seq_changes() for one event, applied as MemoryProjection.apply
@@ -408,16 +395,6 @@ def _walk(
         out.count = expected_seq - 1
     out.head = prev_digest.hex() if chain else ""
     return out
-
-
-def _first_problem(chain: _Walk, projected: _Walk) -> _Walk:
-    """The chain pass, with the projection pass's problem if that comes first by seq (on a tie
-    the chain's: one pass checks an event's link before its projection)."""
-    if projected.failure is not None and (
-        chain.failure is None or projected.failure[0] < chain.failure[0]
-    ):
-        chain.failure = projected.failure
-    return chain
 
 
 @contextmanager
@@ -441,26 +418,131 @@ def _sqlite_path(conn: Any) -> str | None:
     return path if path and path != ":memory:" and not path.startswith("file:") else None
 
 
-ChainResult = Callable[[int, str], "_Walk | None"]
+# The projection tables whose rows belong to a run, and the column that names it. The others
+# (runbooks, approvals, target locks) belong to the first part.
+_RUN_COLUMN = {
+    "runs": "id",
+    "steps": "run_id",
+    "segments": "run_id",
+    "operations": "run_id",
+    "checkpoints": "run_id",
+}
+
+
+@dataclass(frozen=True)
+class _Part:
+    """The runs one process replays: ids from ``lo`` (included) to ``hi`` (excluded), None
+    unbounded; the part from the start also has the events of no run and the other tables."""
+
+    lo: str | None
+    hi: str | None
+
+    def owns(self, run_id: str | None) -> bool:
+        if run_id is None:
+            return self.lo is None
+        return (self.lo is None or run_id >= self.lo) and (self.hi is None or run_id < self.hi)
+
+    def owns_change(self, change: Change) -> bool:
+        column = _RUN_COLUMN.get(change.table)
+        if column is None:
+            return self.lo is None
+        values = change.row if isinstance(change, Insert) else change.where
+        return column in values and self.owns(values[column])
+
+    def where(self, table: str) -> tuple[str, list[str]] | None:
+        """SQL that keeps this part's rows of ``table`` (None: none of them)."""
+        column = _RUN_COLUMN.get(table)
+        if column is None:
+            return (" WHERE 1", []) if self.lo is None else None
+        sql, params = [], []
+        if self.lo is not None:
+            sql.append(f'"{column}" >= ?')
+            params.append(self.lo)
+        if self.hi is not None:
+            sql.append(f'("{column}" IS NULL OR "{column}" < ?)')
+            params.append(self.hi)
+        if self.lo is None and self.hi is None:
+            sql.append("1")
+        return " WHERE " + " AND ".join(sql), params
+
+
+# The share of the events of runs that the other process replays, besides the chain.
+_THEIR_SHARE = 0.35
+
+
+def _pivot(db: sqlite3.Connection) -> str | None:
+    """The first run of the other process's part, or None (it checks the chain only) if runs
+    change each other's rows (rollbacks, fix runs) or there are runbook executions. Only a
+    guess from the tables: a run that does so anyway makes the two passes unclean."""
+    if db.execute("SELECT 1 FROM runs WHERE parent_run IS NOT NULL LIMIT 1").fetchone():
+        return None
+    for table in PRIMARY_KEYS:
+        if table not in _RUN_COLUMN and db.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchone():
+            return None
+    (n,) = db.execute("SELECT count(*) FROM events WHERE run_id IS NOT NULL").fetchone()
+    row = db.execute(
+        "SELECT run_id FROM events WHERE run_id IS NOT NULL ORDER BY run_id LIMIT 1 OFFSET ?",
+        (int(n * (1 - _THEIR_SHARE)),),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _in_two(
+    conn: Any, path: str, genesis: str, trusted_seq: int | None, head_seq: int, head_hash: str
+) -> _Walk | None:
+    """The journal checked by two processes at once: the other one checks the chain and the
+    payloads of the kinds without projection, and replays the runs of its part; this one
+    replays the rest. Each compares its part of the projection tables. The chain pass if
+    everything is clean, else None: one pass then finds the first problem and reports it.
+    """
+    db = conn.connection.driver_connection
+    pivot = _pivot(db)
+    mine, theirs = (None, None) if pivot is None else (_Part(None, pivot), _Part(pivot, None))
+    with _beside(path, genesis, trusted_seq, theirs) as other:
+        memory = MemoryProjection()
+        try:
+            walked = _walk(
+                _event_batches(conn),
+                genesis=genesis,
+                pruned=None,
+                trusted_seq=trusted_seq,
+                chain=False,
+                memory=memory,
+                passive_json=False,
+                part=mine,
+                out=_Walk(),
+            )
+        except Exception:  # one pass raises it again, unless it stops at a broken link first
+            return None
+        if walked.failure is not None or not _clean(db, memory, mine):
+            return None
+        return other(head_seq, head_hash)
+
+
+def _clean(conn: Any, memory: MemoryProjection, part: _Part | None) -> bool:
+    return not memory.problems and _compare_projections(conn, memory, part) is None
+
+
+OtherPass = Callable[[int, str], "_Walk | None"]
 
 # The other process: a fresh interpreter that imports only this module (``multiprocessing``'s
 # spawn would run the caller's main module again, and SQLite connections must not cross a fork).
-_CHAIN_CHILD = (
-    "import sys; sys.path[:0] = sys.argv[1:]; import console.journal.verify as v; v._chain_main()"
-)
+_CHILD = "import sys; sys.path[:0] = sys.argv[1:]; import console.journal.verify as v; v._child()"
 
 
 @contextmanager
-def _chain_beside(path: str, genesis: str, trusted_seq: int | None) -> Iterator[ChainResult]:
-    """The chain pass over the SQLite journal at ``path``, in another process, meanwhile.
+def _beside(
+    path: str, genesis: str, trusted_seq: int | None, part: _Part | None
+) -> Iterator[OtherPass]:
+    """The other process's pass over the SQLite journal at ``path``, meanwhile (see _in_two).
 
-    Yields ``result(head_seq, head_hash)``: that pass, or None if it failed or read another
-    head than the caller did (an append came between the two snapshots).
+    Yields ``result(head_seq, head_hash)``: its chain pass, or None unless everything it
+    checked is clean and it read that head (not a later one, appended between the snapshots).
     """
     answers: list[_Walk | None] = []
     try:
         child = subprocess.Popen(
-            [sys.executable, "-c", _CHAIN_CHILD, *(p for p in sys.path if p)],
+            [sys.executable, "-c", _CHILD, *(p for p in sys.path if p)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -471,7 +553,12 @@ def _chain_beside(path: str, genesis: str, trusted_seq: int | None) -> Iterator[
         return
     try:
         assert child.stdin is not None
-        request = {"path": path, "genesis": genesis, "trusted_seq": trusted_seq}
+        request = {
+            "path": path,
+            "genesis": genesis,
+            "trusted_seq": trusted_seq,
+            "part": None if part is None else [part.lo, part.hi],
+        }
         child.stdin.write(json.dumps(request) + "\n")
         child.stdin.flush()
     except OSError:
@@ -494,44 +581,57 @@ def _answer(child: subprocess.Popen[str], head: tuple[int, str]) -> _Walk | None
     try:
         out, _err = child.communicate()
         answer = json.loads(out)
-        failure = answer["failure"]
         walked = _Walk(
-            None if failure is None else (int(failure[0]), str(failure[1])),
+            None,
             int(answer["count"]),
             str(answer["head"]),
             answer["trusted_hash_seen"],
         )
+        clean = answer["clean"] is True and answer["failure"] is None
         seen = (int(answer["seen"][0]), str(answer["seen"][1]))
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
-    return walked if child.returncode == 0 and seen == head else None
+    return walked if child.returncode == 0 and clean and seen == head else None
 
 
-def _chain_main() -> None:
-    """The other process (see ``_chain_beside``): the request on stdin, the answer on stdout."""
+def _child() -> None:
+    """The other process (see ``_beside``): the request on stdin, the answer on stdout."""
     request = json.loads(sys.stdin.readline())
-    (seq, head), walked = _chain_pass(request["path"], request["genesis"], request["trusted_seq"])
-    sys.stdout.write(json.dumps({"seen": [seq, head], **asdict(walked)}))
+    part = request["part"]
+    seen, walked, clean = _other_pass(
+        request["path"],
+        request["genesis"],
+        request["trusted_seq"],
+        None if part is None else _Part(part[0], part[1]),
+    )
+    sys.stdout.write(json.dumps({"seen": seen, "clean": clean, **asdict(walked)}))
 
 
-def _chain_pass(path: str, genesis: str, trusted_seq: int | None) -> tuple[tuple[int, str], _Walk]:
-    """The head, and the chain pass over the events of one snapshot."""
+def _other_pass(
+    path: str, genesis: str, trusted_seq: int | None, part: _Part | None
+) -> tuple[tuple[int, str], _Walk, bool]:
+    """The head, the chain pass over the events of one snapshot (replaying ``part`` too), and
+    whether all it checked is clean."""
     db = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
         db.execute("BEGIN")
         seq, head = db.execute(_SQLITE_HEAD).fetchone()
-        walked = _walk(
-            _cursor_batches(db.cursor(), _EVENTS_SQL),
-            genesis=genesis,
-            pruned=None,
-            trusted_seq=trusted_seq,
-            chain=True,
-            memory=None,
-            passive_json=True,
-            out=_Walk(),
-        )
+        memory = None if part is None else MemoryProjection()
+        with _gc_paused():
+            walked = _walk(
+                _cursor_batches(db.cursor(), _EVENTS_SQL),
+                genesis=genesis,
+                pruned=None,
+                trusted_seq=trusted_seq,
+                chain=True,
+                memory=memory,
+                passive_json=True,
+                part=part,
+                out=_Walk(),
+            )
+            clean = walked.failure is None and (memory is None or _clean(db, memory, part))
         db.execute("COMMIT")
-        return (int(seq), str(head)), walked
+        return (int(seq), str(head)), walked, clean
     finally:
         db.close()
 
@@ -541,13 +641,25 @@ _EVENT_COLUMNS = ("seq", "ts", "kind", "run_id", "corr", "actor", "payload", "ha
 _EVENTS_SQL = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events ORDER BY seq"
 
 
-def _cursor_batches(cursor: Any, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+def _cursor_batches(
+    cursor: Any, sql: str, params: Sequence[Any] = ()
+) -> Iterator[list[tuple[Any, ...]]]:
     try:
-        cursor.execute(sql)
+        cursor.execute(sql, params)
         while rows := cursor.fetchmany(_BATCH):
             yield rows
     finally:
         cursor.close()
+
+
+def _driver(conn: Any) -> sqlite3.Connection | None:
+    """The driver's connection under a SQLite ``conn`` (or ``conn`` itself if it is one)."""
+    if isinstance(conn, sqlite3.Connection):
+        return conn
+    if conn.dialect.name == "sqlite":
+        driver: sqlite3.Connection = conn.connection.driver_connection
+        return driver
+    return None
 
 
 def _event_batches(conn: Any) -> Iterator[Sequence[Sequence[Any]]]:
@@ -556,14 +668,17 @@ def _event_batches(conn: Any) -> Iterator[Sequence[Sequence[Any]]]:
     On SQLite the rows come straight from the driver's cursor (these columns are plain text and
     integers, which SQLAlchemy would pass through unchanged); elsewhere through Core, streamed.
     """
-    if conn.dialect.name == "sqlite":
-        yield from _cursor_batches(conn.connection.driver_connection.cursor(), _EVENTS_SQL)
+    db = _driver(conn)
+    if db is not None:
+        yield from _cursor_batches(db.cursor(), _EVENTS_SQL)
         return
     stmt = select(*(T_EVENTS.c[c] for c in _EVENT_COLUMNS)).order_by(T_EVENTS.c.seq)
     yield from conn.execution_options(yield_per=_BATCH).execute(stmt).partitions()
 
 
-def _compare_projections(conn: Any, memory: MemoryProjection) -> str | None:
+def _compare_projections(conn: Any, memory: MemoryProjection, part: _Part | None) -> str | None:
+    """The first difference between the replayed projections and the tables (only ``part``'s
+    rows, on SQLite), or None."""
     for name, pk in PRIMARY_KEYS.items():
         table = TABLES[name]
         expected = memory.tables[name]
@@ -572,7 +687,7 @@ def _compare_projections(conn: Any, memory: MemoryProjection) -> str | None:
         values = itemgetter(*names)
         key_at = [names.index(c) for c in pk]
         seen = 0
-        for rows in _table_batches(conn, table, names):
+        for rows in _table_batches(conn, name, names, part):
             for row in rows:
                 key = tuple([row[i] for i in key_at])
                 want = expected.get(key)
@@ -593,13 +708,20 @@ def _compare_projections(conn: Any, memory: MemoryProjection) -> str | None:
     return None
 
 
-def _table_batches(conn: Any, table: Any, names: list[str]) -> Iterator[Sequence[Sequence[Any]]]:
+def _table_batches(
+    conn: Any, name: str, names: list[str], part: _Part | None
+) -> Iterator[Sequence[Sequence[Any]]]:
     """A projection table's rows (columns ``names``), as ``_event_batches`` reads events."""
-    if conn.dialect.name == "sqlite":
-        columns = ", ".join(f'"{c}"' for c in names)
-        cursor = conn.connection.driver_connection.cursor()
-        yield from _cursor_batches(cursor, f'SELECT {columns} FROM "{table.name}"')
+    db = _driver(conn)
+    if db is not None:
+        where = (" WHERE 1", []) if part is None else part.where(name)
+        if where is not None:
+            columns = ", ".join(f'"{c}"' for c in names)
+            sql = f'SELECT {columns} FROM "{name}"{where[0]}'
+            yield from _cursor_batches(db.cursor(), sql, where[1])
         return
+    assert part is None  # two processes only on SQLite
+    table = TABLES[name]
     stmt = select(*(table.c[c] for c in names))
     yield from conn.execution_options(yield_per=_BATCH).execute(stmt).partitions()
 
