@@ -182,6 +182,28 @@ async def test_f_jumps_to_the_next_failure(built: BuiltJournal) -> None:
         assert events.current is not None and events.current.kind == "op.conflict"
 
 
+async def test_the_timeline_keeps_its_height_as_the_cursor_moves(built: BuiltJournal) -> None:
+    """Its detail has a fixed number of lines, each cut to the width, so moving over long
+    and short events or empty moments redraws it in place, never re-laying the screen out;
+    at 80 columns a long event takes two lines and the legend wraps, and all of it shows."""
+    app = make_app(built, run=PAUSED)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        timeline = app.screen.query_one(Timeline)
+        height = timeline.size.height
+        seen = set()
+        for key in ("f", "f", "n", "l", "g", "G", "F", "0"):
+            await press(pilot, key)
+            lines = str(timeline.render()).split("\n")
+            assert timeline.size.height == height == len(lines)
+            assert max(len(line) for line in lines) <= timeline.content_size.width
+            seen.add(timeline.selected.kind if timeline.selected is not None else None)
+        assert {"op.conflict", "segment.failed", None} <= seen
+        await press(pilot, "f", "f")
+        assert "constraint failed: price >= 0" in screen_text(app)  # its second line
+        assert "≡ reconcile" in screen_text(app)  # the legend's last entry
+
+
 async def test_guard_trip_is_a_failure_on_the_timeline(built: BuiltJournal) -> None:
     app = make_app(built, run=RUN_IDS["guard"])
     async with app.run_test(size=(100, 30)) as pilot:

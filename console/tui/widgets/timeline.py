@@ -25,6 +25,12 @@ from console.tui.describe import CHECKPOINT, CONFLICT, FAILURE, GUARD, PAUSE, RO
 
 ACTIVE = ("running", "rolling_back")
 MAX_ZOOM = 4096
+# What is under the cursor: the moment, its event (up to two lines), its segment. A fixed
+# count, every line cut to the width: the widget's height then depends on the run's lanes and
+# the width only, so moving the cursor or the markers arriving redraws it in place (a layout
+# of the whole screen costs a frame several times over).
+DETAIL_LINES = 4
+EVENT_LINES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,10 +279,34 @@ class Timeline(Widget, can_focus=True):
         return labels, ticks
 
     def _refresh(self) -> None:
-        """Repaint; re-layout only when the number of lines may have changed."""
-        lines = len(self._detail()) + (len(self.bundle.steps) if self.bundle else 0)
+        """Repaint; re-layout only when the number of lines changed (the run's lanes
+        arrived: see ``DETAIL_LINES``)."""
+        lines = self._line_count()
         self.refresh(layout=lines != self._lines)
         self._lines = lines
+
+    def _line_count(self) -> int:
+        """How many lines ``render`` draws."""
+        b = self.bundle
+        if b is None:
+            return 1
+        if not b.segments and not b.markers:
+            return 2
+        steps = len(b.steps) or len({s.step_no for s in b.segments})
+        # axis (2), a lane per step and per marker kind, the pointer, the detail, the legend
+        return 2 + steps + len(LANES) + 1 + DETAIL_LINES + len(self._legend())
+
+    def _width(self) -> int:
+        return max(10, self.content_size.width)
+
+    def _fit(self, text: Text, most: int) -> list[Text]:
+        """``text`` wrapped to the width, at most ``most`` lines (the last one cut)."""
+        lines = list(text.wrap(self.app.console, self._width(), overflow="ellipsis"))
+        if len(lines) > most:
+            last = Text("").join([lines[most - 1], Text(" "), lines[most]])
+            last.truncate(self._width(), overflow="ellipsis")
+            lines = [*lines[: most - 1], last]
+        return lines
 
     def render(self) -> Text:
         if self.bundle is None:
@@ -317,15 +347,20 @@ class Timeline(Widget, can_focus=True):
         pointer = Text(" " * (label_w + 1 + max(0, cursor_col)) + "▲", style="bold")
         lines.append(pointer)
         lines.extend(self._detail())
-        lines.append(self._legend())
-        return Text("\n").join(lines)
+        lines.extend(self._legend())
+        out = Text("\n").join(lines)
+        out.no_wrap = True  # every line fits already: ``_line_count`` is the height
+        out.overflow = "ellipsis"
+        return out
 
     def _detail(self) -> list[Text]:
         head = Text()
         head.append(f"▸ {fmt.at(self.cursor)}", style="bold")
         head.append(f"  zoom ×{self.zoom:g}  window {fmt.duration(self.window)}", style="dim")
         head.append("  ▶ following" if self.follow else "", style="cyan")
-        out = [head]
+        if self.bundle is not None and self.bundle.markers_capped:
+            head.append("  (first 20,000 markers shown)", style="dim")
+        out = self._fit(head, 1)
         m = self.selected
         if m is not None:
             line = Text("  ")
@@ -333,7 +368,7 @@ class Timeline(Widget, can_focus=True):
             line.append(f" {m.kind}", style=m.style.style if m.style.failure else "bold")
             line.append(f"  seq {m.seq:,}  {fmt.at(m.at)}  ", style="dim")
             line.append(m.summary)
-            out.append(line)
+            out += self._fit(line, EVENT_LINES)
         segs = self._segments_at()
         if m is not None:
             # The selected event's own segment first.
@@ -348,19 +383,18 @@ class Timeline(Widget, can_focus=True):
                 f" segment {s.seg_no} (step {s.step_no}) {look.word}: ops #{s.first_op:,}"
                 f"–{s.last_op:,}{more}"
             )
-            out.append(line)
+            out += self._fit(line, 1)
         elif m is None:
             out.append(Text("  nothing here; f/F jump to failures, n/N to events", style="dim"))
-        if self.bundle is not None and self.bundle.markers_capped:
-            out.append(Text("  (first 20,000 markers shown)", style="dim"))
-        return out
+        return out + [Text()] * (DETAIL_LINES - len(out))
 
-    def _legend(self) -> Text:
+    def _legend(self) -> list[Text]:
         out = Text()
         for glyph, style, word in LEGEND:
             out.append(glyph, style=style)
             out.append(f" {word}  ", style="dim")
-        return out
+        out.rstrip()
+        return list(out.wrap(self.app.console, self._width()))
 
     # --- movement -------------------------------------------------------------------------
 
