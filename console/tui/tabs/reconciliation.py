@@ -180,7 +180,7 @@ class ReconciliationPane(RunPane):
             return
         self.running_since = time.monotonic()
         self._ticker = self.set_interval(0.1, self._tick)
-        self._tick()
+        self._tick(layout=True)  # the line before may have been a longer failure
         self._reconcile(self.console_app.armed)
 
     @work(thread=True, group="reconcile", name="reconcile", exclusive=True, exit_on_error=False)
@@ -193,14 +193,16 @@ class ReconciliationPane(RunPane):
             return
         self.post_message(self.Shown(rec, fresh=True))
 
-    def _tick(self) -> None:
+    def _tick(self, layout: bool = False) -> None:
         if self.running_since is None:
             return
         took = time.monotonic() - self.running_since
         mode = "journaling the result" if self.console_app.armed else "read-only: not journaled"
-        self.query_one("#recon-progress", Static).update(
-            Text(f" ⟳ reconciling against the target… {took:.1f} s ({mode})", style="bold cyan")
-        )
+        line = Text(f" ⟳ reconciling against the target… {took:.1f} s ({mode})", style="bold cyan")
+        line.no_wrap, line.overflow = True, "ellipsis"
+        # Then one line, redrawn in place: not a layout of the whole screen ten times a
+        # second while the reconciliation's worker competes for the GIL.
+        self.query_one("#recon-progress", Static).update(line, layout=layout)
 
     def _done(self, line: Text) -> None:
         self.running_since = None
