@@ -118,7 +118,7 @@ class RunsScreen(ConsoleScreen):
         if self.hidden_drills and not self._drills_shown:
             n = self.hidden_drills
             text.append(f"   ◇ {n:,} drill{'s' * (n != 1)} hidden (drill:yes)", style="dim")
-        self.query_one("#title", Static).update(text)
+        self.query_one("#title", Static).update(text, layout=False)  # one line (CSS)
 
     def journal_moved(self) -> None:
         run = self.runs.current
@@ -134,32 +134,40 @@ class RunsScreen(ConsoleScreen):
         self._detail(self.runs.current)
 
     def _detail(self, run: data.RunRow | None) -> None:
+        # A fixed height (CSS) and one line per field, cut to the width: moving the cursor
+        # redraws the panel in place, and the list above it never changes height.
         panel = self.query_one("#run-detail", Static)
         if run is None:
-            panel.update(Text(" No run selected.", style="dim"))
+            panel.update(Text(" No run selected.", style="dim"), layout=False)
             return
-        t = Text()
-        t.append_text(look.status(run.status))
-        t.append(f"  {run.id}  ", style="bold")
-        t.append(f"{run.changeset} v{run.version}", style="bold")
+        one = Text()
+        one.append_text(look.status(run.status))
+        one.append(f"  {run.id}  ", style="bold")
+        one.append(f"{run.changeset} v{run.version}", style="bold")
         if run.kind != "apply":
-            t.append(f" [{run.kind}{' of ' + run.parent_run if run.parent_run else ''}]")
-        t.append(f"  by {run.actor}  corr {run.corr}", style="dim")
-        t.append(f"\n {run.description or '(no description)'}")
-        t.append(f"\n {run.automation or 'manual'} → {run.target}", style="dim")
-        t.append(
-            f"\n rows {run.rows_total:,}: applied {run.rows_applied:,} · failed "
+            one.append(f" [{run.kind}{' of ' + run.parent_run if run.parent_run else ''}]")
+        one.append(f"  by {run.actor}  corr {run.corr}", style="dim")
+        four = Text(
+            f" rows {run.rows_total:,}: applied {run.rows_applied:,} · failed "
             f"{run.rows_failed:,} · conflicts {run.rows_conflict:,} · reverted "
             f"{run.rows_reverted:,} · skipped {run.rows_skipped:,}"
         )
         flags = look.flags(run.drifted, run.drill, run.dry_run, words=True)
         if flags:
-            t.append("  ")
-            t.append_text(flags)
+            four.append("  ")
+            four.append_text(flags)
+        lines = [
+            one,
+            Text(f" {run.description or '(no description)'}"),
+            Text(f" {run.automation or 'manual'} → {run.target}", style="dim"),
+            four,
+        ]
         if run.reason:
-            t.append("\n reason: ", style="bold")
-            t.append(run.reason, style="yellow")
-        panel.update(t)
+            lines.append(Text.assemble((" reason: ", "bold"), (run.reason, "yellow")))
+        out = Text("\n").join(lines)
+        out.no_wrap = True
+        out.overflow = "ellipsis"
+        panel.update(out, layout=False)
 
     @on(VirtualList.Opened, "#runs")
     def _open(self, message: VirtualList.Opened) -> None:

@@ -43,6 +43,7 @@ class FilterBar(Vertical):
         super().__init__(id=id)
         self.hint = hint
         self._timer: Timer | None = None
+        self._error: str | None = None  # what the hint line says instead of the hint
 
     def compose(self) -> ComposeResult:
         # Mounted on first use: an Input per list would slow every screen's first paint.
@@ -72,8 +73,9 @@ class FilterBar(Vertical):
         return self.has_class("-open")
 
     def show_error(self, message: str | None) -> None:
-        if not self.children:
-            return
+        if not self.children or message == self._error:
+            return  # unchanged: no update, which would re-lay the screen out on every key
+        self._error = message
         hint = self.query_one(".hint", Static)
         hint.set_class(bool(message), "-error")
         hint.update(f"✗ {message}" if message else self.hint)
