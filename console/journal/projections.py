@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from console.canonical import canonical_json
 
@@ -46,9 +46,9 @@ class Update:
 Change = Insert | Update
 
 
-@dataclass(frozen=True)
-class EventView:
-    """What a handler sees of an event."""
+class EventView(NamedTuple):
+    """What a handler sees of an event (a named tuple: built once per event on every append
+    and verify, at a fraction of a frozen dataclass's cost)."""
 
     seq: int
     ts: str

@@ -727,11 +727,11 @@ def _compare_projections(conn: Any, memory: MemoryProjection, part: _Part | None
         names = [c.name for c in table.columns]
         width = len(names)
         values = itemgetter(*names)
-        key_at = [names.index(c) for c in pk]
+        key_of = _key_getter([names.index(c) for c in pk])
         seen = 0
         for rows in _table_batches(conn, name, names, part):
             for row in rows:
-                key = tuple([row[i] for i in key_at])
+                key = key_of(row)
                 want = expected.get(key)
                 if want is None:
                     return f"projection {name} has a row {key} that no event created"
@@ -748,6 +748,14 @@ def _compare_projections(conn: Any, memory: MemoryProjection, part: _Part | None
         if seen != len(expected):
             return f"projection {name} is missing {len(expected) - seen} row(s) the events create"
     return None
+
+
+def _key_getter(at: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The values at ``at`` of a row, as a tuple."""
+    if len(at) > 1:
+        return itemgetter(*at)
+    i = at[0]
+    return lambda row: (row[i],)
 
 
 def _table_batches(
