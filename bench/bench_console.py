@@ -12,7 +12,9 @@ measures, next to a bare Textual app's time to first paint in the same process:
 * the Reconciliation tab: ``r`` reconciles a run applied by the real engine to a SQLite target
   (drifted out of band) in a thread worker, until its findings are listed;
 * the event loop's longest stall while all that runs (no freeze > 100 ms), per phase, and the
-  longest pause of Python's cyclic garbage collector (it holds the GIL: a freeze too);
+  longest pause of Python's cyclic garbage collector (it holds the GIL: a freeze too), also
+  while sitting idle for two seconds after loading and after reconciling (the console
+  collects its garbage when idle);
 * how many pages stay in memory (bounded, whatever the run's size).
 
 Usage: python bench/bench_console.py [--scale 0.1] [--journal PATH] [--rounds 3]
@@ -31,9 +33,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -54,6 +56,8 @@ from console.tui.widgets.virtual_list import VirtualList
 from tests.tui.journal_builder import T0, FixedClock, large_run, many_small_runs
 
 BIG = "b1g000run000"
+T = TypeVar("T")
+IDLE_WAIT = 2.0  # seconds: past the console's idle threshold (1 s) and a check (0.5 s)
 SIZE = (160, 50)
 
 
@@ -209,6 +213,13 @@ def console_app(url: str, run: str | None = None) -> BackoutApp:
     return BackoutApp(journal, user="bench", run=run, clock=lambda: now, poll_interval=None)
 
 
+async def idle(lag: LagMeter, phase: str) -> None:
+    """Sit idle (no key for a while, nothing loading) as a user reading the screen does:
+    the console collects its garbage then, a pause the loop meter sees."""
+    lag.phase = phase
+    await asyncio.sleep(IDLE_WAIT)
+
+
 async def filter_list(app: BackoutApp, bar: FilterBar, rows: VirtualList[Any], text: str) -> float:
     """Type ``text`` into the list's ``/`` filter as a user would (after clearing what is
     there); the time from enter to the filtered rows painted."""
@@ -325,6 +336,7 @@ async def run_screen(url: str, lag: LagMeter) -> dict[str, Any]:
         bar = screen.query_one("#pane-events").query_one(FilterBar)
         out["events_filter"] = await filter_list(app, bar, events, "op.conflict")
         out["events_filter_rows"] = events.total
+        await idle(lag, "idle after loading")
         out["worst_stall"] = lag.stop()
         await pilot.pause()
     return out
@@ -357,6 +369,7 @@ async def reconciliation(folder: Path, lag: LagMeter) -> dict[str, Any]:
         out["reconcile"] = time.perf_counter() - t
         assert pane.rec is not None
         out["findings"] = len(pane.rec.findings)
+        await idle(lag, "idle after reconciling")
         out["worst_stall"] = lag.stop()
         await pilot.pause()
     return out
@@ -392,6 +405,14 @@ def reads(url: str) -> dict[str, float]:
     return out
 
 
+async def fresh(round_: Awaitable[T]) -> T:
+    """One round from a collected heap, as in a console's own process: the apps of the
+    rounds before are garbage in this one, which a full collection would otherwise walk
+    (and free) in the middle of the next round."""
+    gc.collect()
+    return await round_
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.1f} ms"
 
@@ -403,9 +424,9 @@ async def measure(url: str, recon: Path, rounds: int) -> None:
         print(f"  {key:<22} {ms(statistics.median(r[key] for r in rounds_of_reads))}")
     lag = LagMeter()
     bare = [await bare_first_paint() for _ in range(rounds)]
-    runs = [await runs_first_paint(url, lag) for _ in range(rounds)]
-    screens = [await run_screen(url, lag) for _ in range(rounds)]
-    recs = [await reconciliation(recon, lag) for _ in range(rounds)]
+    runs = [await fresh(runs_first_paint(url, lag)) for _ in range(rounds)]
+    screens = [await fresh(run_screen(url, lag)) for _ in range(rounds)]
+    recs = [await fresh(reconciliation(recon, lag)) for _ in range(rounds)]
     base = statistics.median(bare)
 
     def med(key: str, of: list[dict[str, Any]] = screens) -> float:
