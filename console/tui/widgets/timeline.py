@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.geometry import Size
 from textual.message import Message
 from textual.widget import Widget
 
@@ -285,8 +286,12 @@ class Timeline(Widget, can_focus=True):
         self.refresh(layout=lines != self._lines)
         self._lines = lines
 
-    def _line_count(self) -> int:
-        """How many lines ``render`` draws."""
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        # Known without rendering (Textual's default renders the widget to measure it).
+        return self._line_count(width)
+
+    def _line_count(self, width: int | None = None) -> int:
+        """How many lines ``render`` draws (at ``width``: the current one by default)."""
         b = self.bundle
         if b is None:
             return 1
@@ -294,7 +299,7 @@ class Timeline(Widget, can_focus=True):
             return 2
         steps = len(b.steps) or len({s.step_no for s in b.segments})
         # axis (2), a lane per step and per marker kind, the pointer, the detail, the legend
-        return 2 + steps + len(LANES) + 1 + DETAIL_LINES + len(self._legend())
+        return 2 + steps + len(LANES) + 1 + DETAIL_LINES + len(self._legend(width))
 
     def _width(self) -> int:
         return max(10, self.content_size.width)
@@ -388,13 +393,13 @@ class Timeline(Widget, can_focus=True):
             out.append(Text("  nothing here; f/F jump to failures, n/N to events", style="dim"))
         return out + [Text()] * (DETAIL_LINES - len(out))
 
-    def _legend(self) -> list[Text]:
+    def _legend(self, width: int | None = None) -> list[Text]:
         out = Text()
         for glyph, style, word in LEGEND:
             out.append(glyph, style=style)
             out.append(f" {word}  ", style="dim")
         out.rstrip()
-        return list(out.wrap(self.app.console, self._width()))
+        return list(out.wrap(self.app.console, width or self._width()))
 
     # --- movement -------------------------------------------------------------------------
 
