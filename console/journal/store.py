@@ -156,33 +156,84 @@ def _event_from_row(row: Any) -> StoredEvent:
 
 # Built once (every journal transaction runs them): SQLAlchemy compiles each once.
 _HEAD_FOR_UPDATE = select(T_HEAD.c.seq, T_HEAD.c.hash).where(T_HEAD.c.id == 1).with_for_update()
-_HEAD_MOVE = (
-    T_HEAD.update().where(T_HEAD.c.id == 1).values(seq=bindparam("h_seq"), hash=bindparam("h_hash"))
-)
-
 
 _SQLITE_HEAD = "SELECT seq, hash FROM journal_head WHERE id = 1"
 _SQLITE_HEAD_MOVE = "UPDATE journal_head SET seq = ?, hash = ? WHERE id = 1"
 
 
 class Writer:
-    """One journal transaction. Holds the chain head until it commits."""
+    """One journal transaction. Holds the chain head from when it takes it until it commits.
+
+    On SQLite, ``BEGIN IMMEDIATE`` holds the write lock from the start (db.py), so the head is
+    read at once and every append is chained as it comes. On PostgreSQL the head (``SELECT ...
+    FOR UPDATE``) is taken as late as possible, so that concurrent writers do not queue behind
+    one another's payload encoding: appends are buffered (their canonical text already made)
+    and chained when the transaction flushes, or as soon as ``conn``, ``seq`` or ``hash`` is
+    used. Whatever a caller does through ``conn`` therefore still runs under the head, as
+    serialised with every other writer as it always was; and the events a writer chained
+    first keep their order, their timestamps taken as they are chained.
+    """
 
     def __init__(self, journal: Journal, conn: Connection) -> None:
         self.journal = journal
-        self.conn = conn
+        self._conn = conn
         self._sqlite = conn.dialect.name == "sqlite"
-        if self._sqlite:  # BEGIN IMMEDIATE holds the write lock already (db.py)
-            head = conn.exec_driver_sql(_SQLITE_HEAD).one()
-        else:
-            head = conn.execute(_HEAD_FOR_UPDATE).one()
-        self.seq: int = head.seq
-        self.hash: str = head.hash
+        self._seq = 0
+        self._hash = ""
+        self._locked = False
         self.events: list[StoredEvent] = []
+        self._unchained = 0  # the last events of ``events``, appended before the head was taken
         self._snapshot_rows: list[dict[str, Any]] = []
         # Runs without a ``runs`` row yet: their row appears at flush (projections), so until
         # then one lookup per run is enough, not one per event.
         self._absent_runs: set[str] = set()
+        if self._sqlite:
+            self._take_head()
+
+    @property
+    def conn(self) -> Connection:
+        """The transaction, once it holds the chain head."""
+        if not self._locked:
+            self._take_head()
+        return self._conn
+
+    @property
+    def seq(self) -> int:
+        """The head's seq: the last event this writer chained, or the one before its first."""
+        if not self._locked:
+            self._take_head()
+        return self._seq
+
+    @property
+    def hash(self) -> str:
+        if not self._locked:
+            self._take_head()
+        return self._hash
+
+    def _take_head(self) -> None:
+        if self._sqlite:
+            head = self._conn.exec_driver_sql(_SQLITE_HEAD).one()
+        else:
+            head = self._conn.execute(_HEAD_FOR_UPDATE).one()
+        self._seq, self._hash = head.seq, head.hash
+        self._locked = True
+        pending, self._unchained = self._unchained, 0
+        for ev in self.events[len(self.events) - pending :]:
+            seq, ts, h = self._link(ev.kind, ev.run_id, ev.corr, ev.actor, ev.payload_text)
+            _SLOT_SEQ.__set__(ev, seq)
+            _SLOT_TS.__set__(ev, ts)
+            _SLOT_HASH.__set__(ev, h)
+            object.__setattr__(ev, "__class__", StoredEvent)
+
+    def _link(
+        self, kind: str, run_id: str | None, corr: str | None, actor: str, text: str
+    ) -> tuple[int, str, str]:
+        """The next link of the chain (the head must be held): seq, ts and hash."""
+        ts = format_ts(self.journal.clock())
+        seq = self._seq + 1
+        h = next_hash(self._hash, event_bytes(seq, ts, kind, run_id, corr, actor, text))
+        self._seq, self._hash = seq, h
+        return seq, ts, h
 
     def append(
         self,
@@ -194,10 +245,13 @@ class Writer:
         native: bool = False,
         text: str | None = None,
     ) -> StoredEvent:
-        """Chain one event. The engine's hot path may vouch for its payload: ``native`` when
+        """Append one event. The engine's hot path may vouch for its payload: ``native`` when
         ``payload`` is what ``json.loads`` of its canonical text gives back (JSON types only,
         string keys), so projecting it needs no decoding; ``text`` when it is moreover
         already encoded: ``text == canonical_json(payload)`` (see ``projections.Encoded``).
+
+        The event returned carries its seq, ts and hash once it is chained: at once if the
+        writer holds the head, else when it takes it (see the class docstring).
         """
         drill = self.journal.drill or self._drill_of(run_id, payload)
         if drill is not None:  # every event of a drill names its drill
@@ -205,14 +259,15 @@ class Writer:
         vouched = native or text is not None
         if text is None:
             text = canonical_json(payload if type(payload) is dict else dict(payload or {}))
-        ts = format_ts(self.journal.clock())
-        seq = self.seq + 1
         actor = self.journal.actor
-        h = next_hash(self.hash, event_bytes(seq, ts, kind, run_id, corr, actor, text))
-        ev = StoredEvent(seq, ts, kind, run_id, corr, actor, text, h)
+        if self._locked:
+            seq, ts, h = self._link(kind, run_id, corr, actor, text)
+            ev = StoredEvent(seq, ts, kind, run_id, corr, actor, text, h)
+        else:
+            ev = _unchained(self, kind, run_id, corr, actor, text)
+            self._unchained += 1
         if vouched and type(payload) in (dict, Encoded):
             object.__setattr__(ev, "_payload", payload)
-        self.seq, self.hash = seq, h
         self.events.append(ev)
         return ev
 
@@ -225,8 +280,10 @@ class Writer:
         if run_id in cache:
             return cache[run_id]
         flagged = None
+        # A run's drill flag never changes once its row exists: reading it needs no head.
+        conn = self._conn
         if run_id not in self._absent_runs:
-            flagged = self.conn.execute(select(T_RUNS.c.drill).where(T_RUNS.c.id == run_id)).first()
+            flagged = conn.execute(select(T_RUNS.c.drill).where(T_RUNS.c.id == run_id)).first()
         if flagged is None:
             # Being created: a rollback or fix run inherits its parent's drill.
             self._absent_runs.add(run_id)
@@ -237,7 +294,7 @@ class Writer:
             return inherited
         drill = None
         if flagged.drill:
-            created = self.conn.execute(
+            created = conn.execute(
                 select(T_EVENTS.c.payload)
                 .where(T_EVENTS.c.run_id == run_id, T_EVENTS.c.kind == "run.created")
                 .limit(1)
@@ -255,14 +312,20 @@ class Writer:
         self._snapshot_rows.extend(dict(r) for r in rows)
 
     def flush(self) -> None:
-        if self._snapshot_rows:
-            _insert_many(self.conn, T_SNAPSHOTS, self._snapshot_rows)
+        out = _Statements(self._conn)
+        if self._snapshot_rows:  # not part of the chain: written before the head is taken
+            out.insert(T_SNAPSHOTS, self._snapshot_rows)
             self._snapshot_rows = []
+            if not self.events:
+                out.run()
+                return
         if not self.events:
             return
+        if not self._locked:
+            out.run()
+            self._take_head()
         events = self.events
-        _insert_many(
-            self.conn,
+        out.insert(
             T_EVENTS,
             [
                 {
@@ -296,18 +359,180 @@ class Writer:
             if view.kind in HANDLERS:
                 changes.extend(project(view))
         changes.extend(last_seq_changes(views))
-        _apply_changes(self.conn, changes)
+        _apply_changes(self._conn, changes, out)
         self._absent_runs.clear()
-        if self._sqlite:
-            self.conn.exec_driver_sql(_SQLITE_HEAD_MOVE, (self.seq, self.hash))
-        else:
-            self.conn.execute(_HEAD_MOVE, {"h_seq": self.seq, "h_hash": self.hash})
+        out.head_move(self._seq, self._hash)
+        out.run()
         self.journal._committed.extend(self.events)
         self.events = []
 
 
-def _apply_changes(conn: Connection, changes: Sequence[Change]) -> None:
-    """Run projection changes as SQL, with the same effect as running them one by one.
+class _Unchained(StoredEvent):
+    """An event appended before its writer took the chain head: its ``hash`` slot holds the
+    writer until then, and reading its ``seq``, ``ts`` or ``hash`` makes the writer take the
+    head, which chains it and turns it into a plain ``StoredEvent`` (same slots, so its class
+    can be swapped): callers always read an event's final link."""
+
+    __slots__ = ()
+
+
+_SLOT_SEQ: Any = StoredEvent.__dict__["seq"]
+_SLOT_TS: Any = StoredEvent.__dict__["ts"]
+_SLOT_HASH: Any = StoredEvent.__dict__["hash"]
+
+
+def _unchained(
+    writer: Writer, kind: str, run_id: str | None, corr: str | None, actor: str, text: str
+) -> StoredEvent:
+    ev = _Unchained.__new__(_Unchained)  # its properties shadow the slots __init__ would set
+    for name, value in (
+        ("seq", 0),
+        ("ts", ""),
+        ("kind", kind),
+        ("run_id", run_id),
+        ("corr", corr),
+        ("actor", actor),
+        ("payload_text", text),
+        ("hash", writer),
+        ("_payload", None),
+    ):
+        StoredEvent.__dict__[name].__set__(ev, value)
+    return ev
+
+
+def _chained_field(slot: Any) -> property:
+    def get(ev: StoredEvent) -> Any:
+        if type(ev) is _Unchained:
+            writer: Writer = _SLOT_HASH.__get__(ev)
+            writer._take_head()
+        return slot.__get__(ev)
+
+    return property(get)
+
+
+# Set after the class is made: a property in its body would stand for the fields to mypy.
+for _slot in (_SLOT_SEQ, _SLOT_TS, _SLOT_HASH):
+    setattr(_Unchained, _slot.__name__, _chained_field(_slot))
+
+
+class _Statements:
+    """The statements of one flush, run in order by ``run()``.
+
+    Those whose values SQLAlchemy would pass through unchanged (no column default to fill, no
+    bind processor) go straight to the driver; the others go through Core. On SQLite, one
+    ``executemany`` each. On PostgreSQL, consecutive ones go out in one pipeline, one round
+    trip for them all while the writer holds the chain head, rows inserted with a multi-row
+    ``VALUES``; but many rows go in one ``COPY`` each, which the server takes faster. Either
+    way, one statement (hence one trigger notification) per table and shape.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.todo: list[tuple[str, Any, Any]] = []  # (how, statement, parameters)
+
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Rows that all have the same keys, in that order."""
+        if not rows:
+            return
+        cols = tuple(rows[0])
+        if not _plain_insert(self.dialect, table.name, cols):
+            self.todo.append((_CORE, table.insert(), rows))
+        elif self.sqlite:
+            self.todo.append((_MANY, _sqlite_insert_sql(table.name, cols), rows))
+        elif len(rows) >= _PG_COPY_ROWS or len(rows) * len(cols) > _PG_MAX_PARAMS:
+            self.todo.append((_COPY, _copy_sql(table.name, cols), rows))
+        else:
+            values = [v for row in rows for v in row.values()]
+            self.todo.append((_ONE, _pg_insert_sql(table.name, cols, len(rows)), values))
+
+    def update(
+        self,
+        table_name: str,
+        where_cols: tuple[str, ...],
+        value_cols: tuple[str, ...],
+        inc_cols: tuple[str, ...],
+        batch: list[dict[str, Any]],
+    ) -> None:
+        if not _plain_columns(self.dialect, table_name, where_cols + value_cols + inc_cols):
+            stmt = _update_statement(table_name, where_cols, value_cols, inc_cols)
+            self.todo.append((_CORE, stmt, batch))
+            return
+        sql = _update_sql(self.sqlite, table_name, where_cols, value_cols, inc_cols)
+        if self.sqlite:
+            self.todo.append((_MANY, sql, batch))
+            return
+        # PostgreSQL's own placeholders are positional: values, increments, key.
+        names = [
+            *(f"v_{c}" for c in value_cols),
+            *(f"i_{c}" for c in inc_cols),
+            *(f"w_{c}" for c in where_cols),
+        ]
+        self.todo.append((_MANY, sql, [tuple(row[n] for n in names) for row in batch]))
+
+    def head_move(self, seq: int, hash_: str) -> None:
+        self.todo.append((_ONE, _SQLITE_HEAD_MOVE if self.sqlite else _PG_HEAD_MOVE, (seq, hash_)))
+
+    def run(self) -> None:
+        todo, self.todo = self.todo, []
+        conn = self.conn
+        i = 0
+        while i < len(todo):
+            how, what, params = todo[i]
+            if how == _CORE:
+                conn.execute(what, params)
+            elif self.sqlite:
+                conn.exec_driver_sql(what, params)
+            elif how == _COPY:
+                _pg_driver(conn, [todo[i]])
+            else:
+                j = i + 1
+                while j < len(todo) and todo[j][0] in (_MANY, _ONE):
+                    j += 1
+                _pg_driver(conn, todo[i:j])
+                i = j
+                continue
+            i += 1
+
+
+_CORE, _MANY, _ONE, _COPY = "core", "many", "one", "copy"
+# From this many rows, a COPY (its own round trip) beats a multi-row VALUES in the pipeline.
+_PG_COPY_ROWS = 100
+# A bind message carries at most 65,535 parameters.
+_PG_MAX_PARAMS = 65_535
+_PG_HEAD_MOVE = "UPDATE journal_head SET seq = $1, hash = $2 WHERE id = 1"
+
+
+def _pg_driver(conn: Connection, todo: Sequence[tuple[str, Any, Any]]) -> None:
+    """Statements straight to psycopg: one ``COPY``, or several in one pipeline."""
+    dbapi = conn.dialect.loaded_dbapi
+    raw: Any = conn.connection.driver_connection
+    sql = ""
+    try:
+        if todo[0][0] == _COPY:
+            _, sql, rows = todo[0]
+            with raw.cursor() as cur, cur.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(tuple(row.values()))
+            return
+        # A raw cursor sends the statements as they are (``$n`` placeholders): psycopg would
+        # otherwise parse every long multi-row ``VALUES`` text anew (it caches short ones).
+        with raw.pipeline(), dbapi.RawCursor(raw) as cur:
+            for how, sql, params in todo:
+                if how == _MANY:
+                    cur.executemany(sql, params)
+                else:
+                    cur.execute(sql, params)
+    except dbapi.Error as exc:  # as Core would raise it (callers match DBAPIError, sqlstate)
+        raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+
+
+def _apply_changes(
+    conn: Connection, changes: Sequence[Change], out: _Statements | None = None
+) -> None:
+    """Run projection changes as SQL, with the same effect as running them one by one (in
+    ``out``, to run with the rest of a flush, if given).
 
     Every ``Update.where`` is a full primary key, so the changes of one flush are coalesced
     first: updates of a row inserted in this flush are folded into its insert; updates of rows
@@ -374,21 +599,19 @@ def _apply_changes(conn: Connection, changes: Sequence[Change]) -> None:
         batch, names = known
         bound = (*where.values(), *values.values(), *incs.values())
         batch.append(dict(zip(names, bound, strict=True)))
+    run = out is None
+    if out is None:
+        out = _Statements(conn)
     for (table_name, where_cols, value_cols, inc_cols), batch in by_shape.items():
-        if conn.dialect.name == "sqlite" and _sqlite_plain(
-            conn.dialect, table_name, where_cols + value_cols + inc_cols
-        ):
-            sql = _sqlite_update_sql(table_name, where_cols, value_cols, inc_cols)
-            conn.exec_driver_sql(sql, batch)
-        else:
-            conn.execute(_update_statement(table_name, where_cols, value_cols, inc_cols), batch)
-
+        out.update(table_name, where_cols, value_cols, inc_cols, batch)
     for table_name, rows in inserts.items():
         by_cols: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
             by_cols.setdefault(tuple(row), []).append(row)
         for batch in by_cols.values():
-            _insert_many(conn, TABLES[table_name], batch)
+            out.insert(TABLES[table_name], batch)
+    if run:
+        out.run()
 
 
 # The primary key of a row or of an ``Update.where``, per table (a value, or a tuple of values).
@@ -398,52 +621,16 @@ _KEY_OF: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 _NO_PAYLOAD: Mapping[str, Any] = {}
 
 
-def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """``executemany`` of rows that all have the same keys, in that order.
-
-    When SQLAlchemy would not touch the values anyway (no column default to fill, no bind
-    processor), they go straight to the driver: on SQLite an ``executemany`` with named
-    parameters, on PostgreSQL one ``COPY`` (one statement instead of one per row, so a writer
-    holds the chain head for less time); otherwise through Core.
-    """
-    if not rows:
-        return
-    cols = tuple(rows[0])
-    dialect = conn.dialect
-    if dialect.name == "sqlite" and _plain_insert(dialect, table.name, cols):
-        conn.exec_driver_sql(_sqlite_insert_sql(table.name, cols), rows)
-    elif dialect.name == "postgresql" and _plain_insert(dialect, table.name, cols):
-        _copy_rows(conn, _copy_sql(table.name, cols), rows)
-    else:
-        conn.execute(table.insert(), rows)
-
-
-def _copy_rows(conn: Connection, sql: str, rows: list[dict[str, Any]]) -> None:
-    dbapi = conn.dialect.loaded_dbapi
-    raw = conn.connection.driver_connection
-    try:
-        with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
-            for row in rows:
-                copy.write_row(tuple(row.values()))
-    except dbapi.Error as exc:  # as Core would raise it (callers match DBAPIError, sqlstate)
-        raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
-
-
-@lru_cache(maxsize=256)
-def _copy_sql(table_name: str, cols: tuple[str, ...]) -> str:
-    return f"COPY {_q(table_name)} ({', '.join(_q(c) for c in cols)}) FROM STDIN"
-
-
 @lru_cache(maxsize=256)
 def _plain_insert(dialect: Any, table_name: str, cols: tuple[str, ...]) -> bool:
     table = _table_named(table_name)
     if any(c.default is not None and c.name not in cols for c in table.columns):
         return False
-    return _sqlite_plain(dialect, table_name, cols)
+    return _plain_columns(dialect, table_name, cols)
 
 
 @lru_cache(maxsize=256)
-def _sqlite_plain(dialect: Any, table_name: str, cols: tuple[str, ...]) -> bool:
+def _plain_columns(dialect: Any, table_name: str, cols: tuple[str, ...]) -> bool:
     """True if every column exists and binds its Python value as is."""
     table = _table_named(table_name)
     return all(
@@ -470,15 +657,39 @@ def _sqlite_insert_sql(table_name: str, cols: tuple[str, ...]) -> str:
 
 
 @lru_cache(maxsize=256)
-def _sqlite_update_sql(
+def _copy_sql(table_name: str, cols: tuple[str, ...]) -> str:
+    return f"COPY {_q(table_name)} ({', '.join(_q(c) for c in cols)}) FROM STDIN"
+
+
+@lru_cache(maxsize=256)
+def _pg_insert_sql(table_name: str, cols: tuple[str, ...], n: int) -> str:
+    width = len(cols)
+    rows = (
+        "(" + ", ".join(f"${r * width + c}" for c in range(1, width + 1)) + ")" for r in range(n)
+    )
+    return (
+        f"INSERT INTO {_q(table_name)} ({', '.join(_q(c) for c in cols)}) VALUES {', '.join(rows)}"
+    )
+
+
+@lru_cache(maxsize=256)
+def _update_sql(
+    sqlite: bool,
     table_name: str,
     where_cols: tuple[str, ...],
     value_cols: tuple[str, ...],
     inc_cols: tuple[str, ...],
 ) -> str:
-    sets = [f"{_q(c)} = :v_{c}" for c in value_cols]
-    sets += [f"{_q(c)} = {_q(c)} + :i_{c}" for c in inc_cols]
-    where = " AND ".join(f"{_q(c)} = :w_{c}" for c in where_cols)
+    """An ``UPDATE`` for the driver: named parameters on SQLite, else numbered ones in the
+    order values, increments, key."""
+    marks = iter(range(1, len(where_cols) + len(value_cols) + len(inc_cols) + 1))
+
+    def p(name: str) -> str:
+        return f":{name}" if sqlite else f"${next(marks)}"
+
+    sets = [f"{_q(c)} = {p('v_' + c)}" for c in value_cols]
+    sets += [f"{_q(c)} = {_q(c)} + {p('i_' + c)}" for c in inc_cols]
+    where = " AND ".join(f"{_q(c)} = {p('w_' + c)}" for c in where_cols)
     return f"UPDATE {_q(table_name)} SET {', '.join(sets)} WHERE {where}"
 
 
