@@ -232,7 +232,6 @@ def verify(
                 memory=memory,
                 passive_json=memory is not None,
                 part=None,
-                out=_Walk(),
             )
         if result.failure is not None:
             return fail(*result.failure)
@@ -283,10 +282,10 @@ def verify(
 
 @dataclass
 class _Walk:
-    """What one pass over the events found (picklable: a child process returns one)."""
+    """What one pass over the events found (the other process sends it back as JSON)."""
 
     failure: tuple[int, str] | None = None
-    count: int = 0  # events walked (on an exception: the seq being checked, minus one)
+    count: int = 0  # events walked
     head: str = ""  # the last hash, when the pass checked the chain
     trusted_hash_seen: str | None = None
 
@@ -301,7 +300,6 @@ def _walk(
     memory: MemoryProjection | None,
     passive_json: bool,
     part: _Part | None,
-    out: _Walk,
 ) -> _Walk:
     """Walk the events in ``seq`` order; stop at the first problem, as ``verify`` reports it.
 
@@ -310,6 +308,7 @@ def _walk(
     must change no row of another part's. ``passive_json``: the payloads of the other kinds
     must be JSON too. One pass does it all; ``verify`` may split it between two processes.
     """
+    out = _Walk()
     sha = hashlib.sha256
     loads = _loads
     runs = memory.tables["runs"] if memory is not None else {}
@@ -318,92 +317,90 @@ def _walk(
     prev_digest = bytes.fromhex(genesis)
     computed = ""
     expected_seq = 1
-    try:
-        for rows in batches:
-            for row in rows:
-                seq, ts, kind, run_id, corr, actor, payload, stored = row
-                if seq != expected_seq:
-                    if seq > expected_seq:
-                        out.failure = (expected_seq, f"event {expected_seq} is missing")
-                    else:
-                        out.failure = (seq, f"event {seq} is out of order")
-                    return out
-                if pruned is not None and pruned.next_lo is not None and seq >= pruned.next_lo:
-                    by = pruned.owner(seq)
-                    if by is not None:
-                        problem = pruned.take(row, by)
-                        if problem is not None:
-                            out.failure = (seq, problem)
-                            return out
-                        if seq == trusted_seq:
-                            out.trusted_hash_seen = stored
-                        prev_digest = bytes.fromhex(stored)
-                        expected_seq += 1
-                        continue
-                if chain:
-                    digest = sha(
-                        prev_digest + event_bytes(seq, ts, kind, run_id, corr, actor, payload)
-                    ).digest()
-                    computed = digest.hex()
-                    if computed != stored:
-                        out.failure = (
-                            seq,
-                            f"event {seq} was changed: its content does not match "
-                            "its hash (edited, replaced or reordered)",
-                        )
-                        return out
-                    prev_digest = digest
-                    if seq == trusted_seq:
-                        out.trusted_hash_seen = computed
-                if pruned is not None and seq in pruned.by_seq:
-                    problem = pruned.close(seq, payload)
+    for rows in batches:
+        for row in rows:
+            seq, ts, kind, run_id, corr, actor, payload, stored = row
+            if seq != expected_seq:
+                if seq > expected_seq:
+                    out.failure = (expected_seq, f"event {expected_seq} is missing")
+                else:
+                    out.failure = (seq, f"event {seq} is out of order")
+                return out
+            if pruned is not None and pruned.next_lo is not None and seq >= pruned.next_lo:
+                by = pruned.owner(seq)
+                if by is not None:
+                    problem = pruned.take(row, by)
                     if problem is not None:
                         out.failure = (seq, problem)
                         return out
-                    if memory is not None:
-                        pruned.seed(seq, memory)
-                projected = kind in HANDLERS
-                mine = part is None or part.owns(run_id)
-                if projected and memory is not None and mine:
-                    try:
-                        data = loads(payload)
-                    except ValueError:
-                        out.failure = (seq, f"event {seq} has a payload that is not JSON")
+                    if seq == trusted_seq:
+                        out.trusted_hash_seen = stored
+                    prev_digest = bytes.fromhex(stored)
+                    expected_seq += 1
+                    continue
+            if chain:
+                digest = sha(
+                    prev_digest + event_bytes(seq, ts, kind, run_id, corr, actor, payload)
+                ).digest()
+                computed = digest.hex()
+                if computed != stored:
+                    out.failure = (
+                        seq,
+                        f"event {seq} was changed: its content does not match "
+                        "its hash (edited, replaced or reordered)",
+                    )
+                    return out
+                prev_digest = digest
+                if seq == trusted_seq:
+                    out.trusted_hash_seen = computed
+            if pruned is not None and seq in pruned.by_seq:
+                problem = pruned.close(seq, payload)
+                if problem is not None:
+                    out.failure = (seq, problem)
+                    return out
+                if memory is not None:
+                    pruned.seed(seq, memory)
+            projected = kind in HANDLERS
+            mine = part is None or part.owns(run_id)
+            if projected and memory is not None and mine:
+                try:
+                    data = loads(payload)
+                except ValueError:
+                    out.failure = (seq, f"event {seq} has a payload that is not JSON")
+                    return out
+                view = EventView(seq, ts, kind, run_id, actor, corr, data)
+                try:
+                    changes = project(view)
+                    if pending:
+                        changes = pruned.keep(seq, changes) if pruned else changes
+                    if part is not None and not all(map(part.owns_change, changes)):
+                        out.failure = (seq, f"event {seq} changes another part's rows")
                         return out
-                    view = EventView(seq, ts, kind, run_id, actor, corr, data)
-                    try:
-                        changes = project(view)
-                        if pending:
-                            changes = pruned.keep(seq, changes) if pruned else changes
-                        if part is not None and not all(map(part.owns_change, changes)):
-                            out.failure = (seq, f"event {seq} changes another part's rows")
-                            return out
-                        memory.apply(seq, changes)
-                    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                        out.failure = (seq, f"event {seq} ({kind}) cannot be projected: {exc!r}")
-                        return out
-                elif passive_json and not projected:
-                    try:
-                        loads(payload)
-                    except ValueError:
-                        out.failure = (seq, f"event {seq} has a payload that is not JSON")
-                        return out
-                if (
-                    memory is not None
-                    and run_id is not None
-                    and mine
-                    and not (pending and pending.get(("runs", (run_id,)), 0) > seq)
-                ):
-                    # last_seq_changes() for one event, applied as MemoryProjection.apply
-                    # would apply it (inlined: this runs once per event).
-                    run_row = runs.get((run_id,))
-                    if run_row is None:
-                        problems.append((seq, f"runs {(run_id,)} changed before it was created"))
-                    else:
-                        run_row["last_seq"] = seq
-                expected_seq += 1
-    finally:
-        out.count = expected_seq - 1
+                    memory.apply(seq, changes)
+                except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                    out.failure = (seq, f"event {seq} ({kind}) cannot be projected: {exc!r}")
+                    return out
+            elif passive_json and not projected:
+                try:
+                    loads(payload)
+                except ValueError:
+                    out.failure = (seq, f"event {seq} has a payload that is not JSON")
+                    return out
+            if (
+                memory is not None
+                and run_id is not None
+                and mine
+                and not (pending and pending.get(("runs", (run_id,)), 0) > seq)
+            ):
+                # last_seq_changes() for one event, applied as MemoryProjection.apply
+                # would apply it (inlined: this runs once per event).
+                run_row = runs.get((run_id,))
+                if run_row is None:
+                    problems.append((seq, f"runs {(run_id,)} changed before it was created"))
+                else:
+                    run_row["last_seq"] = seq
+            expected_seq += 1
+    out.count = expected_seq - 1
     out.head = prev_digest.hex() if chain else ""
     return out
 
@@ -541,7 +538,6 @@ def _in_two(
                 memory=memory,
                 passive_json=False,
                 part=mine,
-                out=_Walk(),
             )
         except Exception:  # one pass raises it again, unless it stops at a broken link first
             return None
@@ -658,7 +654,6 @@ def _other_pass(
                 memory=memory,
                 passive_json=True,
                 part=part,
-                out=_Walk(),
             )
             clean = walked.failure is None and (memory is None or _clean(db, memory, part))
         db.execute("COMMIT")

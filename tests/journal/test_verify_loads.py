@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,7 +13,11 @@ from console.canonical import canonical_json
 from console.journal.verify import _loads
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20,
 )
@@ -50,3 +55,11 @@ def test_any_text(text: str) -> None:
 def test_not_text() -> None:
     assert _loads(b'{"a":1}') == {"a": 1}  # type: ignore[arg-type]
     assert _outcome(_loads, None) == _outcome(json.loads, None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1e400", "-0", "NaN", "-Infinity", '"\\ud800"', "[1,]", " {}", "{}\n", '{"a":1}{}', ""],
+)
+def test_edge_texts(text: str) -> None:
+    assert _outcome(_loads, text) == _outcome(json.loads, text)

@@ -75,8 +75,8 @@ def test_an_intact_journal_is_checked_in_two(journal: Journal) -> None:
 
 
 def test_the_parts(journal: Journal, attacker: Attacker) -> None:
-    """Runs only: the other process replays about a third of the events of runs, from a run
-    on; with a rollback it checks the chain only."""
+    """Runs only: the other process replays the runs from a pivot on (some of them, not all);
+    with a rollback it checks the chain only."""
     db = sqlite3.connect(_path(journal))
     pivot = _pivot(db)
     db.close()
