@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -219,7 +220,7 @@ def verify(
             parallel = head.seq >= PARALLEL_MIN_EVENTS and _spare_cpu()
         # A pruned journal's checkpoints are walked along the chain: one pass does it all.
         path = _sqlite_path(conn) if parallel and projections and pruned is None else None
-        result = _in_two(conn, path, genesis, trusted_seq, head.seq, head.hash) if path else None
+        result = _in_two(path, genesis, trusted_seq, head.seq, head.hash) if path else None
         memory = None
         if result is None:  # one pass (also what reports any problem the two passes found)
             memory = MemoryProjection() if projections else None
@@ -516,34 +517,52 @@ def _pivot(db: sqlite3.Connection) -> str | None:
 
 
 def _in_two(
-    conn: Any, path: str, genesis: str, trusted_seq: int | None, head_seq: int, head_hash: str
+    path: str, genesis: str, trusted_seq: int | None, head_seq: int, head_hash: str
 ) -> _Walk | None:
     """The journal checked by two processes at once: the other one checks the chain and the
     payloads of the kinds without projection, and replays the runs of its part; this one
     replays the rest. Each compares its part of the projection tables. The chain pass if
     everything is clean, else None: one pass then finds the first problem and reports it.
+
+    Both read the same state: writers are held (``BEGIN IMMEDIATE``, as an appender takes it)
+    from before this process's snapshot until the other has taken its own, about half a
+    second. Without that, a row edited and restored between the two snapshots could show
+    each pass a consistent half of two different states.
     """
-    db = conn.connection.driver_connection
-    pivot = _pivot(db)
-    mine, theirs = (None, None) if pivot is None else (_Part(None, pivot), _Part(pivot, None))
-    with _beside(path, genesis, trusted_seq, theirs) as other:
-        memory = MemoryProjection()
-        try:
-            walked = _walk(
-                _projection_events(db, mine),
-                genesis=genesis,
-                pruned=None,
-                trusted_seq=trusted_seq,
-                chain=False,
-                memory=memory,
-                passive_json=False,
-                part=mine,
-            )
-        except Exception:  # one pass raises it again, unless it stops at a broken link first
-            return None
-        if walked.failure is not None or not _clean(db, memory, mine):
-            return None
-        return other(head_seq, head_hash)
+    try:
+        hold = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        hold.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error:
+        return None
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        if db.execute(_SQLITE_HEAD).fetchone() != (head_seq, head_hash):
+            hold.close()
+            return None  # appended since the caller read the head
+        pivot = _pivot(db)
+        mine, theirs = (None, None) if pivot is None else (_Part(None, pivot), _Part(pivot, None))
+        with _beside(path, genesis, trusted_seq, theirs, release=hold.close) as other:
+            memory = MemoryProjection()
+            try:
+                walked = _walk(
+                    _projection_events(db, mine),
+                    genesis=genesis,
+                    pruned=None,
+                    trusted_seq=trusted_seq,
+                    chain=False,
+                    memory=memory,
+                    passive_json=False,
+                    part=mine,
+                )
+            except Exception:  # one pass raises it again, unless it stops at a broken link
+                return None
+            if walked.failure is not None or not _clean(db, memory, mine):
+                return None
+            return other(head_seq, head_hash)
+    finally:
+        hold.close()  # (again: closing twice is harmless)
+        db.close()
 
 
 def _clean(conn: Any, memory: MemoryProjection, part: _Part | None) -> bool:
@@ -559,12 +578,17 @@ _CHILD = "import sys; sys.path[:0] = sys.argv[1:]; import console.journal.verify
 
 @contextmanager
 def _beside(
-    path: str, genesis: str, trusted_seq: int | None, part: _Part | None
+    path: str,
+    genesis: str,
+    trusted_seq: int | None,
+    part: _Part | None,
+    release: Callable[[], None],
 ) -> Iterator[OtherPass]:
-    """The other process's pass over the SQLite journal at ``path``, meanwhile (see _in_two).
+    """The other process's pass over the SQLite journal at ``path``, meanwhile (see _in_two);
+    ``release`` is called once it has its snapshot (or failed to start).
 
     Yields ``result(head_seq, head_hash)``: its chain pass, or None unless everything it
-    checked is clean and it read that head (not a later one, appended between the snapshots).
+    checked is clean and it read that head.
     """
     answers: list[_Walk | None] = []
     try:
@@ -576,6 +600,7 @@ def _beside(
             encoding="utf-8",
         )
     except OSError:
+        release()
         yield lambda _seq, _hash: None
         return
     try:
@@ -588,19 +613,32 @@ def _beside(
         }
         child.stdin.write(json.dumps(request) + "\n")
         child.stdin.flush()
+        asked = True
     except OSError:
-        answers.append(None)
+        asked = False
+
+    def snapshot_taken() -> None:  # its first line; an empty one if it ended before
+        try:
+            assert child.stdout is not None
+            child.stdout.readline()
+        finally:
+            release()
+
+    waiter = threading.Thread(target=snapshot_taken, daemon=True)
+    waiter.start()
 
     def result(head_seq: int, head_hash: str) -> _Walk | None:
         if not answers:
-            answers.append(_answer(child, (head_seq, head_hash)))
+            waiter.join()
+            answers.append(_answer(child, (head_seq, head_hash)) if asked else None)
         return answers[0]
 
     try:
         yield result
     finally:
-        if child.poll() is None:
+        if not answers or not asked:  # stopped early, or it was never asked: end it
             child.kill()
+            waiter.join()
             child.communicate()
 
 
@@ -625,17 +663,27 @@ def _child() -> None:
     """The other process (see ``_beside``): the request on stdin, the answer on stdout."""
     request = json.loads(sys.stdin.readline())
     part = request["part"]
+
+    def snapshot_taken() -> None:
+        sys.stdout.write("snapshot\n")
+        sys.stdout.flush()
+
     seen, walked, clean = _other_pass(
         request["path"],
         request["genesis"],
         request["trusted_seq"],
         None if part is None else _Part(part[0], part[1]),
+        snapshot_taken,
     )
     sys.stdout.write(json.dumps({"seen": seen, "clean": clean, **asdict(walked)}))
 
 
 def _other_pass(
-    path: str, genesis: str, trusted_seq: int | None, part: _Part | None
+    path: str,
+    genesis: str,
+    trusted_seq: int | None,
+    part: _Part | None,
+    snapshot_taken: Callable[[], None] = lambda: None,
 ) -> tuple[tuple[int, str], _Walk, bool]:
     """The head, the chain pass over the events of one snapshot (replaying ``part`` too), and
     whether all it checked is clean."""
@@ -643,6 +691,7 @@ def _other_pass(
     try:
         db.execute("BEGIN")
         seq, head = db.execute(_SQLITE_HEAD).fetchone()
+        snapshot_taken()
         memory = None if part is None else MemoryProjection()
         with _gc_paused():
             walked = _walk(

@@ -8,6 +8,7 @@ other process checks the chain only).
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -68,8 +69,7 @@ def test_an_intact_journal(journal: Journal) -> None:
 def test_an_intact_journal_is_checked_in_two(journal: Journal) -> None:
     """Not one pass after the two found a problem that is not there."""
     seq, head = journal.head()
-    with journal.read() as conn:
-        walked = _in_two(conn, _path(journal), genesis_hash(journal.journal_id), 3, seq, head)
+    walked = _in_two(_path(journal), genesis_hash(journal.journal_id), 3, seq, head)
     assert walked is not None and walked.failure is None
     assert (walked.count, walked.head) == (seq, head) and walked.trusted_hash_seen is not None
 
@@ -138,20 +138,24 @@ def _projection(sql: str) -> Breakage:
 
 
 def test_changes_across_the_parts(journal: Journal, attacker: Attacker) -> None:
-    """The first run's last segment.applied also reverts an operation of the last run (as a
-    rollback would), that row edited to match: consistent, but the two passes cannot tell, so
-    one pass checks it again."""
+    """The last run's last segment.applied also reverts an operation of the first run (as a
+    rollback would), that row edited to match: consistent, but across the parts, so one pass
+    checks it again."""
     events = attacker.events()
     first, last = events[1]["run_id"], events[-1]["run_id"]
-    applied = [e for e in events if e["kind"] == "segment.applied" and e["run_id"] == first][-1]
-    payload = {**__import__("json").loads(applied["payload"]), "parent_run": last}
-    payload["reverted_ops"] = [1]
+    applied = [e for e in events if e["kind"] == "segment.applied" and e["run_id"] == last][-1]
+    payload = {**json.loads(applied["payload"]), "parent_run": first, "reverted_ops": [1]}
     attacker.set_field(applied["seq"], "payload", canonical_json(payload))
     attacker.rechain(journal.journal_id)
     attacker.execute(
-        f"UPDATE operations SET status = 'reverted' WHERE run_id = '{last}' AND op_no = 1"
+        "UPDATE operations SET status = 'reverted' WHERE run_id = :r AND op_no = 1", r=first
     )
-    attacker.execute(f"UPDATE runs SET rows_reverted = rows_reverted + 1 WHERE id = '{last}'")
+    attacker.execute("UPDATE runs SET rows_reverted = rows_reverted + 1 WHERE id = :r", r=first)
+    assert _both(journal).ok
+    seq, head = journal.head()
+    walked = _in_two(_path(journal), genesis_hash(journal.journal_id), None, seq, head)
+    rollback = any(e["corr"] == "corr-rb" for e in events)
+    assert (walked is not None) == rollback  # with a rollback, one process replays all runs
 
 
 BREAKAGES: dict[str, Breakage] = {
@@ -220,3 +224,30 @@ def test_an_error_past_a_broken_link_is_the_link(journal: Journal, attacker: Att
     _edit_payload("segment.intent")(journal, attacker)
     report = _both(journal)
     assert report.first_bad_seq == _seq_of(attacker, "segment.intent") < forged
+
+
+def test_writers_are_free_again_after_the_two_passes(journal: Journal, attacker: Attacker) -> None:
+    """Writers wait while the two snapshots are taken (see _in_two), never after: whether the
+    passes were clean or not."""
+
+    def can_write() -> bool:
+        db = sqlite3.connect(_path(journal), timeout=0.05, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            db.close()
+
+    seq, head = journal.head()
+    genesis = genesis_hash(journal.journal_id)
+    assert _in_two(_path(journal), genesis, None, seq, head) is not None and can_write()
+    attacker.execute("UPDATE operations SET status = 'x' WHERE op_no = 1")
+    assert _in_two(_path(journal), genesis, None, seq, head) is None and can_write()
+    assert _in_two(_path(journal), genesis, None, seq, "0" * 64) is None and can_write()
+    holder = sqlite3.connect(_path(journal), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    assert not can_write()
+    holder.close()
