@@ -52,6 +52,30 @@ async def test_runs_list_shows_every_real_run_and_drills_on_request(built: Built
         assert runs.current.id == RUN_IDS["drill"] and "◇ drill" in screen_text(app)
 
 
+async def test_the_runs_list_keeps_its_height_as_the_cursor_moves(built: BuiltJournal) -> None:
+    """The detail panel is a fixed five lines, each cut to the width: moving between runs
+    with and without a reason, long and short, never changes the list's height."""
+    app = make_app(built)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        runs = app.screen.query_one(RunList)
+        height = runs.size.height
+        reasons = set()
+        for _ in range(runs.total):
+            assert runs.current is not None
+            reasons.add(bool(runs.current.reason))
+            assert runs.size.height == height
+            await press(pilot, "j")
+        assert reasons == {True, False}
+        await press(pilot, "g")
+        for _ in range(runs.total):
+            assert runs.current is not None
+            if runs.current.reason:
+                assert f"reason: {runs.current.reason[:20]}" in screen_text(app)
+                break
+            await press(pilot, "j")
+
+
 async def test_filter_by_status_then_invert(built: BuiltJournal) -> None:
     app = make_app(built)
     async with app.run_test(size=(100, 30)) as pilot:
