@@ -161,3 +161,19 @@ def test_using_the_transaction_takes_the_head(pg_url: str, touch: str) -> None:
     assert verify(journal, remember=False).ok
     other.close()
     journal.close()
+
+
+def test_a_write_returns_once_its_events_are_flushed(pg_url: str) -> None:
+    """The transaction that moves the head commits without waiting for the disk (so the head
+    is free sooner); ``write()`` waits for it afterwards."""
+    journal = Journal(pg_url, actor="alice")
+    for _ in range(5):
+        with journal.write() as w:
+            w.append("journal.note", {"text": "durable"})
+            written = w.conn.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar()
+        with journal.read() as conn:
+            flushed = conn.exec_driver_sql(
+                "SELECT pg_current_wal_flush_lsn() >= %(lsn)s::pg_lsn", {"lsn": written}
+            ).scalar()
+        assert flushed
+    journal.close()
