@@ -149,6 +149,7 @@ class BackoutApp(App[None]):
             self._read_head()
 
     def on_unmount(self) -> None:
+        self._collector.stop()
         if self._watcher is not None:
             self._watcher.close()  # its thread ends within one poll interval
 

@@ -1,11 +1,13 @@
-"""Full garbage collections when the console is idle (console/tui/collector.py)."""
+"""Full garbage collections wait for an idle console (console/tui/collector.py)."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from console.tui.collector import MIN_PENDING, IdleCollector
+from console.tui.collector import MAX_PENDING, MIN_PENDING, NEVER, IdleCollector
+from tests.tui.helpers import make_app
+from tests.tui.journal_builder import BuiltJournal
 
 
 class Node:
@@ -24,26 +26,44 @@ def _full_collections() -> int:
     return int(gc.get_stats()[2]["collections"])
 
 
-def test_an_idle_console_collects_what_survived_since_the_last_full_collection() -> None:
+def test_a_full_collection_waits_for_an_idle_moment() -> None:
+    saved = gc.get_threshold()
     collector = IdleCollector()
     collector.start()
-    gc.collect()  # a full collection: nothing pending after it
-    dead = _old_garbage()
-    assert not collector.tick(idle=True)  # too little since
-    for _ in range(MIN_PENDING):
-        gc.collect(1)  # what allocating does meanwhile: young collections
-    full = _full_collections()
-    assert not collector.tick(idle=False)  # busy: Python's own collections decide
-    assert dead() is not None and _full_collections() == full
-    assert collector.tick(idle=True)
-    assert dead() is None
-    assert not collector.tick(idle=True)  # nothing new since
+    try:
+        assert gc.get_threshold() == (saved[0], saved[1], NEVER)
+        dead = _old_garbage()
+        for _ in range(MIN_PENDING):
+            gc.collect(1)  # what allocating does meanwhile: young collections only
+        assert dead() is not None  # the oldest generation was left alone
+        full = _full_collections()
+        assert not collector.tick(idle=False)
+        assert _full_collections() == full
+        assert collector.tick(idle=True)
+        assert dead() is None
+        assert not collector.tick(idle=True)  # nothing new since
+    finally:
+        collector.stop()
+    assert gc.get_threshold() == saved
 
 
-def test_an_automatic_full_collection_counts_as_one() -> None:
+def test_a_console_never_idle_still_collects_in_the_end() -> None:
     collector = IdleCollector()
     collector.start()
-    for _ in range(MIN_PENDING):
-        gc.collect(1)
-    gc.collect()  # as Python runs one when the oldest generation has grown
-    assert not collector.tick(idle=True)
+    try:
+        dead = _old_garbage()
+        for _ in range(MAX_PENDING):
+            gc.collect(1)
+        assert collector.tick(idle=False)
+        assert dead() is None
+    finally:
+        collector.stop()
+
+
+async def test_the_console_gives_full_collections_back_when_it_exits(built: BuiltJournal) -> None:
+    saved = gc.get_threshold()
+    app = make_app(built)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert gc.get_threshold()[2] == NEVER
+    assert gc.get_threshold() == saved
