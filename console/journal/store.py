@@ -318,6 +318,12 @@ class Writer:
         self._snapshot_rows.extend(dict(r) for r in rows)
 
     def flush(self) -> None:
+        self._flush(finish=False)
+
+    def _flush(self, *, finish: bool) -> None:
+        """``finish``: the transaction ends here; on PostgreSQL it commits in the flush's
+        pipeline (the head is free once the server has run it, not a round trip later), and
+        the wait for its WAL goes in the same pipeline (see ``_wait_for_wal``)."""
         out = _Statements(self._conn)
         if self._snapshot_rows:  # not part of the chain: written before the head is taken
             out.insert(T_SNAPSHOTS, self._snapshot_rows)
@@ -368,6 +374,9 @@ class Writer:
         _apply_changes(self._conn, changes, out)
         self._absent_runs.clear()
         out.head_move(self._seq, self._hash)
+        if finish and self.unsynced:
+            out.commit_and_wait_for_wal()
+            self.unsynced = False
         out.run()
         self.journal._committed.extend(self.events)
         self.events = []
@@ -477,6 +486,10 @@ class _Statements:
         ]
         self.todo.append((_MANY, sql, [tuple(row[n] for n in names) for row in batch]))
 
+    def commit_and_wait_for_wal(self) -> None:
+        """Behind SQLAlchemy's back: its own commit then finds nothing left to commit."""
+        self.todo += [(_ONE, "COMMIT", None), (_ONE, _WAIT_FOR_WAL, None)]
+
     def head_move(self, seq: int, hash_: str) -> None:
         self.todo.append((_ONE, _SQLITE_HEAD_MOVE if self.sqlite else _PG_HEAD_MOVE, (seq, hash_)))
 
@@ -526,7 +539,10 @@ def _wait_for_wal(conn: Connection) -> None:
     ``write()`` still returns only once its events are durable.
     """
     with conn.begin():
-        conn.exec_driver_sql("SELECT pg_logical_emit_message(true, 'backout.sync', '')")
+        conn.exec_driver_sql(_WAIT_FOR_WAL)
+
+
+_WAIT_FOR_WAL = "SELECT pg_logical_emit_message(true, 'backout.sync', '')"
 
 
 def _pg_driver(conn: Connection, todo: Sequence[tuple[str, Any, Any]]) -> None:
@@ -789,8 +805,8 @@ class Journal:
             with conn.begin():
                 writer = Writer(self, conn)
                 yield writer
-                writer.flush()
-            if writer.unsynced:
+                writer._flush(finish=True)
+            if writer.unsynced:  # it held the head but had nothing to flush
                 _wait_for_wal(conn)
         committed, self._committed = self._committed, []
         for sink in self.sinks:
