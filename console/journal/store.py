@@ -335,6 +335,9 @@ class Writer:
             return
         if not self._locked:
             out.run()
+            for e in self.events:  # decoded for the projections while the head is free
+                if e.kind in HANDLERS:
+                    e.payload  # noqa: B018 - parsed once, kept by the event
             self._take_head()
         events = self.events
         out.insert(
