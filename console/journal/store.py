@@ -172,8 +172,10 @@ class Writer:
     one another's payload encoding: appends are buffered (their canonical text already made)
     and chained when the transaction flushes, or as soon as ``conn``, ``seq`` or ``hash`` is
     used. Whatever a caller does through ``conn`` therefore still runs under the head, as
-    serialised with every other writer as it always was; and the events a writer chained
-    first keep their order, their timestamps taken as they are chained.
+    serialised with every other writer as it always was. A writer's events keep the order it
+    appended them in; their timestamps are taken as they are chained, so they never go back
+    in seq order. Its transaction then commits without waiting for the disk, and
+    ``Journal.write`` returns once the commit is durable (see ``_wait_for_wal``).
     """
 
     def __init__(self, journal: Journal, conn: Connection) -> None:
