@@ -59,9 +59,14 @@ except ImportError:  # pragma: no cover - CPython always has it
     _c_encode = None
 
 
+# Scalars the C encoder does not take at top level; a tuple, because ``str | int | ...`` in
+# the call would build a union object on every call (half its cost on the hot path).
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def canonical_json(value: object) -> str:
     """Encode ``value`` canonically (see module docstring)."""
-    if _c_encode is None or isinstance(value, str | int | float | bool | None):
+    if _c_encode is None or isinstance(value, _SCALARS):
         return _encoder.encode(value)
     return "".join(_c_encode(value, 0))
 
