@@ -154,6 +154,8 @@ def _event_from_row(row: Any) -> StoredEvent:
     )
 
 
+_SNAPSHOT_BATCH = 10_000
+
 _SQLITE_HEAD = "SELECT seq, hash FROM journal_head WHERE id = 1"
 # The transaction that holds the head commits without waiting for the disk: see _wait_for_wal.
 _PG_HEAD = (
@@ -998,9 +1000,12 @@ class Journal:
         )
         if table is not None:
             stmt = stmt.where(T_SNAPSHOTS.c.tbl == table)
+        # Fetched a batch at a time, then converted: converting between fetches (the driver
+        # drops and retakes the GIL per row) starves a console's event loop for 100-300 ms.
         with self.read() as conn:
-            for r in conn.execute(stmt.order_by(T_SNAPSHOTS.c.id)).mappings():
-                yield models.Snapshot(**r)
+            result = conn.execute(stmt.order_by(T_SNAPSHOTS.c.id)).mappings()
+            for batch in result.partitions(_SNAPSHOT_BATCH):
+                yield from (models.Snapshot(**r) for r in batch)
 
     def status_counts(self, *, drills: bool | None = False) -> dict[str, int]:
         stmt = select(T_RUNS.c.status, func.count()).group_by(T_RUNS.c.status)
