@@ -57,6 +57,25 @@ def recorded(tmp_path: Path) -> Recorded:
     return record(tmp_path, f"sqlite:///{tmp_path / 'journal.db'}")
 
 
+def rollback_meeting_an_edit(rec: Recorded) -> Recorded:
+    """Someone edits row 3 by hand after the run; its rollback meets the edit as a conflict
+    (exit 3). The rollback run, recorded."""
+    import sqlite3
+
+    from console.rollback.execute import Options, Rollback
+
+    with sqlite3.connect(rec.target_path) as conn:
+        conn.execute("UPDATE items SET note = 'edited by hand' WHERE id = 3")
+    source = Journal(rec.journal_url, actor="oncall")
+    try:
+        report = Rollback(source, Settings()).execute(rec.run_id, Options())
+        [rollback_run] = source.runs(kind="rollback")
+    finally:
+        source.close()
+    assert report.exit_code == Exit.REVIEW, report.message
+    return Recorded(rec.journal_url, rec.target_path, rollback_run.id)
+
+
 def files_digest(*paths: Path) -> dict[str, str]:
     """sha256 of each file and of its WAL companions, as they are on disk."""
     out: dict[str, str] = {}
@@ -382,20 +401,7 @@ def test_a_conflict_brings_the_out_of_band_edit_into_the_sandbox(
 ) -> None:
     """Someone edited a row after the batch; the recorded rollback met it as a conflict. The
     replay puts that edit in the sandbox, which ends as the real target did, edit included."""
-    import sqlite3
-
-    from console.rollback.execute import Options, Rollback
-
-    with sqlite3.connect(recorded.target_path) as conn:
-        conn.execute("UPDATE items SET note = 'edited by hand' WHERE id = 3")
-    source = Journal(recorded.journal_url, actor="oncall")
-    try:
-        report = Rollback(source, Settings()).execute(recorded.run_id, Options())
-        [rollback_run] = source.runs(kind="rollback")
-    finally:
-        source.close()
-    assert report.exit_code == Exit.REVIEW, report.message
-    rollback = Recorded(recorded.journal_url, recorded.target_path, rollback_run.id)
+    rollback = rollback_meeting_an_edit(recorded)
     replayer = replayed(rollback, tmp_path / "drill")
     assert replayer.finished and replayer.diverged == 0
     ours = rows(replayer.sandbox.target_url)
@@ -410,7 +416,7 @@ def test_a_conflict_brings_the_out_of_band_edit_into_the_sandbox(
         conflicts = drill.events(kinds=["op.conflict"], limit=10)
     finally:
         drill.close()
-    assert found.kind == "replay" and found.run_id == rollback_run.id
+    assert found.kind == "replay" and found.run_id == rollback.run_id
     assert conflicts and found.shown_at[0] == conflicts[0].ts
 
 

@@ -17,7 +17,7 @@ from console.errors import Exit
 from console.journal import Journal, parse_ts
 from console.journal.verify import verify
 from tests.drill.conftest import Drills
-from tests.drill.test_replay import Recorded, files_digest, record
+from tests.drill.test_replay import Recorded, files_digest, record, rollback_meeting_an_edit
 
 
 @pytest.fixture
@@ -227,24 +227,11 @@ def test_a_replayed_rollback_that_met_a_conflict_is_escalated_and_scores_correct
     right ending is to escalate, not to force it. The trainee works rollback-batch on the
     replay; its assessment finds the edit and the runbook escalates: scored correct, with the
     sandbox left as the recording ended."""
-    import sqlite3
-
-    from console.config import Settings
     from console.drill.scenarios.catalog import ESCALATED
-    from console.rollback.execute import Options, Rollback
 
     (tmp_path / "rec").mkdir()
     rec = record(tmp_path / "rec", f"sqlite:///{tmp_path / 'rec' / 'journal.db'}")
-    with sqlite3.connect(rec.target_path) as conn:
-        conn.execute("UPDATE items SET note = 'edited by hand' WHERE id = 3")
-    source = Journal(rec.journal_url, actor="oncall")
-    try:
-        report = Rollback(source, Settings()).execute(rec.run_id, Options())
-        [rollback_run] = source.runs(kind="rollback")
-    finally:
-        source.close()
-    assert report.exit_code == Exit.REVIEW, report.message
-    conflicted = Recorded(rec.journal_url, rec.target_path, rollback_run.id)
+    conflicted = rollback_meeting_an_edit(rec)
     started = replay(capsys, conflicted, "--dir", str(tmp_path / "gameday"), "--expect", "review")
     assert started["expect"] == "review"
     # The rollback's parent came along (it is what reconciling the rollback reads): the
@@ -252,7 +239,7 @@ def test_a_replayed_rollback_that_met_a_conflict_is_escalated_and_scores_correct
     source = Journal(rec.journal_url, create=False)
     sandbox = Journal(started["journal"], create=False)
     try:
-        for run_id in (rec.run_id, rollback_run.id):
+        for run_id in (rec.run_id, conflicted.run_id):
             assert sandbox.get_run(run_id).status == source.get_run(run_id).status
         assert sandbox.operation_status_counts(rec.run_id) == source.operation_status_counts(
             rec.run_id
