@@ -9,7 +9,7 @@ Every ``Update.where`` is the table's full primary key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -548,15 +548,16 @@ def last_seq_changes(events: Iterable[EventView]) -> list[Change]:
     return [Update("runs", {"id": run}, {"last_seq": seq}) for run, seq in newest.items()]
 
 
-def _key_getter(pk: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    if len(pk) > 1:
-        return itemgetter(*pk)  # a tuple already
-    column = pk[0]
-    return lambda values: (values[column],)
+def tuple_getter(keys: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """``lambda x: tuple(x[k] for k in keys)``, at C speed where it can be."""
+    if len(keys) > 1:
+        return itemgetter(*keys)  # a tuple already
+    only = keys[0]
+    return lambda values: (values[only],)
 
 
 # A row's or a ``where``'s primary key, as ``tuple(values[c] for c in PRIMARY_KEYS[table])``.
-_KEY_OF = {table: _key_getter(pk) for table, pk in PRIMARY_KEYS.items()}
+KEY_OF = {table: tuple_getter(pk) for table, pk in PRIMARY_KEYS.items()}
 
 
 class MemoryProjection:
@@ -573,12 +574,12 @@ class MemoryProjection:
         for ch in changes:
             rows = tables[ch.table]
             if isinstance(ch, Insert):
-                key = _KEY_OF[ch.table](ch.row)
+                key = KEY_OF[ch.table](ch.row)
                 if key in rows:
                     self.problems.append((seq, f"{ch.table} {key} created twice"))
                 rows[key] = dict(ch.row)
                 continue
-            key = _KEY_OF[ch.table](ch.where)
+            key = KEY_OF[ch.table](ch.where)
             row = rows.get(key)
             if row is None:
                 self.problems.append((seq, f"{ch.table} {key} changed before it was created"))

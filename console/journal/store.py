@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select
@@ -25,6 +24,7 @@ from console.journal.chain import event_bytes, next_hash
 from console.journal.db import READONLY, ensure_schema, make_engine, resolve_url
 from console.journal.projections import (
     HANDLERS,
+    KEY_OF,
     PRIMARY_KEYS,
     Change,
     Encoded,
@@ -593,7 +593,7 @@ def _apply_changes(
     inserted: dict[tuple[Any, ...], dict[str, Any]] = {}
     # (table, pk values) -> [where, values, increments]
     updates: dict[tuple[Any, ...], tuple[Mapping[str, Any], dict[str, Any], dict[str, int]]] = {}
-    key_of = _KEY_OF
+    key_of = KEY_OF
     for ch in changes:
         table = ch.table
         if type(ch) is Insert or (type(ch) is not Update and isinstance(ch, Insert)):
@@ -602,7 +602,7 @@ def _apply_changes(
             try:
                 ident: tuple[Any, ...] = (table, key_of[table](row))
             except KeyError:  # a row without its key: SQL decides what happens to it
-                ident = (table, *(row.get(c) for c in PRIMARY_KEYS[table]))
+                ident = (table, tuple(row.get(c) for c in PRIMARY_KEYS[table]))
             inserted.setdefault(ident, row)
             continue
         assert isinstance(ch, Update)
@@ -663,9 +663,6 @@ def _apply_changes(
 
 
 # The primary key of a row or of an ``Update.where``, per table (a value, or a tuple of values).
-_KEY_OF: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-    name: itemgetter(*pk) for name, pk in PRIMARY_KEYS.items()
-}
 _NO_PAYLOAD: Mapping[str, Any] = {}
 
 

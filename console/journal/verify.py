@@ -24,12 +24,14 @@ from console.canonical import sha256_hex
 from console.journal.chain import event_bytes, genesis_hash
 from console.journal.projections import (
     HANDLERS,
+    KEY_OF,
     PRIMARY_KEYS,
     Change,
     EventView,
     Insert,
     MemoryProjection,
     project,
+    tuple_getter,
 )
 from console.journal.prune import (
     Checkpoint,
@@ -39,7 +41,7 @@ from console.journal.prune import (
     state_digest,
     tombstone,
 )
-from console.journal.store import T_EVENTS, T_HEAD, TABLES, Journal
+from console.journal.store import _SQLITE_HEAD, T_EVENTS, T_HEAD, TABLES, Journal
 from console.paths import state_dir
 
 _BATCH = 20_000
@@ -159,7 +161,7 @@ class _Pruned:
         out = []
         for ch in changes:
             values = ch.row if isinstance(ch, Insert) else ch.where
-            key = tuple(values[c] for c in PRIMARY_KEYS[ch.table])
+            key = KEY_OF[ch.table](values)
             if pending.get((ch.table, key), 0) <= seq:
                 out.append(ch)
         return out
@@ -711,7 +713,6 @@ def _other_pass(
         db.close()
 
 
-_SQLITE_HEAD = "SELECT seq, hash FROM journal_head WHERE id = 1"
 _EVENT_COLUMNS = ("seq", "ts", "kind", "run_id", "corr", "actor", "payload", "hash")
 _EVENTS_SQL = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events ORDER BY seq"
 
@@ -771,7 +772,7 @@ def _compare_projections(conn: Any, memory: MemoryProjection, part: _Part | None
         names = [c.name for c in table.columns]
         width = len(names)
         values = itemgetter(*names)
-        key_of = _key_getter([names.index(c) for c in pk])
+        key_of = tuple_getter([names.index(c) for c in pk])
         seen = 0
         for rows in _table_batches(conn, name, names, part):
             for row in rows:
@@ -792,14 +793,6 @@ def _compare_projections(conn: Any, memory: MemoryProjection, part: _Part | None
         if seen != len(expected):
             return f"projection {name} is missing {len(expected) - seen} row(s) the events create"
     return None
-
-
-def _key_getter(at: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    """The values at ``at`` of a row, as a tuple."""
-    if len(at) > 1:
-        return itemgetter(*at)
-    i = at[0]
-    return lambda row: (row[i],)
 
 
 def _table_batches(
