@@ -192,9 +192,9 @@ class Recording:
             if s.get("key")
         }
 
-    def intents(self, events: Iterable[StoredEvent] | None = None) -> Iterable[Mapping[str, Any]]:
-        """The journaled operations of ``events`` (default: the whole lineage), in order."""
-        for e in self.lineage if events is None else events:
+    def intents(self) -> Iterable[Mapping[str, Any]]:
+        """The journaled operations of the whole lineage, in order."""
+        for e in self.lineage:
             if e.kind == "segment.intent":
                 yield from e.payload.get("ops", [])
 
