@@ -100,7 +100,7 @@ class BackoutApp(App[None]):
         self._watcher: HeadWatcher | None = None
         self.journal_label = journal_label(journal)
         self._console = console
-        self._collector = IdleCollector()
+        self.collector = IdleCollector()
         self._last_input = time.monotonic()
         self._unknown_keys: list[str] = []
         if console is not None and console.keys:
@@ -118,7 +118,7 @@ class BackoutApp(App[None]):
         return "read-only (forced)" if self.readonly_forced else "read-only"
 
     def on_mount(self) -> None:
-        self._collector.start()
+        self.collector.start()
         self.set_interval(IDLE_CHECK, self._collect_when_idle)
         theme = self._console.theme if self._console is not None else None
         if theme:
@@ -149,7 +149,7 @@ class BackoutApp(App[None]):
             self._read_head()
 
     def on_unmount(self) -> None:
-        self._collector.stop()
+        self.collector.stop()
         if self._watcher is not None:
             self._watcher.close()  # its thread ends within one poll interval
 
@@ -162,8 +162,8 @@ class BackoutApp(App[None]):
 
     def _collect_when_idle(self) -> None:
         busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
-        quiet = time.monotonic() - self._last_input >= IDLE_AFTER
-        self._collector.tick(idle=quiet and not busy)
+        quiet_for = time.monotonic() - self._last_input
+        self.collector.tick(idle=quiet_for >= IDLE_AFTER and not busy, quiet_for=quiet_for)
 
     # --- live refresh ---------------------------------------------------------------------
 
