@@ -32,9 +32,11 @@ def _sqlite_hooks(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a process crash (SIGKILL); only power loss can drop
-        # the last commits, which a resume then re-resolves from the target.
-        cur.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk when it returns. NORMAL survives a process crash but not
+        # a power loss, which could drop an intent whose target write (another database)
+        # stayed: rows written with no journaled inverse. One fsync per segment, the
+        # write-ahead protocol's price (0.1 ms each on this machine's disk).
+        cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()

@@ -406,3 +406,20 @@ def test_a_drill_handle_stamps_every_event_and_flags_its_runs(journal: Journal) 
     assert [r.id for r in journal.runs(drills=True)] == ["drill-run"]
     assert [r.id for r in journal.runs(drills=False)] == ["real-run"]
     assert verify(journal).ok
+
+
+def test_a_sqlite_journal_commit_is_on_disk_when_it_returns(tmp_path: Any) -> None:
+    """The write-ahead protocol needs an intent durable before the target write: in WAL mode
+    ``synchronous=NORMAL`` leaves the last commits to a power loss (the target's write, in
+    another database, may stay), ``FULL`` syncs the WAL at every commit. Every connection
+    the journal opens, read or write, is set so."""
+    journal = Journal(str(tmp_path / "j.db"), actor="alice")
+    try:
+        with journal.write() as w:
+            w.append("annotation", {"text": "x"})
+            assert w.conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert w.conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        with journal.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    finally:
+        journal.close()
