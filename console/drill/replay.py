@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, create_engine, select
+from sqlalchemy import Column, MetaData, Table, create_engine
 from sqlalchemy import types as sa
 
 from console.canonical import canonical_json, loads
@@ -48,7 +48,7 @@ from console.engine.segments import JournalOp
 from console.errors import BadInput
 from console.journal import Journal, format_ts, new_id, utcnow
 from console.journal.models import Run
-from console.journal.store import T_SNAPSHOTS, StoredEvent, parse_ts
+from console.journal.store import StoredEvent, parse_ts
 from console.targets.sql import SqlTarget
 from console.targets.types import (
     ColumnKind,
@@ -86,19 +86,9 @@ _SNAPSHOT_COLUMNS = ("phase", "tbl", "key_text", "row", "fingerprint")
 
 
 def _snapshot_rows(journal: Journal, run_id: str, phase: str, table: str) -> list[dict[str, Any]]:
-    """A snapshot's rows as plain dicts (``Journal.snapshot_rows`` builds a model per row,
-    ~0.3 ms each: most of the time of reading a big run)."""
-    stmt = (
-        select(*(T_SNAPSHOTS.c[c] for c in _SNAPSHOT_COLUMNS))
-        .where(
-            T_SNAPSHOTS.c.run_id == run_id,
-            T_SNAPSHOTS.c.phase == phase,
-            T_SNAPSHOTS.c.tbl == table,
-        )
-        .order_by(T_SNAPSHOTS.c.id)
-    )
-    with journal.read() as conn:
-        return [dict(r) for r in conn.execute(stmt).mappings()]
+    """A snapshot's rows as plain dicts, to write again under the replay's run."""
+    rows = journal.snapshot_rows(run_id, phase, table)
+    return [{c: getattr(s, c) for c in _SNAPSHOT_COLUMNS} for s in rows]
 
 
 def _pages(journal: Journal, run_id: str, after: int, before: int) -> Iterator[StoredEvent]:

@@ -11,7 +11,7 @@ approval events. ``leases`` and ``meta`` are operational state, outside the chai
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Column, Index, Table, Text
 from sqlmodel import Field, SQLModel
@@ -148,6 +148,19 @@ class Snapshot(SQLModel, table=True):
     key_text: str = Field(max_length=1024)  # canonical JSON of the key
     row: str | None = Field(default=None, sa_column=Column(Text))  # None: row absent
     fingerprint: str = Field(max_length=32)
+
+
+class SnapshotRow(NamedTuple):
+    """A ``snapshots`` row as reads return it (a model per row cost 0.14 ms: 14 s for a
+    baseline of 100,000 keys)."""
+
+    id: int
+    run_id: str
+    phase: str
+    tbl: str
+    key_text: str
+    row: str | None
+    fingerprint: str
 
 
 class Lease(SQLModel, table=True):

@@ -991,8 +991,8 @@ class Journal:
 
     def snapshot_rows(
         self, run_id: str, phase: str, table: str | None = None
-    ) -> Iterator[models.Snapshot]:
-        stmt = select(T_SNAPSHOTS).where(
+    ) -> Iterator[models.SnapshotRow]:
+        stmt = select(*(T_SNAPSHOTS.c[f] for f in models.SnapshotRow._fields)).where(
             T_SNAPSHOTS.c.run_id == run_id, T_SNAPSHOTS.c.phase == phase
         )
         if table is not None:
@@ -1000,9 +1000,10 @@ class Journal:
         # Fetched a batch at a time, then converted: converting between fetches (the driver
         # drops and retakes the GIL per row) starves a console's event loop for 100-300 ms.
         with self.read() as conn:
-            result = conn.execute(stmt.order_by(T_SNAPSHOTS.c.id)).mappings()
+            result = conn.execute(stmt.order_by(T_SNAPSHOTS.c.id))
+            make = models.SnapshotRow._make
             for batch in result.partitions(_SNAPSHOT_BATCH):
-                yield from (models.Snapshot(**r) for r in batch)
+                yield from map(make, batch)
 
     def status_counts(self, *, drills: bool | None = False) -> dict[str, int]:
         stmt = select(T_RUNS.c.status, func.count()).group_by(T_RUNS.c.status)

@@ -74,15 +74,13 @@ class TableState:
 # --- SQL per dialect --------------------------------------------------------------------
 
 
-def _crc(text: Any) -> int:
-    return zlib.crc32(str(text).encode("utf-8")) if text is not None else 0
-
-
 def _register(conn: Connection) -> None:
-    """zlib's crc32 as ``backout_crc32`` on a SQLite connection (no hash function built in)."""
+    """zlib's crc32 as ``backout_crc32`` on a SQLite connection (no hash function built in).
+    The C function itself, no Python frame per row: it takes the text as UTF-8 bytes (a
+    cast in the SQL, see ``_hash32``); a NULL hashes as ``b""``, to 0."""
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    raw.create_function("backout_crc32", 1, _crc, deterministic=True)
+    raw.create_function("backout_crc32", 1, zlib.crc32, deterministic=True)
 
 
 def _text_of(dialect: str, cols: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[Any]:
@@ -122,7 +120,7 @@ def _hash32(dialect: str, text: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     if dialect == "postgresql":
         return sa.cast(sa.func.hashtext(text), sa.BigInteger) + 2147483648
     if dialect == "sqlite":
-        return sa.func.backout_crc32(text)
+        return sa.func.backout_crc32(sa.cast(sa.func.coalesce(text, ""), sa.LargeBinary))
     return sa.func.crc32(text)
 
 

@@ -139,3 +139,20 @@ def test_buckets_tell_null_from_empty_text(target_url: str, tmp_path: Path) -> N
     res = reconcile_run(j, LARGE, run_id)
     buckets = [f for f in res.findings if f.cls == "collateral" and not f.key]
     assert len(buckets) == 1 and [14] in buckets[0].detail["candidates"]
+
+
+@pytest.mark.parametrize("value", ["", "plain", "Zoë – ü 🦆", "a\x1fb\x1f0", None])
+def test_sqlite_bucket_hash_is_zlib_crc32_of_the_utf8_text(tmp_path: Path, value: Any) -> None:
+    """Digests captured by earlier versions (a Python ``crc32(str(text).encode())``, NULL as
+    0) must still compare equal: the C function on the cast text gives the same numbers."""
+    import zlib
+
+    import sqlalchemy as sa
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'h.db'}")
+    with engine.connect() as conn:
+        tablestate._register(conn)
+        hashed = tablestate._hash32("sqlite", sa.literal(value, sa.Text))
+        got = conn.execute(sa.select(hashed)).scalar_one()
+    engine.dispose()
+    assert got == (0 if value is None else zlib.crc32(value.encode("utf-8")))
