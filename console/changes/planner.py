@@ -15,7 +15,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from console.canonical import canonical_json, sha256_hex
-from console.changes.model import ChangeSet, OpName, Step
+from console.changes.model import ChangeSet, Operation, OpName, Step
 from console.changes.validate import Tables, coerced_operations
 from console.errors import BadInput
 from console.targets.types import TableInfo
@@ -74,11 +74,16 @@ def key_json(key: Mapping[str, Any]) -> str:
 
 
 def plan_segments(
-    cs: ChangeSet, tables: Tables, segment_size: int | None = None
+    cs: ChangeSet,
+    tables: Tables,
+    segment_size: int | None = None,
+    coerced: dict[int, list[Operation]] | None = None,
 ) -> Iterator[PlannedSegment]:
     """The segments of ``cs`` in order; ``segment_size`` overrides the change set's option.
 
-    A generator: a million-row CSV streams through it one segment at a time.
+    A generator: a million-row CSV streams through it one segment at a time. ``coerced``:
+    steps' operations already read and coerced (by step index, as ``coerced_operations``
+    gives them), taken from there instead of reading the change set again.
     """
     size = segment_size if segment_size is not None else cs.options.segment_size
     if size < 1:
@@ -90,7 +95,8 @@ def plan_segments(
         ref = (step.target or cs.target, step.table)
         if ref not in infos:
             infos[ref] = tables(*ref)
-        ops = coerced_operations(step, infos[ref])
+        kept = coerced.pop(step_no - 1, None) if coerced else None
+        ops = iter(kept) if kept is not None else coerced_operations(step, infos[ref])
         while chunk := list(itertools.islice(ops, size)):
             planned = []
             for op in chunk:

@@ -138,6 +138,9 @@ class Baseline:
 
     CHUNK = 1000  # keys read from the target at once
     BATCH = 5000  # snapshot rows per journal transaction
+    # Coerced operations kept for planning, up to about this many bytes (measured: some 400
+    # an operation and 100 a value); beyond, the planner reads the change set again (streams).
+    KEEP_BYTES = 100 * 2**20
 
     def __init__(
         self, journal: Journal, cs: ChangeSet, targets: Targets, run_id: str, *, check: bool
@@ -156,6 +159,10 @@ class Baseline:
         self._shared: set[tuple[str, str]] | None = None
         # (target ref, table) shared by several steps -> key_text -> first step index
         self._seen: dict[tuple[str, str], dict[str, int]] = {}
+        # The operations as validation coerced them, by step index, for the planner: the
+        # change set is not read and coerced twice (None: too many to hold, or not kept).
+        self.kept: dict[int, list[Operation]] | None = {}
+        self._kept = 0
 
     def __call__(self, index: int, op: Operation | None) -> None:
         if index != self._index:
@@ -164,6 +171,12 @@ class Baseline:
             self._end_step()
             return
         self._ops.append(op)
+        if self.kept is not None:
+            self._kept += 400 + 100 * (len(op.key) + len(op.values))
+            if self._kept > self.KEEP_BYTES:
+                self.kept = None
+            else:
+                self.kept.setdefault(index, []).append(op)
         if len(self._ops) >= self.CHUNK:
             self._read()
 
@@ -492,8 +505,17 @@ class Engine:
                     run_id=run_id,
                     corr=corr,
                 )
+            coerced, baseline.kept = baseline.kept, None
             return self._execute(
-                cs, targets, run_id, corr, size, dry_run, after_seg=0, workers=workers
+                cs,
+                targets,
+                run_id,
+                corr,
+                size,
+                dry_run,
+                after_seg=0,
+                workers=workers,
+                coerced=coerced,
             )
         finally:
             targets.close()
@@ -550,6 +572,7 @@ class Engine:
         after_seg: int,
         start_counts: tuple[int, int, int, int] = (0, 0, 0, 0),
         workers: int = 1,
+        coerced: dict[int, list[Operation]] | None = None,
     ) -> RunReport:
         started = time.monotonic()
         tally = Tally(*start_counts)
@@ -566,7 +589,7 @@ class Engine:
         journalers: dict[str, SegmentRunner] = {}
         stop: Stop | None = None
         try:
-            for seg in plan_segments(cs, targets.lookup(cs), size):
+            for seg in plan_segments(cs, targets.lookup(cs), size, coerced):
                 if seg.seg_no <= after_seg:
                     continue
                 step = steps[seg.step_no - 1]

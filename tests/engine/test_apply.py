@@ -216,3 +216,39 @@ def test_csv_keys_are_coerced_like_the_plan(tmp_path: Path) -> None:
     rows = {r[0]: r for r in dump(url)}
     assert rows[5][3] == "csv" and rows[7][3] is None  # an empty CSV cell is NULL
     assert write_counts(url) == {5: 1, 7: 1}
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 2_000])
+def test_planning_from_kept_operations_equals_reading_the_change_set_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep_bytes: int
+) -> None:
+    """Validation keeps the coerced operations for the planner (up to ``KEEP_BYTES``); past
+    that, or for none, the planner reads the change set again: the same run either way."""
+    from console.engine.apply import Baseline
+
+    doc = changeset_doc("", updates=range(1, 31), inserts=range(500, 505), segment_size=7)
+    ops = [{"op": "update", "key": {"id": 100 + i}, "set": {"note": "step 2"}} for i in range(9)]
+    doc["steps"].append({**doc["steps"][0], "name": "again", "operations": ops})
+
+    def run(name: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        folder = tmp_path / name
+        folder.mkdir()
+        url = f"sqlite:///{folder / 't.db'}"
+        make_items(url, 120)
+        cs = load_changeset(write_changeset(folder / "cs.yaml", {**doc, "target": url}))
+        j = _journal(folder)
+        report = Engine(j, Settings()).apply(cs)
+        assert report.exit_code == Exit.DONE, report.message
+        ops = [
+            (o.op_no, o.seg_no, o.step_no, o.op, o.key, o.before, o.after, o.inverse, o.status)
+            for o in j.operations(report.run_id or "", limit=1000)
+        ]
+        j.close()
+        return ops, dump(url)
+
+    kept_ops, kept_rows = run("kept")
+    monkeypatch.setattr(Baseline, "KEEP_BYTES", keep_bytes)  # 2,000: a few ops, then none
+    again_ops, again_rows = run("again")
+    assert len(kept_ops) == 44
+    assert again_ops == kept_ops
+    assert again_rows == kept_rows
