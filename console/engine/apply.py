@@ -143,8 +143,19 @@ class Baseline:
     KEEP_BYTES = 100 * 2**20
 
     def __init__(
-        self, journal: Journal, cs: ChangeSet, targets: Targets, run_id: str, *, check: bool
+        self,
+        journal: Journal,
+        cs: ChangeSet,
+        targets: Targets,
+        run_id: str,
+        *,
+        check: bool,
+        holder: Holder | None = None,
     ) -> None:
+        # ``holder``: a run not created yet, leased to it while its rows are written, so
+        # that rows left by a killed capture are told from a live one (``sweep_abandoned``).
+        self.holder = holder
+        self._leased: Holder | None = None
         self.journal = journal
         self.cs = cs
         self.targets = targets
@@ -181,6 +192,11 @@ class Baseline:
             self._read()
 
     def _start(self, index: int) -> None:
+        if self.holder is not None and self._leased is None:
+            with self.journal.write() as w:
+                lease.sweep_abandoned(w.conn, self.journal)
+                lease.acquire(w.conn, self.journal, self.run_id, self.holder)
+            self._leased = self.holder
         cs, targets = self.cs, self.targets
         self._index = index
         self.step = step = cs.steps[index]
@@ -256,6 +272,8 @@ class Baseline:
             return
         if not self.problems:  # a refused change set's rows are deleted anyway
             with self.journal.write() as w:
+                if self._leased is not None:
+                    lease.renew(w.conn, self.journal, self.run_id, self._leased)
                 w.add_snapshot_rows(self._rows)
             self.written += len(self._rows)
         self._rows = []
@@ -287,6 +305,10 @@ class Baseline:
 
     def discard(self) -> None:
         """Delete the snapshot rows written so far (the change set was not run)."""
+        if self._leased is not None:
+            with self.journal.write() as w:
+                lease.release(w.conn, self.run_id, self._leased)
+            self._leased = None
         if self.written:
             EngineQueries(self.journal).drop_snapshot(self.run_id, "baseline")
             self.written = 0
@@ -427,7 +449,7 @@ class Engine:
     ) -> RunReport:
         targets = Targets(self.settings, target)
         run_id = new_id()
-        baseline = Baseline(self.journal, cs, targets, run_id, check=True)
+        baseline = Baseline(self.journal, cs, targets, run_id, check=True, holder=self.holder)
         try:
             if workers > 1:
                 opened = [targets.for_step(cs, s) for s in cs.steps]

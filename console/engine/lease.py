@@ -10,12 +10,12 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.engine import Connection
 
 from console.errors import BackoutError, Exit
 from console.journal import Journal, format_ts, parse_ts
-from console.journal.store import T_LEASES
+from console.journal.store import T_LEASES, T_RUNS, T_SNAPSHOTS
 
 LEASE_TTL = dt.timedelta(seconds=60)
 
@@ -104,3 +104,18 @@ def release(conn: Connection, run_id: str, holder: Holder) -> None:
     conn.execute(
         delete(T_LEASES).where(T_LEASES.c.run_id == run_id, T_LEASES.c.holder == str(holder))
     )
+
+
+def sweep_abandoned(conn: Connection, journal: Journal) -> list[str]:
+    """Forget the starts of applies killed before their run existed: a lease with no run
+    whose holder is gone, and the baseline rows written under it (a run is created only
+    after its baseline is captured, so that a refused change set leaves nothing but its
+    rejection). The run ids swept."""
+    orphans = conn.execute(
+        select(T_LEASES.c.run_id).where(~exists().where(T_RUNS.c.id == T_LEASES.c.run_id))
+    ).scalars()
+    gone = [r for r in orphans.all() if live_holder(conn, journal, r) is None]
+    if gone:
+        conn.execute(delete(T_SNAPSHOTS).where(T_SNAPSHOTS.c.run_id.in_(gone)))
+        conn.execute(delete(T_LEASES).where(T_LEASES.c.run_id.in_(gone)))
+    return gone
