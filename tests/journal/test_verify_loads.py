@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from console.canonical import canonical_json
-from console.journal.verify import _loads
+from console.journal.verify_pass import loads_compact as _loads
 
 JSON = st.recursive(
     st.none()

@@ -19,7 +19,9 @@ import pytest
 from console.canonical import canonical_json
 from console.journal import Journal
 from console.journal.chain import genesis_hash
-from console.journal.verify import VerifyReport, _in_two, _other_pass, _Part, _pivot, verify
+from console.journal.verify import VerifyReport, verify
+from console.journal.verify_parallel import in_two, other_pass, pivot_run
+from console.journal.verify_pass import Part
 
 from .gen import Attacker, generate_events, ticking_clock
 
@@ -69,7 +71,7 @@ def test_an_intact_journal(journal: Journal) -> None:
 def test_an_intact_journal_is_checked_in_two(journal: Journal) -> None:
     """Not one pass after the two found a problem that is not there."""
     seq, head = journal.head()
-    walked = _in_two(_path(journal), genesis_hash(journal.journal_id), 3, seq, head)
+    walked = in_two(_path(journal), genesis_hash(journal.journal_id), 3, seq, head)
     assert walked is not None and walked.failure is None
     assert (walked.count, walked.head) == (seq, head) and walked.trusted_hash_seen is not None
 
@@ -78,7 +80,7 @@ def test_the_parts(journal: Journal, attacker: Attacker) -> None:
     """Runs only: the other process replays the runs from a pivot on (some of them, not all);
     with a rollback it checks the chain only."""
     db = sqlite3.connect(_path(journal))
-    pivot = _pivot(db)
+    pivot = pivot_run(db)
     db.close()
     rollback = any(e["corr"] == "corr-rb" for e in attacker.events())
     if rollback:
@@ -88,8 +90,8 @@ def test_the_parts(journal: Journal, attacker: Attacker) -> None:
     runs = [e["run_id"] for e in attacker.events() if e["run_id"] is not None]
     assert 0 < sum(run >= pivot for run in runs) < len(runs)
     seq, head = journal.head()
-    seen, walked, clean = _other_pass(
-        _path(journal), genesis_hash(journal.journal_id), None, _Part(pivot, None)
+    seen, walked, clean = other_pass(
+        _path(journal), genesis_hash(journal.journal_id), None, Part(pivot, None)
     )
     assert seen == (seq, head) and clean and walked.head == head
 
@@ -153,7 +155,7 @@ def test_changes_across_the_parts(journal: Journal, attacker: Attacker) -> None:
     attacker.execute("UPDATE runs SET rows_reverted = rows_reverted + 1 WHERE id = :r", r=first)
     assert _both(journal).ok
     seq, head = journal.head()
-    walked = _in_two(_path(journal), genesis_hash(journal.journal_id), None, seq, head)
+    walked = in_two(_path(journal), genesis_hash(journal.journal_id), None, seq, head)
     rollback = any(e["corr"] == "corr-rb" for e in events)
     assert (walked is not None) == rollback  # with a rollback, one process replays all runs
 
@@ -227,7 +229,7 @@ def test_an_error_past_a_broken_link_is_the_link(journal: Journal, attacker: Att
 
 
 def test_writers_are_free_again_after_the_two_passes(journal: Journal, attacker: Attacker) -> None:
-    """Writers wait while the two snapshots are taken (see _in_two), never after: whether the
+    """Writers wait while the two snapshots are taken (see in_two), never after: whether the
     passes were clean or not."""
 
     def can_write() -> bool:
@@ -243,10 +245,10 @@ def test_writers_are_free_again_after_the_two_passes(journal: Journal, attacker:
 
     seq, head = journal.head()
     genesis = genesis_hash(journal.journal_id)
-    assert _in_two(_path(journal), genesis, None, seq, head) is not None and can_write()
+    assert in_two(_path(journal), genesis, None, seq, head) is not None and can_write()
     attacker.execute("UPDATE operations SET status = 'x' WHERE op_no = 1")
-    assert _in_two(_path(journal), genesis, None, seq, head) is None and can_write()
-    assert _in_two(_path(journal), genesis, None, seq, "0" * 64) is None and can_write()
+    assert in_two(_path(journal), genesis, None, seq, head) is None and can_write()
+    assert in_two(_path(journal), genesis, None, seq, "0" * 64) is None and can_write()
     holder = sqlite3.connect(_path(journal), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     assert not can_write()
