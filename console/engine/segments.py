@@ -22,7 +22,7 @@ from console.canonical import canonical_json, loads
 from console.engine import lease
 from console.engine.lease import Holder
 from console.journal import Journal, Writer
-from console.journal.models import Operation
+from console.journal.models import OperationRow
 from console.journal.projections import Encoded
 from console.targets.sql import SqlTarget
 from console.targets.types import OpKind, Row, RowWrite, SegmentError, TableInfo, TransientError
@@ -75,7 +75,7 @@ class JournalOp:
         return RowWrite(self.op_no, self.op, dict(self.key), self.before, write)
 
     @classmethod
-    def from_operation(cls, op: Operation, parent_op: int | None = None) -> JournalOp:
+    def from_operation(cls, op: OperationRow, parent_op: int | None = None) -> JournalOp:
         return cls(
             op_no=op.op_no,
             table=op.tbl,

@@ -150,6 +150,26 @@ class Snapshot(SQLModel, table=True):
     fingerprint: str = Field(max_length=32)
 
 
+class OperationRow(NamedTuple):
+    """An ``operations`` row as reads return it (a model per row cost 0.03-0.1 ms, and a
+    rollback reads every row of its run)."""
+
+    run_id: str
+    op_no: int
+    seg_no: int
+    step_no: int
+    tbl: str
+    op: str
+    key: str
+    before: str | None
+    after: str | None
+    inverse: str
+    idem_key: str
+    status: str
+    detail: str | None
+    parent_op: int | None
+
+
 class SnapshotRow(NamedTuple):
     """A ``snapshots`` row as reads return it (a model per row cost 0.14 ms: 14 s for a
     baseline of 100,000 keys)."""

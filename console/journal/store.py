@@ -14,8 +14,6 @@ from typing import Any
 from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import configure_mappers
-from sqlalchemy.orm.instrumentation import manager_of_class
 
 from console.canonical import canonical_json, mask_url
 from console.errors import BadInput, NotFound
@@ -125,27 +123,7 @@ class StoredEvent:
         )
 
 
-def _operation(row: Any) -> models.Operation:
-    """An ``operations`` row as an ``Operation``, built the way the ORM loads rows (values
-    straight into the instance's dict): ``Operation(**row)`` goes through SQLModel's
-    per-field instrumentation, ~0.1 ms a row, and a rollback reads every row of its run."""
-    if not _MAPPERS_READY:
-        _configure_mappers()
-    obj = _OPERATION_MANAGER.new_instance()
-    obj.__dict__.update(row)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(row.keys()))
-    return obj  # type: ignore[no-any-return]
-
-
-_OPERATION_MANAGER: Any = manager_of_class(models.Operation)
-_MAPPERS_READY: list[bool] = []
-
-
-def _configure_mappers() -> None:
-    """Attribute access on an instance not made by ``__init__`` needs configured mappers
-    (``__init__`` would have configured them)."""
-    configure_mappers()
-    _MAPPERS_READY.append(True)
+_OPERATION_COLUMNS = tuple(T_OPS.c[f] for f in models.OperationRow._fields)
 
 
 def _event_from_row(row: Any) -> StoredEvent:
@@ -959,8 +937,8 @@ class Journal:
         limit: int = 256,
         status: Sequence[str] | None = None,
         newest_first: bool = False,
-    ) -> list[models.Operation]:
-        stmt = select(T_OPS).where(T_OPS.c.run_id == run_id)
+    ) -> list[models.OperationRow]:
+        stmt = select(*_OPERATION_COLUMNS).where(T_OPS.c.run_id == run_id)
         if newest_first:
             if after_op:
                 stmt = stmt.where(T_OPS.c.op_no < after_op)
@@ -970,8 +948,8 @@ class Journal:
         if status:
             stmt = stmt.where(T_OPS.c.status.in_(list(status)))
         with self.read() as conn:
-            rows = conn.execute(stmt.limit(limit)).mappings().all()
-        return [_operation(r) for r in rows]
+            rows = conn.execute(stmt.limit(limit)).all()
+        return list(map(models.OperationRow._make, rows))
 
     def count_operations(self, run_id: str, status: Sequence[str] | None = None) -> int:
         stmt = select(func.count()).select_from(T_OPS).where(T_OPS.c.run_id == run_id)
@@ -1107,14 +1085,14 @@ class EngineQueries:
                 )
             )
 
-    def operations_in(self, run_id: str, first_op: int, last_op: int) -> list[models.Operation]:
+    def operations_in(self, run_id: str, first_op: int, last_op: int) -> list[models.OperationRow]:
         stmt = (
-            select(T_OPS)
+            select(*_OPERATION_COLUMNS)
             .where(T_OPS.c.run_id == run_id, T_OPS.c.op_no.between(first_op, last_op))
             .order_by(T_OPS.c.op_no)
         )
         with self.journal.read() as conn:
-            return [_operation(r) for r in conn.execute(stmt).mappings()]
+            return list(map(models.OperationRow._make, conn.execute(stmt)))
 
     def latest_event(
         self, run_id: str, kinds: Sequence[str], *, conn: Connection | None = None

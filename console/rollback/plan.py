@@ -22,7 +22,7 @@ from typing import Any
 from console.canonical import canonical_json, loads
 from console.engine.segments import JournalOp, image_text, matches
 from console.journal import Journal
-from console.journal.models import Operation, Run
+from console.journal.models import OperationRow, Run
 from console.journal.projections import Encoded
 from console.targets.sql import SqlTarget
 from console.targets.types import OpKind, Row
@@ -173,7 +173,7 @@ def conflict_dict(i: Inverse) -> dict[str, Any]:
 
 
 def inverse_of(
-    op: Operation, images: Sequence[Any]
+    op: OperationRow, images: Sequence[Any]
 ) -> tuple[OpKind, Row | None, Row | None, tuple[str, ...]]:
     """(inverse kind, the image to expect, the image to restore, columns set); ``images`` is
     the operation's decoded ``(key, before, after, inverse)`` (see ``decode_images``)."""
@@ -186,7 +186,7 @@ def inverse_of(
     return "update", after, before, cols
 
 
-def decode_images(ops: Sequence[Operation]) -> list[tuple[Any, Any, Any, Any]]:
+def decode_images(ops: Sequence[OperationRow]) -> list[tuple[Any, Any, Any, Any]]:
     """Each operation's (key, before, after, inverse), decoded in one ``json.loads`` of the
     page. Objects keep their stored text (``Encoded``: the journal stores canonical JSON), so
     the rollback's intents and plan digest do not encode them again."""
@@ -196,12 +196,14 @@ def decode_images(ops: Sequence[Operation]) -> list[tuple[Any, Any, Any, Any]]:
     return [tuple(images[i : i + 4]) for i in range(0, len(images), 4)]  # type: ignore[misc]
 
 
-def _unwritten(op: Operation, before: Row | None) -> Row | None:
+def _unwritten(op: OperationRow, before: Row | None) -> Row | None:
     """The row as it was before ``op``: what an unwritten in-doubt row still equals."""
     return None if op.op == "insert" else before
 
 
-def applied_ops(journal: Journal, run: Run, scope: Scope, exclude: set[int]) -> Iterator[Operation]:
+def applied_ops(
+    journal: Journal, run: Run, scope: Scope, exclude: set[int]
+) -> Iterator[OperationRow]:
     """The run's still-applied (or in-doubt) operations in scope, newest first (keyset
     pages)."""
     steps = {s.step_no for s in journal.steps(run.id) if s.name in scope.steps}
@@ -222,7 +224,7 @@ def applied_ops(journal: Journal, run: Run, scope: Scope, exclude: set[int]) -> 
         after = page[-1].op_no
 
 
-def _key_in(op: Operation, wanted: set[str]) -> bool:
+def _key_in(op: OperationRow, wanted: set[str]) -> bool:
     key = loads(op.key)
     return (
         canonical_json(key) in wanted
@@ -241,10 +243,10 @@ def build_plan(
     """Plan the rollback of ``run``; ``target_for(step_no) -> SqlTarget`` opens targets."""
     plan = RollbackPlan(run, scope)
     skip = set(exclude)
-    batch: list[Operation] = []
+    batch: list[OperationRow] = []
 
     def flush() -> None:
-        by_table: dict[tuple[int, str], list[Operation]] = {}
+        by_table: dict[tuple[int, str], list[OperationRow]] = {}
         for op in batch:
             by_table.setdefault((op.step_no, op.tbl), []).append(op)
         for (step_no, table), ops in by_table.items():
