@@ -31,6 +31,7 @@ from sqlalchemy.engine import RowMapping
 
 from console.config import Settings
 from console.journal import Journal
+from console.journal.models import OperationRow
 from console.journal.store import T_CHECKPOINTS, T_EVENTS, T_OPS, T_RUNS, T_SEGMENTS, T_STEPS
 from console.status import RUN_STATUSES
 from console.tui import describe, fmt
@@ -88,21 +89,7 @@ class RunRow:
     reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class OpRow:
-    run_id: str
-    op_no: int
-    seg_no: int
-    step_no: int
-    tbl: str
-    op: str
-    key: str
-    before: str | None
-    after: str | None
-    inverse: str
-    idem_key: str
-    status: str
-    detail: str | None
+OpRow = OperationRow  # the journal's own row type: an operation as the lists show it
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +100,11 @@ class StepRow:
 
 
 def _pick(cls: Any, values: Any) -> Any:
-    """``cls`` from the columns it knows (the journal may grow columns)."""
+    """``cls`` (a dataclass or a named tuple) from the columns it knows (the journal may grow
+    columns)."""
     get = values.__getitem__ if isinstance(values, RowMapping | dict) else values.__getattribute__
-    return cls(**{name: get(name) for name in cls.__dataclass_fields__})
+    names = getattr(cls, "_fields", None) or cls.__dataclass_fields__
+    return cls(**{name: get(name) for name in names})
 
 
 def run_row(values: Any) -> RunRow:
