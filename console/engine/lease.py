@@ -110,7 +110,8 @@ def sweep_abandoned(conn: Connection, journal: Journal) -> list[str]:
     """Forget the starts of applies killed before their run existed: a lease with no run
     whose holder is gone, and the baseline rows written under it (a run is created only
     after its baseline is captured, so that a refused change set leaves nothing but its
-    rejection). The run ids swept."""
+    rejection). The ids swept. A runbook execution's lease has no run either; a dead
+    one goes too, which changes nothing (a dead holder's lease is taken over anyway)."""
     orphans = conn.execute(
         select(T_LEASES.c.run_id).where(~exists().where(T_RUNS.c.id == T_LEASES.c.run_id))
     ).scalars()
