@@ -240,8 +240,10 @@ def test_openapi_document_is_served(serve: ServerFactory) -> None:
 
 
 def test_pause_mid_run_then_resume_reloads_the_stored_body(serve: ServerFactory) -> None:
-    s = serve(rows=120, rate=1000.0, burst=1000)
-    doc = changeset_doc(s.target_url, updates=range(1, 121), segment_size=2)
+    # 600 segments: long enough that the run is still running when the pause lands (120
+    # rows in 60 segments could finish between two polls once apply got faster).
+    s = serve(rows=1200, rate=1000.0, burst=1000)
+    doc = changeset_doc(s.target_url, updates=range(1, 1201), segment_size=2)
     with s.client() as c:
         run_id = c.post("/changesets", json=doc).json()["run_id"]
         # The engine honours a pause from `running` on (one asked while `planned` is
@@ -251,8 +253,8 @@ def test_pause_mid_run_then_resume_reloads_the_stored_body(serve: ServerFactory)
         assert paused.status_code == 200, paused.text
         data = s.wait_status(run_id, ("paused", "completed"))
         assert data["status"] == "paused", "the run finished before the pause arrived"
-        assert data["counts"]["applied"] < 120
+        assert data["counts"]["applied"] < 1200
         assert c.post(f"/runs/{run_id}/resume").status_code == 202
-    data = s.wait_status(run_id, ("completed",), timeout=30)
-    assert data["counts"]["applied"] == 120
+    data = s.wait_status(run_id, ("completed",), timeout=60)
+    assert data["counts"]["applied"] == 1200
     assert set(write_counts(s.target_url).values()) == {1}
