@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from console.canonical import canonical_json, mask_url
 from console.errors import BadInput, NotFound
+from console.gcpause import gc_paused
 from console.journal import models
 from console.journal.chain import event_bytes, next_hash
 from console.journal.db import READONLY, ensure_schema, make_engine, resolve_url
@@ -124,6 +125,7 @@ class StoredEvent:
 
 
 _OPERATION_COLUMNS = tuple(T_OPS.c[f] for f in models.OperationRow._fields)
+_EVENT_COLUMNS = ("seq", "ts", "kind", "run_id", "corr", "actor", "payload", "hash")
 
 
 def _event_from_row(row: Any) -> StoredEvent:
@@ -306,9 +308,13 @@ class Writer:
         """``finish``: the transaction ends here; on PostgreSQL it commits in the flush's
         pipeline (the head is free once the server has run it, not a round trip later), and
         the wait for its WAL goes in the same pipeline (see ``_wait_for_wal``)."""
+        with gc_paused():  # rows, views and changes: thousands of containers, no cycle
+            self._write_out(finish)
+
+    def _write_out(self, finish: bool) -> None:
         out = _Statements(self._conn)
         if self._snapshot_rows:  # not part of the chain: written before the head is taken
-            out.insert(T_SNAPSHOTS, self._snapshot_rows)
+            out.insert_dicts(T_SNAPSHOTS, self._snapshot_rows)
             self._snapshot_rows = []
             if not self.events:
                 out.run()
@@ -324,17 +330,9 @@ class Writer:
         events = self.events
         out.insert(
             T_EVENTS,
+            _EVENT_COLUMNS,
             [
-                {
-                    "seq": e.seq,
-                    "ts": e.ts,
-                    "kind": e.kind,
-                    "run_id": e.run_id,
-                    "corr": e.corr,
-                    "actor": e.actor,
-                    "payload": e.payload_text,
-                    "hash": e.hash,
-                }
+                (e.seq, e.ts, e.kind, e.run_id, e.corr, e.actor, e.payload_text, e.hash)
                 for e in events
             ],
         )
@@ -432,20 +430,30 @@ class _Statements:
         self.sqlite = conn.dialect.name == "sqlite"
         self.todo: list[tuple[str, Any, Any]] = []  # (how, statement, parameters)
 
-    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Rows that all have the same keys, in that order."""
+    def insert(self, table: Table, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Rows as tuples of the values of ``cols``, in that order (the driver binds a tuple
+        by position: by name, it would look every value up anew)."""
         if not rows:
             return
-        cols = tuple(rows[0])
         if not _plain_insert(self.dialect, table.name, cols):
-            self.todo.append((_CORE, table.insert(), rows))
+            self.todo.append(
+                (_CORE, table.insert(), [dict(zip(cols, r, strict=True)) for r in rows])
+            )
         elif self.sqlite:
             self.todo.append((_MANY, _sqlite_insert_sql(table.name, cols), rows))
         elif len(rows) >= _PG_COPY_ROWS or len(rows) * len(cols) > _PG_MAX_PARAMS:
             self.todo.append((_COPY, _copy_sql(table.name, cols), rows))
         else:
-            values = [v for row in rows for v in row.values()]
+            values = [v for row in rows for v in row]
             self.todo.append((_ONE, _pg_insert_sql(table.name, cols, len(rows)), values))
+
+    def insert_dicts(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Rows as mappings: one statement per set of keys (in their order)."""
+        by_cols: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for row in rows:
+            by_cols.setdefault(tuple(row), []).append(tuple(row.values()))
+        for cols, batch in by_cols.items():
+            self.insert(table, cols, batch)
 
     def update(
         self,
@@ -453,23 +461,22 @@ class _Statements:
         where_cols: tuple[str, ...],
         value_cols: tuple[str, ...],
         inc_cols: tuple[str, ...],
-        batch: list[dict[str, Any]],
+        batch: list[tuple[Any, ...]],
     ) -> None:
+        """``batch``: per row, its values, then its increments, then its key, each in the order
+        of its columns (the order of the placeholders in the statement)."""
         if not _plain_columns(self.dialect, table_name, where_cols + value_cols + inc_cols):
             stmt = _update_statement(table_name, where_cols, value_cols, inc_cols)
-            self.todo.append((_CORE, stmt, batch))
+            names = (
+                *(f"v_{c}" for c in value_cols),
+                *(f"i_{c}" for c in inc_cols),
+                *(f"w_{c}" for c in where_cols),
+            )
+            self.todo.append((_CORE, stmt, [dict(zip(names, row, strict=True)) for row in batch]))
             return
-        sql = _update_sql(self.sqlite, table_name, where_cols, value_cols, inc_cols)
-        if self.sqlite:
-            self.todo.append((_MANY, sql, batch))
-            return
-        # PostgreSQL's own placeholders are positional: values, increments, key.
-        names = [
-            *(f"v_{c}" for c in value_cols),
-            *(f"i_{c}" for c in inc_cols),
-            *(f"w_{c}" for c in where_cols),
-        ]
-        self.todo.append((_MANY, sql, [tuple(row[n] for n in names) for row in batch]))
+        self.todo.append(
+            (_MANY, _update_sql(self.sqlite, table_name, where_cols, value_cols, inc_cols), batch)
+        )
 
     def commit_and_wait_for_wal(self) -> None:
         """Behind SQLAlchemy's back: its own commit then finds nothing left to commit."""
@@ -540,7 +547,7 @@ def _pg_driver(conn: Connection, todo: Sequence[tuple[str, Any, Any]]) -> None:
             _, sql, rows = todo[0]
             with raw.cursor() as cur, cur.copy(sql) as copy:
                 for row in rows:
-                    copy.write_row(tuple(row.values()))
+                    copy.write_row(row)
             return
         # A raw cursor sends the statements as they are (``$n`` placeholders): psycopg would
         # otherwise parse every long multi-row ``VALUES`` text anew (it caches short ones).
@@ -605,37 +612,31 @@ def _apply_changes(
             else:
                 incs[col] = incs.get(col, 0) + n
 
-    by_shape: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    by_shape: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     # Rows of one flush mostly share their columns (in the same order): work out the shape
-    # and the bind names once per such signature.
-    signatures: dict[tuple[Any, ...], tuple[list[dict[str, Any]], tuple[str, ...]]] = {}
+    # once per such signature, and whether its values come in the shape's order.
+    signatures: dict[tuple[Any, ...], tuple[list[tuple[Any, ...]], tuple[int, ...] | None]] = {}
     for (table_name, *_), (where, values, incs) in updates.items():
         if not values and not incs:
             continue
         sig = (table_name, *where, "", *values, "", *incs)
         known = signatures.get(sig)
         if known is None:
+            ordered = (*sorted(values), *sorted(incs), *sorted(where))
+            names = (*values, *incs, *where)
             shape = (table_name, tuple(sorted(where)), tuple(sorted(values)), tuple(sorted(incs)))
-            names = (
-                *(f"w_{k}" for k in where),
-                *(f"v_{k}" for k in values),
-                *(f"i_{k}" for k in incs),
-            )
-            known = signatures[sig] = (by_shape.setdefault(shape, []), names)
-        batch, names = known
-        bound = (*where.values(), *values.values(), *incs.values())
-        batch.append(dict(zip(names, bound, strict=True)))
+            order = None if names == ordered else tuple(names.index(n) for n in ordered)
+            known = signatures[sig] = (by_shape.setdefault(shape, []), order)
+        batch, order = known
+        bound = (*values.values(), *incs.values(), *where.values())
+        batch.append(bound if order is None else tuple(bound[i] for i in order))
     run = out is None
     if out is None:
         out = _Statements(conn)
     for (table_name, where_cols, value_cols, inc_cols), batch in by_shape.items():
         out.update(table_name, where_cols, value_cols, inc_cols, batch)
     for table_name, rows in inserts.items():
-        by_cols: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            by_cols.setdefault(tuple(row), []).append(row)
-        for batch in by_cols.values():
-            out.insert(TABLES[table_name], batch)
+        out.insert_dicts(TABLES[table_name], rows)
     if run:
         out.run()
 
@@ -675,7 +676,7 @@ def _q(name: str) -> str:
 def _sqlite_insert_sql(table_name: str, cols: tuple[str, ...]) -> str:
     return (
         f"INSERT INTO {_q(table_name)} ({', '.join(_q(c) for c in cols)}) "
-        f"VALUES ({', '.join(':' + c for c in cols)})"
+        f"VALUES ({', '.join('?' for _ in cols)})"
     )
 
 
@@ -703,16 +704,16 @@ def _update_sql(
     value_cols: tuple[str, ...],
     inc_cols: tuple[str, ...],
 ) -> str:
-    """An ``UPDATE`` for the driver: named parameters on SQLite, else numbered ones in the
-    order values, increments, key."""
+    """An ``UPDATE`` for the driver, its parameters in the order values, increments, key
+    (``?`` on SQLite, ``$n`` on PostgreSQL)."""
     marks = iter(range(1, len(where_cols) + len(value_cols) + len(inc_cols) + 1))
 
-    def p(name: str) -> str:
-        return f":{name}" if sqlite else f"${next(marks)}"
+    def p() -> str:
+        return "?" if sqlite else f"${next(marks)}"
 
-    sets = [f"{_q(c)} = {p('v_' + c)}" for c in value_cols]
-    sets += [f"{_q(c)} = {_q(c)} + {p('i_' + c)}" for c in inc_cols]
-    where = " AND ".join(f"{_q(c)} = {p('w_' + c)}" for c in where_cols)
+    sets = [f"{_q(c)} = {p()}" for c in value_cols]
+    sets += [f"{_q(c)} = {_q(c)} + {p()}" for c in inc_cols]
+    where = " AND ".join(f"{_q(c)} = {p()}" for c in where_cols)
     return f"UPDATE {_q(table_name)} SET {', '.join(sets)} WHERE {where}"
 
 

@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy import select
 
 from console.canonical import sha256_hex
+from console.gcpause import gc_paused
 from console.journal.chain import genesis_hash
 from console.journal.projections import MemoryProjection
 from console.journal.prune import load_checkpoints, load_state
 from console.journal.store import T_HEAD, Journal
 from console.journal.verify_parallel import in_two, sqlite_path
-from console.journal.verify_pass import Pruned, compare_projections, event_batches, gc_paused, walk
+from console.journal.verify_pass import Pruned, compare_projections, event_batches, walk
 from console.paths import state_dir
 
 

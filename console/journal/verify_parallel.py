@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
+from console.gcpause import gc_paused
 from console.journal.projections import PRIMARY_KEYS, MemoryProjection
 from console.journal.store import _SQLITE_HEAD
 from console.journal.verify_pass import (
@@ -21,7 +22,6 @@ from console.journal.verify_pass import (
     Part,
     Walk,
     cursor_batches,
-    gc_paused,
     part_clean,
     projection_events,
     walk,

@@ -4,12 +4,10 @@ them, or one part's: see ``verify_parallel``)."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -250,20 +248,6 @@ def loads_compact(text: str) -> Any:
             if end == len(text):
                 return value
     return json.loads(text)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while verifying: the replay holds a few objects per
-    projected row and creates no cycles, and the collector would traverse them all over and
-    over as they pile up (about a fifth of the time)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 # The projection tables whose rows belong to a run, and the column that names it. The others

@@ -423,3 +423,33 @@ def test_a_sqlite_journal_commit_is_on_disk_when_it_returns(tmp_path: Any) -> No
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
     finally:
         journal.close()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_write_pauses_the_cyclic_collector_and_leaves_it_as_it_found_it(
+    journal: Journal, enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flush runs with no cyclic collection (it makes thousands of containers and no
+    cycle); afterwards the collector is as it was: the console disables it on its own terms."""
+    import gc
+
+    from console.journal import store
+
+    seen: list[bool] = []
+    real = store.Writer._write_out
+
+    def spy(self: store.Writer, finish: bool) -> None:
+        seen.append(gc.isenabled())
+        real(self, finish)
+
+    monkeypatch.setattr(store.Writer, "_write_out", spy)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with journal.write() as w:
+            w.append("journal.note", {"text": "paused"})
+        assert seen == [False]
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert [e.payload["text"] for e in journal.events() if e.kind == "journal.note"] == ["paused"]
