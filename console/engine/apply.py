@@ -52,6 +52,7 @@ from console.engine.segments import (
     Watch,
 )
 from console.errors import BadInput, Exit
+from console.gcpause import gc_paused
 from console.journal import Journal, Writer, new_id
 from console.journal.models import Run
 from console.journal.projections import Encoded
@@ -434,6 +435,7 @@ class Engine:
 
     # --- apply ----------------------------------------------------------------------
 
+    @gc_paused()
     def apply(
         self,
         cs: ChangeSet,
@@ -843,6 +845,7 @@ class Engine:
 
     # --- resume and pause -----------------------------------------------------------
 
+    @gc_paused()
     def resume(self, run_ref: str, *, changeset_path: str | None = None) -> RunReport:
         run = self.journal.get_run(run_ref)
         if run.kind not in ("apply", "reapply"):

@@ -20,6 +20,7 @@ from console.engine.lease import Holder
 from console.engine.report import ProgressFn, RunReport
 from console.engine.segments import JournalOp, Precheck, SegmentPlan, SegmentRunner
 from console.errors import BadInput, Exit
+from console.gcpause import gc_paused
 from console.journal import Journal, new_id
 from console.journal.models import Run
 from console.journal.store import T_RUNS, EngineQueries
@@ -153,6 +154,7 @@ class Rollback:
 
     # --- execution ------------------------------------------------------------------
 
+    @gc_paused()
     def execute(self, run_ref: str, options: Options) -> RunReport:
         parent = self._parent(run_ref)
         if not options.dry_run:
