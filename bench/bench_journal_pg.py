@@ -15,6 +15,14 @@ all events over the wall time from the first start to the last commit, measured 
 
 PostgreSQL: ``BACKOUT_BENCH_PG`` (an admin URL; default the test server), a throwaway database
 per measurement. Aim (issue 9): at least 5,000 events/s appended with 4 writers.
+
+``--appliers N`` measures the engine on a shared journal instead: one ``Engine.apply`` of
+``--updates`` updates (``bench_apply``'s change set, segment size 100) to its own SQLite table
+of ``--rows`` rows, journaled on PostgreSQL; then N such applies at once into one journal, as
+N on-call engineers' batches would. It prints both rates (rows/s over the wall time from the
+common start to the last finish) and their ratio.
+
+    .venv/bin/python bench/bench_journal_pg.py --appliers 4 --rows 100000 --updates 10000
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import random
 import sys
 import tempfile
 import time
@@ -104,6 +113,76 @@ def bench_concurrent(writers: int, total: int, batch: int) -> tuple[float, bool]
         drop_db(url)
 
 
+def _applier(
+    url: str, folder: Path, n: int, rows: int, updates: int, start: Any, done: Any
+) -> None:
+    from bench.bench_apply import make_table, write_updates_csv
+    from console.changes import load_changeset
+    from console.config import Settings
+    from console.engine.apply import Engine
+
+    ids = random.Random(n).sample(range(1, rows + 1), updates)
+    make_table(folder / f"t{n}.db", rows)
+    cs = load_changeset(
+        write_updates_csv(folder / f"u{n}.csv", ids),
+        table="items",
+        key=["id"],
+        op="update",
+        name=f"bench-{n}",  # one change set per engineer: same name, other rows is refused
+        version=1,
+        target=f"sqlite:///{folder / f't{n}.db'}",
+    )
+    journal = Journal(url, actor=f"oncall-{n}")
+    start.wait()
+    report = Engine(journal, Settings()).apply(cs, segment_size=100)
+    done.put((time.perf_counter(), report.applied))
+    journal.close()
+
+
+def bench_appliers(appliers: int, rows: int, updates: int) -> tuple[float, bool]:
+    """Rows/s over ``appliers`` concurrent applies into one journal; whether all applied and the
+    journal verifies."""
+    url = make_db()
+    try:
+        Journal(url, actor="bench").close()
+        ctx = mp.get_context("spawn")
+        start, done = ctx.Event(), ctx.Queue()
+        with tempfile.TemporaryDirectory() as tmp:
+            procs = [
+                ctx.Process(target=_applier, args=(url, Path(tmp), n, rows, updates, start, done))
+                for n in range(appliers)
+            ]
+            for p in procs:
+                p.start()
+            time.sleep(3 + rows / 100_000)  # tables built and change sets read before the start
+            t0 = time.perf_counter()
+            start.set()
+            ends = [done.get(timeout=1800) for _ in procs]
+            for p in procs:
+                p.join()
+        journal = Journal(url, actor="bench")
+        ok = verify(journal, remember=False).ok and all(n == updates for _, n in ends)
+        journal.close()
+        return appliers * updates / (max(t for t, _ in ends) - t0), ok
+    finally:
+        drop_db(url)
+
+
+def main_appliers(appliers: int, rows: int, updates: int) -> int:
+    print(
+        f"shared-journal applies: {appliers} x {updates:,} updates on {rows:,}-row SQLite "
+        f"tables, one PostgreSQL journal; load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs"
+    )
+    one, one_ok = bench_appliers(1, rows, updates)
+    many, many_ok = bench_appliers(appliers, rows, updates)
+    for label, rate, ok in ((1, one, one_ok), (appliers, many, many_ok)):
+        print(f"  {label} applier(s): {rate:>10,.0f} rows/s  {'verified' if ok else 'FAILED'}")
+    print(f"  ratio {appliers} appliers / 1: {many / one:.2f}")
+    print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0 if one_ok and many_ok else 1
+
+
 def bench_one(url: str, total: int, batch: int) -> tuple[float, float, float, bool]:
     """Append, verify (chain + projections) and chain-only verify rates, and the verdict."""
     journal, t_append = bench_append(url, total, batch)
@@ -122,7 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1_000, help="events per write transaction")
     parser.add_argument("--small-batch", type=int, default=20, help="a segment-sized batch")
     parser.add_argument("--writers", type=int, default=4, help="concurrent appenders")
+    parser.add_argument("--appliers", type=int, default=0, help="concurrent applies instead")
+    parser.add_argument("--rows", type=int, default=100_000, help="rows per applier's table")
+    parser.add_argument("--updates", type=int, default=10_000, help="updates per applier")
     args = parser.parse_args(argv)
+    if args.appliers:
+        return main_appliers(args.appliers, args.rows, args.updates)
     total = args.events
     print(
         f"shared-journal benchmark: {total:,} events, {args.batch:,} per transaction; "

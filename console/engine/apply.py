@@ -274,7 +274,7 @@ class Baseline:
         if not self.problems:  # a refused change set's rows are deleted anyway
             with self.journal.write() as w:
                 if self._leased is not None:
-                    lease.renew(w.conn, self.journal, self.run_id, self._leased)
+                    lease.renew(w.reader, self.journal, self.run_id, self._leased)
                 w.add_snapshot_rows(self._rows)
             self.written += len(self._rows)
         self._rows = []
@@ -522,7 +522,7 @@ class Engine:
                 for taken in baseline.taken:
                     w.append("snapshot.taken", taken, run_id=run_id, corr=corr)
             with self.journal.write() as w:
-                lease.renew(w.conn, self.journal, run_id, self.holder)
+                lease.renew(w.reader, self.journal, run_id, self.holder)
                 w.append(
                     "run.started",
                     {"pid": os.getpid(), "host": socket.gethostname()},
@@ -552,7 +552,7 @@ class Engine:
                 baseline(index, op)
             baseline(index, None)
         with self.journal.write() as w:
-            lease.renew(w.conn, self.journal, run_id, self.holder)
+            lease.renew(w.reader, self.journal, run_id, self.holder)
             for taken in baseline.taken:
                 w.append("snapshot.taken", taken, run_id=run_id, corr=corr)
 
@@ -638,10 +638,10 @@ class Engine:
                     watch.begin(w)
                     self._write_pending(w)
                     if watch.foreign:
-                        paused = self._pause_requested(run_id, w.conn)
+                        paused = self._pause_requested(run_id, w.reader)
                         watch.foreign = False
                     if paused is None:
-                        plan = self._build(cs, seg, run_id, corr, infos[seg.step_no], w.conn)
+                        plan = self._build(cs, seg, run_id, corr, infos[seg.step_no], w.reader)
                         if ref not in journalers:
                             journalers[ref] = make_runner(ref, False)
                         journalers[ref].write_intent(w, plan)

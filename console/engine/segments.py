@@ -157,17 +157,30 @@ def _native(value: Any) -> bool:
 
 class Watch:
     """Notices journal events that another writer appended between our own transactions
-    (a pause request, say): ``seen`` is the head after our last commit."""
+    (a pause request, say): ``seen`` is the head after our last commit.
+
+    It leaves the chain head alone (``Writer.peek_seq``), so that on a shared PostgreSQL
+    journal a segment's transaction takes the head only to chain its events: another
+    writer's events may then land between the look and our own, which ``end`` notices from
+    where our events were chained (``Writer.base_seq``)."""
 
     def __init__(self) -> None:
         self.seen: int | None = None
         self.foreign = True  # another writer appended since the flag was last cleared
+        self._peeked: int | None = None
 
     def begin(self, w: Writer) -> None:
-        if w.seq != self.seen:  # the head before our appends
+        self._peeked = w.peek_seq()
+        if self._peeked != self.seen:
             self.foreign = True
 
     def end(self, w: Writer) -> None:
+        """After the commit."""
+        if w.base_seq is None:  # nothing chained: the head as we saw it
+            self.seen = self._peeked
+            return
+        if w.base_seq != self._peeked:  # someone chained between our look and our events
+            self.foreign = True
         self.seen = w.seq  # the head after our commit
 
 
@@ -278,7 +291,7 @@ class SegmentRunner:
     # --- journal writes -------------------------------------------------------------
 
     def _renew(self, w: Writer, run_id: str) -> None:
-        lease.renew(w.conn, self.journal, run_id, self.holder)
+        lease.renew(w.reader, self.journal, run_id, self.holder)
 
     def journal_intent(self, plan: SegmentPlan) -> None:
         with self.journal.write() as w:

@@ -137,6 +137,7 @@ def _event_from_row(row: Any) -> StoredEvent:
 _SNAPSHOT_BATCH = 10_000
 
 _SQLITE_HEAD = "SELECT seq, hash FROM journal_head WHERE id = 1"
+_HEAD_SEQ = "SELECT seq FROM journal_head WHERE id = 1"
 # The transaction that holds the head commits without waiting for the disk: see _wait_for_wal.
 _PG_HEAD = (
     "SELECT seq, hash, set_config('synchronous_commit', 'off', true) "
@@ -157,7 +158,9 @@ class Writer:
     serialised with every other writer as it always was. A writer's events keep the order it
     appended them in; their timestamps are taken as they are chained, so they never go back
     in seq order. Its transaction then commits without waiting for the disk, and
-    ``Journal.write`` returns once the commit is durable (see ``_wait_for_wal``).
+    ``Journal.write`` returns once the commit is durable (see ``_wait_for_wal``). A caller
+    whose work in the transaction needs no serialising with other writers (reads, a lease
+    renewal) uses ``reader`` and ``peek_seq()``, which leave the head alone.
     """
 
     def __init__(self, journal: Journal, conn: Connection) -> None:
@@ -167,6 +170,7 @@ class Writer:
         self._seq = 0
         self._hash = ""
         self._locked = False
+        self.base_seq: int | None = None  # the head's seq when this writer took it
         self.events: list[StoredEvent] = []
         self._unchained = 0  # the last events of ``events``, appended before the head was taken
         self._snapshot_rows: list[dict[str, Any]] = []
@@ -185,6 +189,19 @@ class Writer:
         if not self._locked:
             self._take_head()
         return self._conn
+
+    @property
+    def reader(self) -> Connection:
+        """The transaction, without taking the chain head: for reads, and for writes to rows
+        that no chain depends on (a lease), which need not queue behind other writers."""
+        return self._conn
+
+    def peek_seq(self) -> int:
+        """The head's seq as committed now (this writer's own, if it holds the head), without
+        taking it: another writer may chain events before this one's."""
+        if self._locked:
+            return self._seq
+        return int(self._conn.exec_driver_sql(_HEAD_SEQ).scalar_one())
 
     @property
     def seq(self) -> int:
@@ -206,6 +223,7 @@ class Writer:
             head = self._conn.exec_driver_sql(_PG_HEAD).one()
             self.unsynced = True
         self._seq, self._hash = head.seq, head.hash
+        self.base_seq = head.seq
         self._locked = True
         pending, self._unchained = self._unchained, 0
         for ev in self.events[len(self.events) - pending :]:
