@@ -195,9 +195,11 @@ def journal_verify(
     """
     if bundle is not None:
         _verify_bundle(bundle, as_json)
+    from console.cli.progress import progress_bar
     from console.journal.verify import verify
 
-    report = verify(get_ctx(ctx).journal, projections=not no_projections)
+    with progress_bar("verify", enabled=not as_json) as bar:
+        report = verify(get_ctx(ctx).journal, projections=not no_projections, progress=bar)
     if as_json:
         print_json(report.as_dict())
     elif report.ok:

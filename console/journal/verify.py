@@ -21,7 +21,14 @@ from console.journal.projections import MemoryProjection
 from console.journal.prune import load_checkpoints, load_state
 from console.journal.store import T_HEAD, Journal
 from console.journal.verify_parallel import in_two, sqlite_path
-from console.journal.verify_pass import Pruned, compare_projections, event_batches, walk
+from console.journal.verify_pass import (
+    Progress,
+    Pruned,
+    compare_projections,
+    event_batches,
+    reported,
+    walk,
+)
 from console.paths import state_dir
 
 
@@ -93,8 +100,11 @@ def verify(
     remember: bool = True,
     trusted: dict[str, Any] | None = None,
     parallel: bool | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Check the whole journal; on success remember its head as trusted (per journal URL).
+
+    ``progress(read, total)``: told after each batch of events read (a bar on a terminal).
 
     ``parallel``: check the chain in a second process while this one replays the projections
     (None: when the journal is long enough and the machine has the CPUs for it; see
@@ -124,12 +134,12 @@ def verify(
             parallel = head.seq >= PARALLEL_MIN_EVENTS and _spare_cpu()
         # A pruned journal's checkpoints are walked along the chain: one pass does it all.
         path = sqlite_path(conn) if parallel and projections and pruned is None else None
-        result = in_two(path, genesis, trusted_seq, head.seq, head.hash) if path else None
+        result = in_two(path, genesis, trusted_seq, head.seq, head.hash, progress) if path else None
         memory = None
         if result is None:  # one pass (also what reports any problem the two passes found)
             memory = MemoryProjection() if projections else None
             result = walk(
-                event_batches(conn),
+                reported(event_batches(conn), progress, head.seq),
                 genesis=genesis,
                 pruned=pruned,
                 trusted_seq=trusted_seq,

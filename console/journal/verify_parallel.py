@@ -20,10 +20,12 @@ from console.journal.verify_pass import (
     EVENTS_SQL,
     RUN_COLUMN,
     Part,
+    Progress,
     Walk,
     cursor_batches,
     part_clean,
     projection_events,
+    reported,
     walk,
 )
 
@@ -57,7 +59,12 @@ def pivot_run(db: sqlite3.Connection) -> str | None:
 
 
 def in_two(
-    path: str, genesis: str, trusted_seq: int | None, head_seq: int, head_hash: str
+    path: str,
+    genesis: str,
+    trusted_seq: int | None,
+    head_seq: int,
+    head_hash: str,
+    progress: Progress | None = None,
 ) -> Walk | None:
     """The journal checked by two processes at once: the other one checks the chain and the
     payloads of the kinds without projection, and replays the runs of its part; this one
@@ -86,7 +93,7 @@ def in_two(
             memory = MemoryProjection()
             try:
                 walked = walk(
-                    projection_events(db, mine),
+                    reported(projection_events(db, mine), progress, head_seq),
                     genesis=genesis,
                     pruned=None,
                     trusted_seq=trusted_seq,

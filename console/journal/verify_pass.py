@@ -344,6 +344,23 @@ def event_batches(conn: Any) -> Iterator[Sequence[Sequence[Any]]]:
     yield from conn.execution_options(yield_per=_BATCH).execute(stmt).partitions()
 
 
+Progress = Callable[[int, int], None]  # (events read, events in all)
+
+
+def reported(
+    batches: Iterable[Sequence[Sequence[Any]]], progress: Progress | None, total: int
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """``batches`` as they are, telling ``progress`` how far they got after each one."""
+    if progress is None:
+        yield from batches
+        return
+    done = 0
+    for rows in batches:
+        yield rows
+        done += len(rows)
+        progress(min(done, total), total)
+
+
 def projection_events(db: sqlite3.Connection, part: Part | None) -> Iterator[list[Any]]:
     """The events as a projection pass of ``part`` needs them: every one (the runs' last_seq),
     but neither the hashes nor the payloads of the other part's events."""

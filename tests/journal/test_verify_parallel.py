@@ -68,6 +68,19 @@ def test_an_intact_journal(journal: Journal) -> None:
     assert report.ok and report.projections_checked and report.events == journal.head()[0]
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_progress_counts_the_events_read_up_to_the_head(journal: Journal, parallel: bool) -> None:
+    """What a progress bar on a terminal is told, in one pass or in two."""
+    told: list[tuple[int, int]] = []
+    report = verify(
+        journal, remember=False, parallel=parallel, progress=lambda d, t: told.append((d, t))
+    )
+    seq, _ = journal.head()
+    assert report.ok
+    assert told and told[-1] == (seq, seq)
+    assert [d for d, _ in told] == sorted(d for d, _ in told) and {t for _, t in told} == {seq}
+
+
 def test_an_intact_journal_is_checked_in_two(journal: Journal) -> None:
     """Not one pass after the two found a problem that is not there."""
     seq, head = journal.head()
