@@ -638,7 +638,7 @@ class Engine:
                     watch.begin(w)
                     self._write_pending(w)
                     if watch.foreign:
-                        paused = self._pause_requested(run_id, w.reader)
+                        paused = self.queries.pause_requested(run_id, w.reader)
                         watch.foreign = False
                     if paused is None:
                         plan = self._build(cs, seg, run_id, corr, infos[seg.step_no], w.reader)
@@ -779,16 +779,6 @@ class Engine:
         for runner in self._lanes.idle_runners():
             if runner.pending:
                 runner.write_pending(w)
-
-    def _pause_requested(self, run_id: str, conn: Any = None) -> str | None:
-        # Only a resume supersedes a pause request: one made while the baseline was still
-        # being captured (status planned) must stop the run at its first boundary.
-        latest = self.queries.latest_event(
-            run_id, ["run.pause_requested", "run.resumed"], conn=conn
-        )
-        if latest is not None and latest.kind == "run.pause_requested":
-            return str(latest.payload.get("by", latest.actor))
-        return None
 
     def _pause(
         self,

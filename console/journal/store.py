@@ -1113,6 +1113,15 @@ class EngineQueries:
         with self.journal.read() as conn:
             return list(map(models.OperationRow._make, conn.execute(stmt)))
 
+    def pause_requested(self, run_id: str, conn: Connection | None = None) -> str | None:
+        """Who asked the run to pause, if the request stands: only a resume supersedes it (one
+        made while an apply's baseline was still being captured, status planned, must stop the
+        run at its first boundary)."""
+        latest = self.latest_event(run_id, ["run.pause_requested", "run.resumed"], conn=conn)
+        if latest is not None and latest.kind == "run.pause_requested":
+            return str(latest.payload.get("by", latest.actor))
+        return None
+
     def latest_event(
         self, run_id: str, kinds: Sequence[str], *, conn: Connection | None = None
     ) -> StoredEvent | None:

@@ -18,7 +18,7 @@ from console.engine import lease
 from console.engine.apply import RESUMABLE
 from console.engine.lease import Holder
 from console.engine.report import ProgressFn, RunReport
-from console.engine.segments import JournalOp, Precheck, SegmentPlan, SegmentRunner
+from console.engine.segments import JournalOp, Precheck, SegmentPlan, SegmentRunner, Watch
 from console.errors import BadInput, Exit
 from console.gcpause import gc_paused
 from console.journal import Journal, new_id
@@ -334,6 +334,7 @@ class Rollback:
         size = int(created.get("options", {}).get("segment_size", 100))
         target_for = self.target_for(parent, options.target)
         runners: dict[int, SegmentRunner] = {}
+        watch = Watch()  # one for the run: a step's runner's writes are not another's news
         done = 0
         forced = {i.parent_op for i in items if i.conflict and options.force}
         try:
@@ -341,9 +342,26 @@ class Rollback:
                 runner = runners.get(plan.step_no)
                 if runner is None:
                     runner = runners[plan.step_no] = SegmentRunner(
-                        self.journal, target_for(plan.step_no), self.holder, dry_run=options.dry_run
+                        self.journal,
+                        target_for(plan.step_no),
+                        self.holder,
+                        dry_run=options.dry_run,
+                        watch=watch,
                     )
-                runner.journal_intent(plan)
+                # A pause request (`backout pause`) stops the rollback at this boundary, as it
+                # stops an apply; it is looked for only if someone else wrote since our last
+                # transaction, in the transaction that would journal the intent.
+                paused = None
+                with self.journal.write() as w:
+                    watch.begin(w)
+                    if watch.foreign:
+                        paused = self.queries.pause_requested(rb_id, w.reader)
+                        watch.foreign = False
+                    if paused is None:
+                        runner.write_intent(w, plan)
+                watch.end(w)
+                if paused is not None:
+                    return self._pause(parent, rb_id, f"paused by {paused}", started, options)
                 if forced:
                     self._journal_forced(plan, forced)
                 result = runner.execute(plan)

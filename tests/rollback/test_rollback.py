@@ -276,3 +276,36 @@ def test_apply_and_rollback_run_without_cyclic_collection_and_restore_it(
     assert report.exit_code == Exit.DONE, report.message
     assert dump(url) == baseline
     assert applied >= 1 and len(seen) > applied and not any(seen)
+
+
+def test_a_pause_request_stops_a_rollback_at_a_segment_boundary(
+    target_url: str, tmp_path: Path
+) -> None:
+    """`backout pause` on a rollback run stops it as it stops an apply; resume finishes it,
+    and nothing is reverted twice."""
+    make_items(target_url, 60)
+    baseline = dump(target_url)
+    j, run_id = _applied(target_url, tmp_path, updates=range(1, 51))  # 5 segments of 10
+    pauser = Journal(j.url, actor="carol")
+    asked: list[str] = []
+
+    def after_segment(done: int, total: int) -> None:
+        if not asked:  # as `backout pause RB` from another terminal, after the first segment
+            rb = j.runs(kind="rollback", limit=1)[0]
+            report = Engine(pauser, Settings()).request_pause(rb.id)
+            assert report.exit_code == Exit.DONE, report.message
+            asked.append(rb.id)
+
+    report = Rollback(j, Settings(), progress=after_segment).execute(run_id, Options())
+    rb_id = asked[0]
+    assert report.exit_code == Exit.FAILED and "paused by carol" in report.message
+    rb = j.get_run(rb_id)
+    assert rb.status == "paused" and rb.rows_applied == 10  # the first segment only
+    assert dump(target_url) != baseline
+    done = Rollback(j, Settings()).resume(rb_id)
+    assert done.exit_code == Exit.DONE, done.message
+    assert dump(target_url) == baseline
+    assert all(n == 2 for n in write_counts(target_url).values())  # apply + rollback, once each
+    assert j.get_run(run_id).status == "rolled_back"
+    assert verify(j, remember=False).ok
+    pauser.close()
