@@ -414,3 +414,40 @@ async def test_theme_and_keymap_from_settings(built: BuiltJournal) -> None:
         assert any("no.such" in n.message for n in app._notifications)  # names the bad id
         await press(pilot, "f")
         assert app.screen.query_one("#runs-filter").has_class("-open")
+
+
+async def test_pause_a_running_run_from_the_console(built: BuiltJournal) -> None:
+    """P on a run: refused read-only and on a run that is not running; armed, a confirmation,
+    then the same request `backout pause` journals, by the console's user."""
+    from console.tui.screens.confirm import ConfirmScreen
+
+    def requests(run_id: str) -> list[str]:
+        j = built.open(actor="reader")
+        try:
+            return [e.actor for e in j.events(run_id, kinds=["run.pause_requested"])]
+        finally:
+            j.close()
+
+    running = RUN_IDS["running"]
+    app = make_app(built, run=running)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await press(pilot, "P")  # read-only: nothing asked, nothing written
+        assert not isinstance(app.screen, ConfirmScreen)
+        await press(pilot, "A")
+        await press(pilot, "P")
+        assert isinstance(app.screen, ConfirmScreen)
+        await press(pilot, "escape")  # cancel writes nothing
+        await settle(pilot)
+        assert requests(running) == []
+        await press(pilot, "P")
+        await press(pilot, "y")
+        await settle(pilot)
+        assert requests(running) == ["oncall1"]
+    paused = make_app(built, run=RUN_IDS["paused"])
+    async with paused.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await press(pilot, "A")
+        await press(pilot, "P")  # a paused run: nothing to pause, nothing asked
+        assert not isinstance(paused.screen, ConfirmScreen)
+    assert requests(RUN_IDS["paused"]) == []

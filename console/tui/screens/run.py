@@ -16,6 +16,7 @@ from textual.widgets import ContentSwitcher, Static
 from console.errors import BackoutError
 from console.tui import data, fmt, look
 from console.tui.screens.base import ConsoleScreen, PaletteCommand
+from console.tui.screens.confirm import Confirmed, ConfirmScreen
 from console.tui.tabs.audit import AuditPane
 from console.tui.tabs.base import RunPane
 from console.tui.tabs.events import EventsPane
@@ -54,6 +55,7 @@ class RunScreen(ConsoleScreen):
         Binding("right_square_bracket", "next_tab(1)", "Next tab", show=False, id="run.next_tab"),
         Binding("left_square_bracket", "next_tab(-1)", "Prev tab", show=False, id="run.prev_tab"),
         Binding("r", "refresh", "Refresh", show=False, id="run.refresh"),
+        Binding("P", "pause_run", "Pause run", show=False, id="run.pause"),
     ]
 
     class Loaded(Message):
@@ -71,6 +73,14 @@ class RunScreen(ConsoleScreen):
         def __init__(self, error: str) -> None:
             super().__init__()
             self.error = error
+
+    class PauseAnswered(Message):
+        """What ``backout pause`` would have printed, or why it was refused."""
+
+        def __init__(self, message: str, ok: bool) -> None:
+            super().__init__()
+            self.message = message
+            self.ok = ok
 
     def __init__(self, run_id: str) -> None:
         super().__init__()
@@ -301,6 +311,45 @@ class RunScreen(ConsoleScreen):
     def action_refresh(self) -> None:
         self._load(self.run_id, None)
 
+    def action_pause_run(self) -> None:
+        """Ask the run (an apply or rollback running in another process) to stop at its next
+        segment boundary, as ``backout pause`` does: armed mode, then a confirmation."""
+        run = self.bundle.run if self.bundle is not None else None
+        if run is None:
+            return
+        if not self.console_app.armed:
+            self.notify("Read-only: press A to arm actions that write.", severity="warning")
+            return
+        if run.status not in ("running", "planned"):
+            self.notify(f"Run {run.id} is {run.status}: nothing to pause.")
+            return
+        what = Text(
+            f"Journals run.pause_requested by {self.console_app.journal.actor}: run {run.id} "
+            f"stops at its next segment boundary; `backout resume {run.id}` continues it."
+        )
+
+        def answered(result: Confirmed | None) -> None:
+            if result is not None:
+                self._request_pause(run.id)
+
+        self.app.push_screen(ConfirmScreen(f"Pause run {run.id}?", what, confirm="Pause"), answered)
+
+    @work(thread=True, group="run-pause", name="run.pause", exit_on_error=False)
+    def _request_pause(self, run_id: str) -> None:
+        from console.config import Settings
+        from console.engine.apply import Engine
+
+        app = self.console_app
+        try:
+            report = Engine(app.journal, app.settings or Settings()).request_pause(run_id)
+            self.post_message(self.PauseAnswered(report.message, True))
+        except BackoutError as exc:
+            self.post_message(self.PauseAnswered(str(exc), False))
+
+    @on(PauseAnswered)
+    def _pause_answered(self, message: PauseAnswered) -> None:
+        self.notify(message.message, severity="information" if message.ok else "error")
+
     def palette_commands(self) -> Iterable[PaletteCommand]:
         for pane in PANES:
             yield PaletteCommand(
@@ -309,6 +358,9 @@ class RunScreen(ConsoleScreen):
                 _bind(self.action_tab, pane.TAB_ID),
             )
         yield PaletteCommand("Toggle follow mode", "Stay on the newest rows", self.action_follow)
+        yield PaletteCommand(
+            "Pause this run", "Stop it at its next segment boundary (P)", self.action_pause_run
+        )
         tl = self.query_one(Timeline)
         yield PaletteCommand(
             "Timeline: next failure", "f", self._on_timeline(tl.action_next_failure)
