@@ -13,6 +13,9 @@ RUN_STATUSES = (
     "rollback_partial",
 )
 
+# What a pause request (`backout pause`, the console's P) stops at its next segment boundary.
+PAUSABLE = ("planned", "running")
+
 SYMBOL = {
     "planned": "○",
     "running": "▶",

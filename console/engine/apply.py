@@ -57,6 +57,7 @@ from console.journal import Journal, Writer, new_id
 from console.journal.models import Run
 from console.journal.projections import Encoded
 from console.journal.store import EngineQueries
+from console.status import PAUSABLE
 from console.targets.resolve import open_target
 from console.targets.sql import SqlTarget
 from console.targets.types import Row, TableInfo, TransientError
@@ -630,16 +631,13 @@ class Engine:
                 if stop:
                     break
                 # One journal transaction: the outcomes collected since the last one, the
-                # pause check, this segment's baseline rows and its intent. A pause request
-                # is looked for only if someone else wrote since our last transaction (else
-                # there can be none we have not seen).
-                paused = plan = None
+                # pause check (``Watch.pause_requested``), this segment's baseline rows and
+                # its intent.
+                plan = None
                 with self.journal.write() as w:
                     watch.begin(w)
                     self._write_pending(w)
-                    if watch.foreign:
-                        paused = self.queries.pause_requested(run_id, w.reader)
-                        watch.foreign = False
+                    paused = watch.pause_requested(w, self.queries, run_id)
                     if paused is None:
                         plan = self._build(cs, seg, run_id, corr, infos[seg.step_no], w.reader)
                         if ref not in journalers:
@@ -991,7 +989,7 @@ class Engine:
                 f"run {run.id} is a reconciliation fix, which cannot be paused; it stops on "
                 "its own at its first failure and reports what it wrote."
             )
-        if run.status not in ("running", "planned"):
+        if run.status not in PAUSABLE:
             return RunReport(
                 run.id,
                 run.status,

@@ -24,6 +24,7 @@ from console.engine.lease import Holder
 from console.journal import Journal, Writer
 from console.journal.models import OperationRow
 from console.journal.projections import Encoded
+from console.journal.store import EngineQueries
 from console.targets.sql import SqlTarget
 from console.targets.types import OpKind, Row, RowWrite, SegmentError, TableInfo, TransientError
 from console.targets.values import key_tuple, same
@@ -173,6 +174,15 @@ class Watch:
         self._peeked = w.peek_seq()
         if self._peeked != self.seen:
             self.foreign = True
+
+    def pause_requested(self, w: Writer, queries: EngineQueries, run_id: str) -> str | None:
+        """Who asked the run to pause, looked for (in ``w``, without the head) only if another
+        writer appended since our last transaction: else there can be no request we have not
+        seen. Call between ``begin`` and ``end``."""
+        if not self.foreign:
+            return None
+        self.foreign = False
+        return queries.pause_requested(run_id, w.reader)
 
     def end(self, w: Writer) -> None:
         """After the commit."""

@@ -349,14 +349,10 @@ class Rollback:
                         watch=watch,
                     )
                 # A pause request (`backout pause`) stops the rollback at this boundary, as it
-                # stops an apply; it is looked for only if someone else wrote since our last
-                # transaction, in the transaction that would journal the intent.
-                paused = None
+                # stops an apply: looked for in the transaction that would journal the intent.
                 with self.journal.write() as w:
                     watch.begin(w)
-                    if watch.foreign:
-                        paused = self.queries.pause_requested(rb_id, w.reader)
-                        watch.foreign = False
+                    paused = watch.pause_requested(w, self.queries, rb_id)
                     if paused is None:
                         runner.write_intent(w, plan)
                 watch.end(w)

@@ -14,6 +14,7 @@ from textual.message import Message
 from textual.widgets import ContentSwitcher, Static
 
 from console.errors import BackoutError
+from console.status import PAUSABLE
 from console.tui import data, fmt, look
 from console.tui.screens.base import ConsoleScreen, PaletteCommand
 from console.tui.screens.confirm import Confirmed, ConfirmScreen
@@ -320,7 +321,7 @@ class RunScreen(ConsoleScreen):
         if not self.console_app.armed:
             self.notify("Read-only: press A to arm actions that write.", severity="warning")
             return
-        if run.status not in ("running", "planned"):
+        if run.status not in PAUSABLE:
             self.notify(f"Run {run.id} is {run.status}: nothing to pause.")
             return
         what = Text(
