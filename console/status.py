@@ -15,6 +15,8 @@ RUN_STATUSES = (
 
 # What a pause request (`backout pause`, the console's P) stops at its next segment boundary.
 PAUSABLE = ("planned", "running")
+# What `backout resume` continues (a crashed run still says running: its lease has expired).
+RESUMABLE = ("planned", "running", "paused", "failed")
 
 SYMBOL = {
     "planned": "○",

@@ -111,17 +111,25 @@ def resume(
     ] = None,
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
-    """Continue a paused, failed or crashed run; in-doubt segments are resolved first."""
+    """Continue a paused, failed or crashed run; in-doubt segments are resolved first.
+
+    A reconciliation fix that was interrupted has its in-doubt segments resolved and is then
+    closed: what it had not journaled is a new `backout fix --apply` (a fresh plan, gated).
+    """
     from console.cli.progress import progress_bar
     from console.engine.apply import Engine
 
     c = get_ctx(ctx)
-    kind = c.journal.get_run(run).kind
+    found = c.journal.get_run(run)
     with progress_bar(f"resume {run}", enabled=not as_json) as bar:
-        if kind == "rollback":
+        if found.kind == "rollback":
             from console.rollback.execute import Rollback
 
             report = Rollback(c.journal, c.settings, progress=bar).resume(run)
+        elif found.kind == "fix":
+            from console.reconcile.fixrun import resume_fix
+
+            report = resume_fix(c.journal, c.settings, found)
         else:
             report = Engine(c.journal, c.settings, progress=bar).resume(
                 run, changeset_path=str(changeset) if changeset else None

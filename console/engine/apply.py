@@ -44,26 +44,27 @@ from console.engine.lanes import InFlight, KeySet, Lanes, check_workers
 from console.engine.lease import Holder
 from console.engine.report import ProgressFn, RunReport
 from console.engine.segments import (
+    IN_DOUBT,
     JournalOp,
     Precheck,
     SegmentPlan,
     SegmentResult,
     SegmentRunner,
     Watch,
+    in_doubt_plan,
+    segment_failure,
 )
 from console.errors import BadInput, Exit
 from console.gcpause import gc_paused
 from console.journal import Journal, Writer, new_id
-from console.journal.models import Run
+from console.journal.models import Run, Segment
 from console.journal.projections import Encoded
 from console.journal.store import EngineQueries
-from console.status import PAUSABLE
+from console.status import PAUSABLE, RESUMABLE
 from console.targets.resolve import open_target
 from console.targets.sql import SqlTarget
 from console.targets.types import Row, TableInfo, TransientError
 from console.targets.values import key_tuple
-
-RESUMABLE = ("planned", "running", "paused", "failed")
 
 
 def key_text(key_columns: tuple[str, ...], key: Any) -> str:
@@ -854,7 +855,7 @@ class Engine:
             with self.journal.write() as w:
                 lease.acquire(w.conn, self.journal, run.id, self.holder)
                 segments = self.journal.segments(run.id)
-                doubt = [s.seg_no for s in segments if s.status in ("intent", "failed")]
+                doubt = [s.seg_no for s in segments if s.status in IN_DOUBT]
                 w.append(
                     "run.resumed",
                     {"by": self.journal.actor, "in_doubt": doubt},
@@ -869,19 +870,9 @@ class Engine:
             dry = run.dry_run
             started = time.monotonic()
             for seg in segments:
-                if seg.status not in ("intent", "failed"):
+                if seg.status not in IN_DOUBT:
                     continue
-                result = self._finish_in_doubt(
-                    cs,
-                    targets,
-                    run,
-                    seg.seg_no,
-                    seg.step_no,
-                    seg.first_op,
-                    seg.last_op,
-                    seg.status == "failed",
-                    dry,
-                )
+                result = self._finish_in_doubt(cs, targets, run, seg, dry)
                 step = cs.steps[seg.step_no - 1]
                 on_error = step.on_error or cs.options.on_error
                 if (result.error or result.conflicts) and on_error != "continue":
@@ -929,31 +920,12 @@ class Engine:
             targets.close()
 
     def _finish_in_doubt(
-        self,
-        cs: ChangeSet,
-        targets: Targets,
-        run: Run,
-        seg_no: int,
-        step_no: int,
-        first_op: int,
-        last_op: int,
-        failed: bool,
-        dry_run: bool,
+        self, cs: ChangeSet, targets: Targets, run: Run, seg: Segment, dry_run: bool
     ) -> SegmentResult:
-        step = cs.steps[step_no - 1]
-        ops = self.queries.operations_in(run.id, first_op, last_op)
-        if failed:
-            retry = [
-                o.op_no
-                for o in ops
-                if o.status == "failed" and o.detail and loads(o.detail).get("segment")
-            ]
-            self.journal.append(
-                "segment.retry", {"seg_no": seg_no, "ops": retry}, run_id=run.id, corr=run.corr
-            )
-            ops = self.queries.operations_in(run.id, first_op, last_op)
-        pending = [JournalOp.from_operation(o) for o in ops if o.status == "pending"]
-        plan = SegmentPlan(run.id, run.corr, seg_no, step_no, step.table, step.key, pending)
+        step = cs.steps[seg.step_no - 1]
+        plan = in_doubt_plan(
+            self.journal, self.queries, run, seg, step.table, step.key, retry=segment_failure
+        )
         runner = SegmentRunner(
             self.journal, targets.for_step(cs, step), self.holder, dry_run=dry_run
         )

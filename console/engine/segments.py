@@ -22,7 +22,7 @@ from console.canonical import canonical_json, loads
 from console.engine import lease
 from console.engine.lease import Holder
 from console.journal import Journal, Writer
-from console.journal.models import OperationRow
+from console.journal.models import OperationRow, Run, Segment
 from console.journal.projections import Encoded
 from console.journal.store import EngineQueries
 from console.targets.sql import SqlTarget
@@ -255,6 +255,50 @@ class SegmentResult:
     @property
     def processed(self) -> int:
         return len(self.applied) + len(self.conflicts) + len(self.failed) + len(self.skipped)
+
+
+def in_doubt_plan(
+    journal: Journal,
+    queries: EngineQueries,
+    run: Run,
+    seg: Segment,
+    table: str,
+    key_columns: tuple[str, ...],
+    *,
+    retry: Callable[[OperationRow], bool],
+    outcome_extra: Mapping[str, Any] | None = None,
+) -> SegmentPlan:
+    """A segment left in doubt (an intent with no outcome after a crash, or failed as a whole)
+    as the plan of its pending operations, for ``SegmentRunner.execute(plan, in_doubt=True)``.
+    A failed segment's failed operations that ``retry`` accepts are journaled pending again
+    first (``segment.retry``), so the resolution is in the journal before any write."""
+    ops = queries.operations_in(run.id, seg.first_op, seg.last_op)
+    if seg.status == "failed":
+        again = [o.op_no for o in ops if o.status == "failed" and retry(o)]
+        journal.append(
+            "segment.retry", {"seg_no": seg.seg_no, "ops": again}, run_id=run.id, corr=run.corr
+        )
+        ops = queries.operations_in(run.id, seg.first_op, seg.last_op)
+    pending = [JournalOp.from_operation(o, o.parent_op) for o in ops if o.status == "pending"]
+    return SegmentPlan(
+        run.id,
+        run.corr,
+        seg.seg_no,
+        seg.step_no,
+        table,
+        key_columns,
+        pending,
+        outcome_extra=dict(outcome_extra or {}),
+    )
+
+
+IN_DOUBT = ("intent", "failed")  # segment statuses a resume resolves from the target
+
+
+def segment_failure(op: OperationRow) -> bool:
+    """Did ``op`` fail with its whole segment (retried on resume), not on its own (a row the
+    target refused: final)?"""
+    return bool(op.detail and loads(op.detail).get("segment"))
 
 
 def matches(info: TableInfo, row: Row | None, image: Row | None) -> bool:

@@ -20,15 +20,26 @@ from console.canonical import digest, jsonable
 from console.config import Settings
 from console.engine import lease
 from console.engine.lease import Holder
-from console.engine.segments import JournalOp, SegmentPlan, SegmentRunner, matches
+from console.engine.report import RunReport
+from console.engine.segments import (
+    IN_DOUBT,
+    JournalOp,
+    SegmentPlan,
+    SegmentRunner,
+    in_doubt_plan,
+    matches,
+    segment_failure,
+)
 from console.errors import Blocked, Exit
 from console.journal import Journal, new_id
 from console.journal.models import Run
+from console.journal.store import EngineQueries
 from console.reconcile.fingerprint import key_text
 from console.reconcile.fixes import FixOp, FixPlan, plan_fixes
 from console.reconcile.report import Mode
 from console.reconcile.service import ReconcileResult, Targets, compute
 from console.runbook import gate
+from console.status import RESUMABLE
 from console.targets.types import Row, TransientError
 from console.targets.values import key_tuple
 
@@ -255,11 +266,16 @@ class FixRun:
                     break
         except TransientError as exc:  # the fix stops; verification reports what was written
             error = f"target unavailable: {exc}"
+        self.close_run(fix_id, parent.corr, error, started)
+        return fix_id, {"written": written, "error": error}
+
+    def close_run(self, fix_id: str, corr: str, error: str | None, started: float) -> None:
+        """Journal the fix run's end (failed with ``error``, else completed) and let it go."""
         run = self.journal.get_run(fix_id)
         elapsed = time.monotonic() - started
         with self.journal.write() as w:
             if error:
-                w.append("run.failed", {"reason": error}, run_id=fix_id, corr=parent.corr)
+                w.append("run.failed", {"reason": error}, run_id=fix_id, corr=corr)
             else:
                 w.append(
                     "run.completed",
@@ -271,10 +287,9 @@ class FixRun:
                         "rows_per_s": round(run.rows_applied / elapsed, 1) if elapsed else 0,
                     },
                     run_id=fix_id,
-                    corr=parent.corr,
+                    corr=corr,
                 )
             lease.release(w.conn, fix_id, self.holder)
-        return fix_id, {"written": written, "error": error}
 
     def verify_keys(self, written: list[tuple[SegmentPlan, JournalOp]]) -> list[dict[str, Any]]:
         """Every key a fix wrote, read back: it must equal the fix's after-image."""
@@ -295,6 +310,85 @@ class FixRun:
 
     def close(self) -> None:
         self.targets.close()
+
+
+def resume_fix(journal: Journal, settings: Settings, run: Run) -> RunReport:
+    """Close a fix run whose process stopped without its outcome (killed, or its target
+    went away): its segments in doubt are resolved from the target, as an apply's are.
+
+    What the fix had not journaled yet is not written: its plan came from findings that may
+    have changed since, so the rest is a new ``backout fix --apply``, planned, shown and gated
+    afresh. Nothing is written that was not in the journaled, approved plan."""
+    started = time.monotonic()
+    parent = run.parent_run or "?"
+    segments = journal.segments(run.id)
+    doubt = [s.seg_no for s in segments if s.status in IN_DOUBT]
+    if run.status not in RESUMABLE or (run.status == "failed" and not doubt):
+        why = f" ({run.reason})" if run.reason else ""
+        return RunReport(
+            run.id,
+            run.status,
+            f"run {run.id} is {run.status}{why}; nothing to resume.",
+            Exit.DONE,
+            total=run.rows_total,
+            applied=run.rows_applied,
+        )
+    created = journal.events(run.id, kinds=["run.created"], limit=1)[0].payload
+    steps = {int(s["step_no"]): s for s in created["steps"]}
+    fr = FixRun(journal, settings, created.get("target_override"))
+    queries = EngineQueries(journal)
+    error: str | None = None
+    try:
+        with journal.write() as w:
+            lease.acquire(w.conn, journal, run.id, fr.holder)
+            w.append(
+                "run.resumed",
+                {"by": journal.actor, "in_doubt": doubt},
+                run_id=run.id,
+                corr=run.corr,
+            )
+        for seg in segments:
+            if seg.status not in IN_DOUBT:
+                continue
+            step = steps[seg.step_no]
+            plan = in_doubt_plan(
+                journal, queries, run, seg, step["table"], tuple(step["key"]),
+                retry=segment_failure,
+            )  # fmt: skip
+            runner = SegmentRunner(journal, fr.targets.get(step["target_ref"]), fr.holder)
+            result = runner.execute(plan, in_doubt=True)
+            if result.error:
+                error = f"segment {seg.seg_no} failed again: {result.error}"
+                break
+        journaled = max((s.last_op for s in segments), default=0)
+        if error is None and journaled < run.rows_total:
+            error = (
+                f"interrupted after {journaled} of {run.rows_total} fixes were journaled; "
+                "the rest were never written"
+            )
+    except TransientError as exc:
+        error = f"target unavailable: {exc}"
+    finally:
+        fr.close()
+    fr.close_run(run.id, run.corr, error, started)
+    done = journal.get_run(run.id)
+    if error is None:
+        code = Exit.REVIEW if done.rows_conflict else Exit.DONE
+        message = (
+            f"fix {run.id} of run {parent} completed on resume: {done.rows_applied} written, "
+            f"{done.rows_conflict} conflict(s); `backout reconcile {parent}` checks the result."
+        )
+    else:
+        code = Exit.FAILED
+        message = (
+            f"fix {run.id} of run {parent} closed: {error}. {done.rows_applied} written, "
+            f"{done.rows_conflict} conflict(s); `backout fix {parent} --plan` shows what is "
+            "still wrong, and `--apply` fixes it as a new run."
+        )
+    return RunReport.of_run(
+        done, run_id=run.id, status=done.status, exit_code=code, dry_run=False,
+        started=started, message=message, reason=None if error is None else error,
+    )  # fmt: skip
 
 
 def apply_fixes(

@@ -15,10 +15,16 @@ from sqlalchemy.engine import Connection
 
 from console.config import Settings
 from console.engine import lease
-from console.engine.apply import RESUMABLE
 from console.engine.lease import Holder
 from console.engine.report import ProgressFn, RunReport
-from console.engine.segments import JournalOp, Precheck, SegmentPlan, SegmentRunner, Watch
+from console.engine.segments import (
+    IN_DOUBT,
+    Precheck,
+    SegmentPlan,
+    SegmentRunner,
+    Watch,
+    in_doubt_plan,
+)
 from console.errors import BadInput, Exit
 from console.gcpause import gc_paused
 from console.journal import Journal, new_id
@@ -26,6 +32,7 @@ from console.journal.models import Run
 from console.journal.store import T_RUNS, EngineQueries
 from console.rollback.plan import Inverse, RollbackPlan, Scope, build_plan, conflict_dict
 from console.runbook import gate
+from console.status import RESUMABLE
 from console.targets.resolve import open_target
 from console.targets.sql import SqlTarget
 from console.targets.types import TransientError
@@ -519,40 +526,27 @@ class Rollback:
             with self.journal.write() as w:
                 lease.acquire(w.conn, self.journal, rb.id, self.holder)
                 segs = self.journal.segments(rb.id)
-                doubt = [s.seg_no for s in segs if s.status in ("intent", "failed")]
+                doubt = [s.seg_no for s in segs if s.status in IN_DOUBT]
                 w.append(
                     "run.resumed",
                     {"by": self.journal.actor, "in_doubt": doubt},
                     run_id=rb.id,
                     corr=rb.corr,
                 )
-            key_cols = {
-                s.step_no: tuple(loads_list(s.key_columns)) for s in self.journal.steps(parent.id)
+            steps = {
+                s.step_no: (s.tbl, tuple(loads_list(s.key_columns)))
+                for s in self.journal.steps(parent.id)
             }
             for seg in segs:
-                if seg.status not in ("intent", "failed"):
+                if seg.status not in IN_DOUBT:
                     continue
-                ops = self.queries.operations_in(rb.id, seg.first_op, seg.last_op)
-                if seg.status == "failed":
-                    retry = [o.op_no for o in ops if o.status == "failed"]
-                    self.journal.append(
-                        "segment.retry",
-                        {"seg_no": seg.seg_no, "ops": retry},
-                        run_id=rb.id,
-                        corr=rb.corr,
-                    )
-                    ops = self.queries.operations_in(rb.id, seg.first_op, seg.last_op)
-                pending = [
-                    JournalOp.from_operation(o, o.parent_op) for o in ops if o.status == "pending"
-                ]
-                plan = SegmentPlan(
-                    rb.id,
-                    rb.corr,
-                    seg.seg_no,
-                    seg.step_no,
-                    ops[0].tbl if ops else "",
-                    key_cols[seg.step_no],
-                    pending,
+                plan = in_doubt_plan(
+                    self.journal,
+                    self.queries,
+                    rb,
+                    seg,
+                    *steps[seg.step_no],
+                    retry=lambda _op: True,  # every inverse that failed is attempted again
                     outcome_extra={"parent_run": parent.id, "reverted_ops": []},
                 )
                 runner = SegmentRunner(self.journal, target_for(seg.step_no), self.holder)
