@@ -422,7 +422,7 @@ class SegmentRunner:
         }
         payload.update(plan.outcome_extra)
         payload.update(extra or {})
-        if "reverted_ops" in plan.outcome_extra:
+        if "reverted_ops" in plan.outcome_extra and not self.dry_run:
             applied = set(result.applied)
             payload["reverted_ops"] = [
                 o.parent_op for o in plan.ops if o.op_no in applied and o.parent_op

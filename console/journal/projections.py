@@ -282,9 +282,9 @@ def _segment_applied(e: EventView) -> Iterable[Change]:
         yield Update("operations", {"run_id": e.run_id, "op_no": op_no}, {"status": status})
     counter = e.payload.get("counter", "rows_applied")
     yield Update("runs", {"id": e.run_id}, {}, {counter: len(applied)})
-    # A rollback also marks the original operations it reverted.
+    # A rollback also marks the original operations it reverted (a dry run reverted none).
     parent = e.payload.get("parent_run")
-    reverted = e.payload.get("reverted_ops", [])
+    reverted = [] if dry else e.payload.get("reverted_ops", [])
     for op_no in reverted:
         yield Update("operations", {"run_id": parent, "op_no": int(op_no)}, {"status": "reverted"})
     if parent and reverted:

@@ -138,6 +138,25 @@ def test_dry_run_leaves_target_byte_identical(tmp_path: Path) -> None:
     assert j.get_run(run_id).status == "completed"
 
 
+def test_a_dry_run_marks_nothing_reverted_and_the_real_rollback_still_restores(
+    target_url: str, tmp_path: Path
+) -> None:
+    make_items(target_url, 40)
+    baseline = dump(target_url)
+    j, run_id = _applied(target_url, tmp_path, updates=range(1, 21), inserts=range(90, 95))
+    dry = Rollback(j, Settings()).execute(run_id, Options(dry_run=True))
+    assert dry.exit_code == Exit.DONE and dry.applied == 25, dry.message
+    run = j.get_run(run_id)
+    assert run.status == "completed" and run.rows_reverted == 0
+    assert j.count_operations(run_id, ["reverted"]) == 0
+    assert len(Rollback(j, Settings()).plan(run_id, Options()).items) == 25
+    report = Rollback(j, Settings()).execute(run_id, Options())
+    assert report.exit_code == Exit.DONE and report.applied == 25, report.message
+    assert dump(target_url) == baseline
+    assert j.get_run(run_id).rows_reverted == 25
+    assert verify(j, remember=False).ok
+
+
 def test_scoped_rollback_then_rest_then_reapply(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 't.db'}"
     make_items(url, 30)
