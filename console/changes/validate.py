@@ -25,7 +25,7 @@ from console.changes.errors import MAX_PROBLEMS, ChangeSetInvalid
 from console.changes.model import ChangeSet, Operation, Problem, Step
 from console.errors import BadInput
 from console.targets.types import ColumnInfo, TableInfo
-from console.targets.values import coerce
+from console.targets.values import OverLimit, coerce
 
 Tables = Callable[[str | None, str], TableInfo]
 
@@ -86,6 +86,8 @@ def convert(col: ColumnInfo, value: Any) -> Any:
         return _Bad(f"'{str(value)[:40]}' is out of range for {_type(col)}")
     try:
         result = coerce(col, value)
+    except OverLimit as exc:
+        return _Bad(str(exc))
     except (ValueError, ArithmeticError, TypeError) as exc:
         reason = str(exc) or f"'{str(value)[:40]}' does not fit"
         example = _EXAMPLES.get(col.kind, "a value of that type")
@@ -99,7 +101,7 @@ _MISS: Any = object()  # a fast converter's "ask ``convert``"
 _INT_TEXT = re.compile(r"-?[0-9]{1,18}").fullmatch
 # A plain decimal: no sign but '-', no leading zero, at most 6 places (so that str(Decimal(s))
 # is s itself: no exponent form, nothing normalised away).
-_DECIMAL_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.([0-9]{1,6}))?").fullmatch
+_DECIMAL_TEXT = re.compile(r"-?(0|[1-9][0-9]*)(?:\.([0-9]{1,6}))?").fullmatch
 _FLOAT_TEXT = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,15})?").fullmatch
 
 
@@ -108,18 +110,21 @@ def _fast_converter(col: ColumnInfo) -> Callable[[Any], Any] | None:
     ``_MISS`` for any other value (which then goes through ``convert``)."""
     kind = col.kind
     if kind == "int":
+        low, high = col.int_range or (-_INT64, _INT64 - 1)
 
         def to_int(value: Any) -> Any:
             t = type(value)
-            if t is int:
-                return value if -_INT64 <= value < _INT64 else _MISS
             if t is str and _INT_TEXT(value):
-                return int(value)
+                value, t = int(value), int
+            if t is int:
+                return value if low <= value <= high else _MISS
             return _MISS
 
         return to_int
     if kind == "decimal":
         scale = col.scale
+        # Digits before the point a value may have (past it, ``convert`` words the error).
+        room = col.digits - (scale or 0) if col.digits is not None else 1 << 30
 
         def to_decimal(value: Any) -> Any:
             t = type(value)
@@ -127,12 +132,12 @@ def _fast_converter(col: ColumnInfo) -> Callable[[Any], Any] | None:
                 m = _DECIMAL_TEXT(value)
                 if m is None:
                     return _MISS
-                places = m.group(1)
+                whole, places = m.group(1), m.group(2)
                 if places is not None and scale is not None and len(places) > scale:
                     return _MISS
-                return value
+                return value if whole == "0" or len(whole) <= room else _MISS
             if t is int:
-                return str(value)
+                return str(value) if len(str(abs(value))) <= room or not value else _MISS
             return _MISS
 
         return to_decimal
@@ -148,9 +153,10 @@ def _fast_converter(col: ColumnInfo) -> Callable[[Any], Any] | None:
 
         return to_float
     if kind == "text":
+        length = col.length if col.length is not None else 1 << 62
 
         def to_text(value: Any) -> Any:
-            return value if type(value) is str else _MISS
+            return value if type(value) is str and len(value) <= length else _MISS
 
         return to_text
     return None

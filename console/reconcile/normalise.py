@@ -22,13 +22,13 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from console.canonical import canonical_json, digest
 from console.errors import BadInput
 from console.targets.types import ColumnInfo, TableInfo
-from console.targets.values import normalize
+from console.targets.values import EXACT, normalize
 
 Norm = Callable[[Any], Any]
 
@@ -36,7 +36,6 @@ _OPTIONS = ("decimals", "epsilon", "truncate", "trim", "case")
 _UNITS = ("day", "hour", "minute", "second", "millisecond")
 _NUMERIC = ("decimal", "float", "int")
 _TEXTUAL = ("text", "other")
-_WIDE = Context(prec=400)  # rounding to N places must never fail for lack of digits
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ def decimal_text(d: Decimal) -> str:
     ``10.5``; 1E+2 gives ``100``."""
     if not d:
         return "0"
-    return format(d.normalize(), "f")
+    return format(d.normalize(EXACT), "f")
 
 
 def _to_decimal(v: Any) -> Decimal | None:
@@ -216,7 +215,7 @@ def _decimal_fast(slow: Norm) -> Norm:
             return slow(v)
         if not d.is_finite():
             return slow(v)
-        return "0" if not d else format(d.normalize(), "f")
+        return "0" if not d else format(d.normalize(EXACT), "f")
 
     return norm
 
@@ -305,7 +304,7 @@ class Normalisers:
             d = base if isinstance(base, Decimal) else _to_decimal(base)
             if d is not None:
                 exp = Decimal(1).scaleb(-rule.decimals)
-                return decimal_text(d.quantize(exp, rounding=ROUND_HALF_UP, context=_WIDE))
+                return decimal_text(d.quantize(exp, rounding=ROUND_HALF_UP, context=EXACT))
         if rule.truncate is not None:
             if isinstance(base, str) and col is not None and col.kind == "time":
                 try:

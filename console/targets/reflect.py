@@ -71,6 +71,36 @@ def kind_of(type_: Any) -> tuple[ColumnKind, int | None]:
     return "other", None
 
 
+def _int_bytes(type_: Any) -> int:
+    if isinstance(type_, mysql.TINYINT):
+        return 1
+    if isinstance(type_, sa.SmallInteger):
+        return 2
+    if isinstance(type_, mysql.MEDIUMINT):
+        return 3
+    return 8 if isinstance(type_, sa.BigInteger) else 4
+
+
+def limits(type_: Any, kind: ColumnKind) -> dict[str, Any]:
+    """What PostgreSQL and MariaDB refuse (or, outside strict mode, truncate) on write: the
+    ``ColumnInfo`` fields ``length``, ``digits`` and ``int_range`` of a reflected type."""
+    if kind == "int" and isinstance(type_, sa.Integer):
+        bits = 8 * _int_bytes(type_)
+        if getattr(type_, "unsigned", False):
+            return {"int_range": (0, 2**bits - 1)}
+        return {"int_range": (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)}
+    if kind == "decimal" and isinstance(type_, sa.Numeric) and type_.precision:
+        return {"digits": int(type_.precision)}
+    if (
+        kind == "text"
+        and isinstance(type_, sa.String)
+        and not isinstance(type_, sa.Text | sa.Enum | mysql.SET)
+        and type_.length
+    ):
+        return {"length": int(type_.length)}
+    return {}
+
+
 def _type_name(type_: Any, conn: Connection) -> str:
     try:
         return str(type_.compile(dialect=conn.dialect))
@@ -154,6 +184,7 @@ def reflect(conn: Connection, name: str, where: str) -> Reflected:
                 or _is_sqlite_rowid(col, pk, dialect)
             ),
             type_name=_type_name(col["type"], conn),
+            **({} if dialect == "sqlite" else limits(col["type"], kind)),
         )
     uniques: list[tuple[str, ...]] = [tuple(pk)] if pk else []
     for uc in insp.get_unique_constraints(table_name, schema):

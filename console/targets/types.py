@@ -28,6 +28,11 @@ class ColumnInfo:
     scale: int | None = None  # decimal places, when the type declares them
     has_default: bool = False  # an insert may omit it (server default or autoincrement)
     type_name: str = ""  # the database's type, for messages
+    # Limits the database enforces on write (None: none, or not enforced, as on SQLite), so
+    # that a value past them is refused when the change set is validated, not mid-run.
+    length: int | None = None  # characters: VARCHAR(n), CHAR(n)
+    digits: int | None = None  # NUMERIC(p, s): p
+    int_range: tuple[int, int] | None = None  # SMALLINT, INTEGER, BIGINT, UNSIGNED ...
 
 
 @dataclass(frozen=True)

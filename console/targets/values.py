@@ -16,11 +16,21 @@ import math
 import struct
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any, Literal
 
 from console.canonical import canonical_json, jsonable
 from console.targets.types import ColumnInfo, KeyTuple, TableInfo
+
+# Decimal arithmetic that never rounds: columns hold more digits than the default context's 28
+# (PostgreSQL's NUMERIC, MariaDB's DECIMAL(65, 30)), and a value rounded to 28 digits would
+# compare equal to a different one, hiding a conflict.
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
+class OverLimit(ValueError):
+    """A value of the right type past what its column holds; the message says the fix."""
+
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
@@ -91,19 +101,32 @@ def coerce(col: ColumnInfo, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError("a boolean is not an integer")
         d = _decimal(value)
-        if d != d.to_integral_value():
+        if d != d.to_integral_value(context=EXACT):
             raise ValueError(f"'{value}' is not a whole number")
-        return int(d)
+        n = int(d)
+        if col.int_range is not None and not col.int_range[0] <= n <= col.int_range[1]:
+            low, high = col.int_range
+            raise OverLimit(
+                f"{n} is out of range for {col.type_name} ({low} to {high}): use a value "
+                "in range, or widen the column"
+            )
+        return n
     if kind == "decimal":
         d = _decimal(value)
         if col.scale is not None:
             exponent = d.as_tuple().exponent
-            try:
-                rounded = round(d, col.scale)
-            except ArithmeticError:  # more digits than the decimal context holds
-                raise ValueError(f"'{value}' has too many digits for this column") from None
+            rounded = d.quantize(Decimal((0, (1,), -col.scale)), context=EXACT)
             if isinstance(exponent, int) and -exponent > col.scale and d != rounded:
                 raise ValueError(f"'{value}' has more than {col.scale} decimal places")
+        if col.digits is not None and d:
+            whole = d.adjusted() + 1  # digits before the point
+            room = col.digits - (col.scale or 0)
+            if whole > room:
+                raise OverLimit(
+                    f"'{value}' has {whole} digits before the decimal point; "
+                    f"{col.type_name or 'this column'} holds {max(room, 0)}: use a smaller "
+                    "value, or widen the column"
+                )
         return str(d)
     if kind == "float":
         f = float(_decimal(value))
@@ -145,7 +168,13 @@ def coerce(col: ColumnInfo, value: Any) -> Any:
     if kind == "text":
         if isinstance(value, dict | list):
             raise ValueError("a structured value does not fit a text column")
-        return value if isinstance(value, str) else str(value)
+        text = value if isinstance(value, str) else str(value)
+        if col.length is not None and len(text) > col.length:
+            raise OverLimit(
+                f"'{text[:20]}{'…' if len(text) > 20 else ''}' is {len(text)} characters long; "
+                f"{col.type_name} holds {col.length}: shorten it, or widen the column"
+            )
+        return text
     return value
 
 
@@ -158,7 +187,7 @@ def normalize(col: ColumnInfo | None, value: Any) -> Any:
         if kind == "int":
             return int(_decimal(value)) if not isinstance(value, bool) else int(value)
         if kind == "decimal":
-            return _decimal(value).normalize()
+            return _decimal(value).normalize(EXACT)
         if kind == "float":
             return float(_decimal(value))
         if kind == "bool":

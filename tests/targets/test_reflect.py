@@ -122,3 +122,26 @@ def test_quoted_identifiers_work(target: SqlTarget, target_url: str) -> None:
     rows = target.read_rows(name, ["order"], [{"order": 1}])
     assert rows[(1,)] == {"order": 1, "Select": "x", "a%b": "%s"}
     assert [r["a%b"] for r in target.scan(name, ["order"])] == ["%s"]
+
+
+def test_write_limits_are_reflected_where_enforced(target: SqlTarget, target_url: str) -> None:
+    d = dialect_of(target_url)
+    unsigned = "INT UNSIGNED" if d == "mysql" else "BIGINT"
+    run_sql(
+        target_url,
+        [
+            f"""CREATE TABLE limits (id INTEGER PRIMARY KEY, s VARCHAR(5), n NUMERIC(30, 10),
+                 sm SMALLINT, u {unsigned}, t TEXT)"""
+        ],
+    )
+    cols = target.table("limits").columns
+    if d == "sqlite":  # SQLite enforces none of them: nothing to check
+        assert all(c.length is None and c.digits is None for c in cols.values())
+        assert all(c.int_range is None for c in cols.values())
+        return
+    assert cols["s"].length == 5 and cols["t"].length is None
+    assert cols["n"].digits == 30 and cols["n"].scale == 10
+    assert cols["sm"].int_range == (-32768, 32767)
+    assert cols["id"].int_range == (-(2**31), 2**31 - 1)
+    expected = (0, 2**32 - 1) if d == "mysql" else (-(2**63), 2**63 - 1)
+    assert cols["u"].int_range == expected

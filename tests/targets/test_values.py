@@ -10,7 +10,15 @@ import pytest
 
 from console.canonical import canonical_json, jsonable
 from console.targets.types import ColumnInfo, ColumnKind, TableInfo
-from console.targets.values import float32_image, from_db, key_tuple, normalize, same, to_db
+from console.targets.values import (
+    coerce,
+    float32_image,
+    from_db,
+    key_tuple,
+    normalize,
+    same,
+    to_db,
+)
 
 
 def col(kind: ColumnKind, name: str = "c", scale: int | None = None) -> ColumnInfo:
@@ -102,3 +110,31 @@ def test_char_padding_carries_no_meaning() -> None:
     padded = ColumnInfo("c", "text", True, type_name="CHAR(5)")
     assert same(padded, "ab   ", "ab")
     assert not same(col("text"), "ab   ", "ab")  # VARCHAR/TEXT keep trailing blanks
+
+
+def test_decimals_compare_and_coerce_past_28_digits() -> None:
+    """Python's default context rounds to 28 digits: two values that differ in the 30th
+    digit must not compare equal (a conflict would be hidden), and a NUMERIC(30, 10) value
+    must not be refused for its length."""
+    d = col("decimal", scale=None)
+    assert not same(d, "1.00000000000000000000000000001", "1.00000000000000000000000000002")
+    assert same(d, "1.000000000000000000000000000010", Decimal("1.00000000000000000000000000001"))
+    wide = ColumnInfo("n", "decimal", True, scale=10, digits=30, type_name="NUMERIC(30, 10)")
+    assert coerce(wide, "1234567890123456789.1234567") == "1234567890123456789.1234567"
+    with pytest.raises(ValueError, match="21 digits before the decimal point; NUMERIC"):
+        coerce(wide, "123456789012345678901")
+    with pytest.raises(ValueError, match="more than 10 decimal places"):
+        coerce(wide, "1.12345678901")
+
+
+def test_values_past_the_columns_limits_are_refused() -> None:
+    short = ColumnInfo("s", "text", True, type_name="VARCHAR(5)", length=5)
+    assert coerce(short, "héllo") == "héllo"  # characters, not bytes
+    with pytest.raises(ValueError, match="is 6 characters long; VARCHAR\\(5\\) holds 5"):
+        coerce(short, "toolong"[:6])
+    small = ColumnInfo("i", "int", True, type_name="SMALLINT", int_range=(-32768, 32767))
+    assert coerce(small, "-32768") == -32768
+    with pytest.raises(ValueError, match="40000 is out of range for SMALLINT"):
+        coerce(small, 40000)
+    free = ColumnInfo("t", "text", True)  # SQLite: no limit enforced, none checked
+    assert coerce(free, "x" * 10_000) == "x" * 10_000
