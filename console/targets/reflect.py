@@ -42,6 +42,7 @@ class Reflected:
     identity_always: frozenset[str]  # PostgreSQL GENERATED ALWAYS AS IDENTITY
     unique_keys: tuple[tuple[str, ...], ...]  # primary key first
     as_is: Mapping[str, frozenset[type]]  # per column: value types bound without to_db
+    cascades: tuple[Cascade, ...] = ()  # deleting our rows writes theirs
 
 
 def kind_of(type_: Any) -> tuple[ColumnKind, int | None]:
@@ -140,6 +141,44 @@ def _is_sqlite_rowid(col: ReflectedColumn, pk: list[str], dialect: Dialect) -> b
     return dialect == "sqlite" and pk == [col["name"]] and str(col["type"]).upper() == "INTEGER"
 
 
+_CHANGES_CHILDREN = ("CASCADE", "SET NULL", "SET DEFAULT")
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """A foreign key of another table whose ON DELETE writes that table's rows when one of
+    ours is deleted: rows no journal would hold, so such a delete is refused while they
+    exist (``SqlTarget.write_segment``)."""
+
+    child: Table  # the child table's referencing columns (NullType: values bound as given)
+    columns: tuple[str, ...]  # in the child
+    referred: tuple[str, ...]  # in this table
+    action: str
+
+    def describe(self) -> str:
+        return f"{self.child.name}({', '.join(self.columns)}) ON DELETE {self.action}"
+
+
+def _cascades(insp: Any, schema: str | None, table: str) -> tuple[Cascade, ...]:
+    found: list[Cascade] = []
+    try:
+        every = insp.get_multi_foreign_keys(schema=schema)
+    except Exception:  # a role that may not read the catalog: nothing known, nothing claimed
+        return ()
+    for (child_schema, child), fks in sorted(every.items(), key=lambda kv: str(kv[0])):
+        for fk in fks:
+            action = str((fk.get("options") or {}).get("ondelete") or "").upper()
+            if fk.get("referred_table") != table or action not in _CHANGES_CHILDREN:
+                continue
+            columns = tuple(fk.get("constrained_columns") or ())
+            mirror = Table(
+                child, MetaData(), *(Column(c, sa.NullType()) for c in columns),
+                schema=child_schema,
+            )  # fmt: skip
+            found.append(Cascade(mirror, columns, tuple(fk["referred_columns"]), action))
+    return tuple(found)
+
+
 def reflect(conn: Connection, name: str, where: str) -> Reflected:
     """Reflect table ``name`` over ``conn``; ``where`` names the database in messages."""
     schema, table_name = locate(conn, name, where)
@@ -218,4 +257,5 @@ def reflect(conn: Connection, name: str, where: str) -> Reflected:
         identity_always=frozenset(identity_always),
         unique_keys=tuple(dict.fromkeys(uniques)),
         as_is={c: passthrough(i, dialect) for c, i in columns.items()},
+        cascades=_cascades(insp, schema, table_name),
     )

@@ -821,6 +821,41 @@ class SqlTarget:
             outcomes.append(WriteOutcome(w.op_no, "applied"))
         return outcomes, batches
 
+    def _refuse_cascades(
+        self,
+        conn: Connection,
+        t: Reflected,
+        writes: Sequence[RowWrite],
+        kts: Sequence[KeyTuple],
+        current: Mapping[KeyTuple, Row],
+    ) -> None:
+        """Refuse a delete whose row other rows depend on through an ON DELETE CASCADE (or
+        SET NULL, SET DEFAULT) foreign key: the database would write rows that no journal
+        holds and no rollback restores. Checked in the segment's transaction, under its locks."""
+        cols = t.info.columns
+        for cascade in t.cascades:
+            wanted: dict[tuple[Any, ...], int] = {}
+            for w, kt in zip(writes, kts, strict=True):
+                row = current.get(kt) if w.kind == "delete" else None
+                if row is None or not all(row.get(c) is not None for c in cascade.referred):
+                    continue
+                values = tuple(to_db(cols[c], row[c], self.dialect) for c in cascade.referred)
+                wanted.setdefault(values, w.op_no)
+            if not wanted:
+                continue
+            child = cascade.child
+            refs = [child.c[c] for c in cascade.columns]
+            probe = select(*refs).where(tuple_(*refs).in_(list(wanted))).limit(1)
+            hit = conn.execute(probe).first()
+            if hit is not None:
+                op_no = wanted.get(tuple(hit), next(iter(wanted.values())))
+                raise _Refused(
+                    f"a row to delete has dependent rows in {cascade.describe()}, which the "
+                    "delete would write without a journal; delete or update those rows first "
+                    "(an earlier step)",
+                    op_no,
+                )
+
     def _run(self, conn: Connection, batch: _Batch) -> None:
         params = batch.params
         many = len(params) > 1
@@ -858,6 +893,8 @@ class SqlTarget:
                     conn.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
                 kts = [key_tuple(t.info, keys, w.key) for w in writes]
                 current = self._fetch(conn, t, keys, [w.key for w in writes], lock=True, kts=kts)
+                if t.cascades:
+                    self._refuse_cascades(conn, t, writes, kts, current)
                 outcomes, batches = self._plan(t, keys, writes, kts, current)
                 for batch in batches:
                     self._run(conn, batch)

@@ -228,3 +228,37 @@ def test_dry_run_reports_constraint_failures(target: SqlTarget, target_url: str)
 def test_empty_segment(target: SqlTarget, target_url: str) -> None:
     _shop(target_url)
     assert target.write_segment("products", ["id"], []) == []
+
+
+@pytest.mark.parametrize("action", ["CASCADE", "SET NULL"])
+def test_a_delete_that_would_cascade_is_refused(
+    target: SqlTarget, target_url: str, action: str
+) -> None:
+    """ON DELETE CASCADE / SET NULL would write rows of another table that no journal holds:
+    such a delete is refused (the segment fails, nothing written) while dependents exist."""
+    engine = "" if dialect_of(target_url) != "mysql" else " ENGINE=InnoDB"
+    run_sql(
+        target_url,
+        [
+            f"CREATE TABLE customers (id INTEGER PRIMARY KEY, name VARCHAR(20)){engine}",
+            f"""CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER,
+                 FOREIGN KEY (customer_id) REFERENCES customers (id) ON DELETE {action}){engine}""",
+            "INSERT INTO customers VALUES (1, 'Ann'), (2, 'Bob'), (3, 'Cy')",
+            "INSERT INTO orders VALUES (10, 1), (11, 1), (12, 3)",
+        ],
+    )
+    gone = {"id": 2, "name": "Bob"}
+    before = (dump(target_url, "customers"), dump(target_url, "orders"))
+    with pytest.raises(SegmentError, match=f"orders\\(customer_id\\) ON DELETE {action}") as err:
+        target.write_segment(
+            "customers",
+            ["id"],
+            [
+                RowWrite(1, "delete", {"id": 2}, gone, None),
+                RowWrite(2, "delete", {"id": 1}, {"id": 1, "name": "Ann"}, None),
+            ],
+        )
+    assert err.value.op_no == 2  # the row with dependents, named
+    assert (dump(target_url, "customers"), dump(target_url, "orders")) == before
+    out = target.write_segment("customers", ["id"], [RowWrite(1, "delete", {"id": 2}, gone, None)])
+    assert [o.status for o in out] == ["applied"]  # no dependents: deleted as asked
