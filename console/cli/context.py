@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from console.errors import Exit
+from console.errors import BadInput, Exit
 
 if TYPE_CHECKING:
     from console.config import Settings
@@ -57,11 +57,9 @@ class Ctx:
     @property
     def journal(self) -> Journal:
         if self._journal is None:
-            from console.journal.setup import open_journal
-
             # On PostgreSQL the authenticated role is the identity (the database refuses any
             # other actor); an --as that contradicts it is refused by the gate, journaled.
-            self._journal = open_journal(self.journal_url, actor=self.user)
+            self._journal = _opened(self.journal_url, self.user)
             note = Path(self._journal.url.removeprefix("sqlite:///")).with_name("replay.json")
             if self._journal.dialect == "sqlite" and note.is_file():
                 # A replay sandbox's journal (drill/replay.py): every event names the drill.
@@ -76,8 +74,33 @@ class Ctx:
             if self.log_json:
                 from console.journal.jsonlog import JsonLogSink
 
-                self._journal.sinks.append(JsonLogSink(self.log_json))
+                try:
+                    self._journal.sinks.append(JsonLogSink(self.log_json))
+                except OSError as exc:
+                    raise BadInput(
+                        f"--log-json {self.log_json}: {exc.strerror or exc}; give a file in a "
+                        "writable directory, or '-' for stderr."
+                    ) from None
         return self._journal
+
+
+def _opened(url: str, user: str) -> Journal:
+    """The journal at ``url``; one sentence (exit 2) when it cannot be opened, whatever the
+    reason: a directory, a file that is not a journal, a server that does not answer."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from console.canonical import mask_url
+    from console.journal.setup import open_journal
+
+    try:
+        return open_journal(url, actor=user)
+    except (SQLAlchemyError, OSError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise BadInput(
+            f"journal {mask_url(url)} cannot be opened ({first}); give a journal file or "
+            "PostgreSQL URL with --journal, BACKOUT_JOURNAL or journal in backout.toml."
+        ) from None
 
 
 def get_ctx(ctx: typer.Context) -> Ctx:

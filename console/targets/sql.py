@@ -36,7 +36,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.engine import Connection, RootTransaction
+from sqlalchemy.engine import Connection, RootTransaction, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.sql import Select
 
@@ -346,6 +346,19 @@ def _pg_hooks(engine: Engine) -> None:
         dbapi_conn.commit()
 
 
+def _sqlite_file_exists(url: str) -> None:
+    """A target is never created: connecting to a mistyped SQLite path would leave an empty
+    file behind and blame the table."""
+    if not url.startswith("sqlite"):
+        return
+    path = make_url(url).database
+    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).is_file():
+        raise BadInput(
+            f"target database file {path} does not exist; check the path (backout never "
+            "creates a target database)."
+        )
+
+
 def _make_engine(url: str, timeout_ms: int) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -377,6 +390,7 @@ class SqlTarget:
         self.url = sqlalchemy_url(url)
         self.display_url = mask_url(self.url)
         self.statement_timeout_ms = statement_timeout_ms
+        _sqlite_file_exists(self.url)
         self.engine = _make_engine(self.url, statement_timeout_ms)
         self.dialect: Dialect = _dialect(self.engine)
         self._tables: dict[str, Reflected] = {}

@@ -137,14 +137,17 @@ def _garbage(tmp_path: Path) -> Path:
     return garbage
 
 
-def test_internal_errors_hide_the_traceback_unless_debug(tmp_path: Path) -> None:
+def test_a_journal_that_cannot_be_opened_is_one_sentence_unless_debug(tmp_path: Path) -> None:
     garbage = _garbage(tmp_path)
     quiet = backout("--journal", str(garbage), "runs")
-    assert quiet.returncode == 1
+    assert quiet.returncode == 2
     assert "Traceback" not in quiet.stderr
-    assert quiet.stderr.startswith("backout: internal error: ")
-    assert "Rerun with --debug" in quiet.stderr
+    assert quiet.stderr.startswith(f"backout: journal {garbage} cannot be opened (")
+    assert "give a journal file or PostgreSQL URL with --journal" in quiet.stderr
     assert quiet.stdout == ""
+    for bad in (tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/x"):
+        other = backout("--journal", str(bad), "runs")
+        assert other.returncode == 2 and "cannot be opened" in other.stderr, other.stderr
     loud = backout("--debug", "--journal", str(garbage), "runs")
     assert loud.returncode != 0
     assert "Traceback (most recent call last)" in loud.stderr
@@ -417,3 +420,10 @@ def test_help_does_not_import_textual() -> None:
     imported = [line.rsplit("|", 1)[-1].strip() for line in timed.stderr.splitlines()]
     assert "typer" in imported  # the log is real
     assert not [m for m in imported if m.split(".")[0] == "textual"]
+
+
+def test_a_log_file_that_cannot_be_written_is_bad_input(tmp_path: Path) -> None:
+    for bad in (tmp_path, tmp_path / "missing" / "x.log"):
+        r = backout("--journal", str(tmp_path / "j.db"), "--log-json", str(bad), "runs")
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.startswith(f"backout: --log-json {bad}: ") and "Traceback" not in r.stderr

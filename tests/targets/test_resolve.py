@@ -47,6 +47,7 @@ def test_target_attributes(tmp_path: Path) -> None:
     assert "s3cret" not in err.value.message
     t.close()
     assert SqlTarget("mariadb://root@h/db").dialect == "mysql"
+    (tmp_path / "a.db").touch()
     assert SqlTarget(str(tmp_path / "a.db")).dialect == "sqlite"
 
 
@@ -87,3 +88,10 @@ def test_environment_of(tmp_path: Path) -> None:
     assert environment_of(f"sqlite:///{tmp_path / 'crm.db'}", settings) == "staging"
     assert environment_of("postgresql://h/other", settings) == "production"
     assert environment_of("nowhere", settings) == "production"
+
+
+def test_a_missing_sqlite_target_is_refused_and_not_created(tmp_path: Path) -> None:
+    typo = tmp_path / "crm-typo.db"
+    with pytest.raises(BadInput, match=r"crm-typo\.db does not exist; check the path"):
+        SqlTarget(f"sqlite:///{typo}")
+    assert not typo.exists()
