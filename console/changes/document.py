@@ -29,6 +29,8 @@ from console.changes.model import (
 from console.changes.records import OPS, record_operation, shape_problem
 from console.changes.tree import Node, is_map, to_plain
 
+_LARGEST = 2**63 - 1  # numbers the journal stores as integers (version, segment size)
+
 TOP_KEYS = (
     "changeset",
     "version",
@@ -139,6 +141,9 @@ class Reader:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.bad(node.where, path, f"must be a whole number of at least {minimum}")
+            return None
+        if value > _LARGEST:  # the journal stores it as a 64-bit integer
+            self.bad(node.where, path, f"must be a whole number from {minimum} to {_LARGEST}")
             return None
         return value
 

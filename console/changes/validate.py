@@ -92,7 +92,7 @@ def convert(col: ColumnInfo, value: Any) -> Any:
         reason = str(exc) or f"'{str(value)[:40]}' does not fit"
         example = _EXAMPLES.get(col.kind, "a value of that type")
         return _Bad(f"{reason}; {col.name} is {_type(col)}: give {example}")
-    if col.kind == "int" and not -_INT64 <= result < _INT64:
+    if col.kind == "int" and col.int_range is None and not -_INT64 <= result < _INT64:
         return _Bad(f"'{str(value)[:40]}' is out of range for {_type(col)}")
     return result
 

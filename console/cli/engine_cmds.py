@@ -27,7 +27,8 @@ def _emit(report: RunReport, as_json: bool) -> None:
     epilog="Examples:\n\n  backout apply prices.yaml\n\n"
     "  backout apply prices.yaml --dry-run --json\n\n"
     "  backout apply big-batch.yaml --workers 4   (PostgreSQL, MariaDB)\n\n"
-    "  backout apply uplift.csv --table products --key sku --op update --target crm",
+    "  backout apply uplift.csv --table products --key sku --op update --target crm\n\n"
+    "  backout apply uplift.csv --table products --key sku --op update --version 2",
 )
 def apply(
     ctx: typer.Context,
@@ -49,6 +50,19 @@ def apply(
     ] = None,
     op: Annotated[
         str | None, typer.Option("--op", help="CSV/JSON array: insert|update|delete|upsert.")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="CSV/JSON array: change-set name (default: the file name)."),
+    ] = None,
+    version: Annotated[
+        int | None,
+        typer.Option(
+            "--version",
+            min=1,
+            help="CSV/JSON array: change-set version (default 1); new content under the same "
+            "name needs a new version.",
+        ),
     ] = None,
     workers: Annotated[
         int,
@@ -80,6 +94,10 @@ def apply(
         args["key"] = [k.strip() for k in key.split(",") if k.strip()]
     if op:
         args["op"] = op
+    if name:
+        args["name"] = name
+    if version is not None:
+        args["version"] = version
     try:
         cs = load_changeset(changeset, **args)  # type: ignore[arg-type]
         with progress_bar(f"apply {cs.name} v{cs.version}", enabled=not as_json) as bar:

@@ -492,3 +492,11 @@ def test_json_problems_name_the_exact_line_of_the_key(write: Write) -> None:
     line = next(n for n, t in enumerate(text.splitlines(), start=1) if "segment_size" in t)
     err = problems_of(write("bad.json", text))
     assert (err.problems[0].line, err.problems[0].field) == (line, "options.segment_size")
+
+
+def test_a_version_past_what_the_journal_stores_is_refused(write: Write) -> None:
+    old = "\nversion: 3\n"
+    assert old in EXAMPLE
+    err = problems_of(write("huge.yaml", EXAMPLE.replace(old, "\nversion: 99999999999999999999\n")))
+    assert err.problems[0].field == "version"
+    assert "from 1 to 9223372036854775807" in err.problems[0].message

@@ -427,3 +427,26 @@ def test_a_log_file_that_cannot_be_written_is_bad_input(tmp_path: Path) -> None:
         r = backout("--journal", str(tmp_path / "j.db"), "--log-json", str(bad), "runs")
         assert r.returncode == 2, r.stderr
         assert r.stderr.startswith(f"backout: --log-json {bad}: ") and "Traceback" not in r.stderr
+
+
+def test_a_csv_gets_a_new_version_from_the_command_line(tmp_path: Path) -> None:
+    """A CSV carries no name or version: the second export of the same file name with new
+    content is refused until `--version` says it is a new version."""
+    from tests.engine.helpers import make_items
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 5)
+    csv = tmp_path / "prices.csv"
+    journal = str(tmp_path / "j.db")
+    common = ("--table", "items", "--key", "id", "--op", "update", "--target", url)
+    csv.write_text("id,amount\n1,2.50\n")
+    assert backout("--journal", journal, "apply", str(csv), *common).returncode == 0
+    csv.write_text("id,amount\n1,3.50\n")
+    again = backout("--journal", journal, "apply", str(csv), *common)
+    assert again.returncode == 2 and "new version" in again.stderr, again.stderr
+    bumped = backout("--journal", journal, "apply", str(csv), *common, "--version", "2")
+    assert bumped.returncode == 0, bumped.stderr
+    named = backout("--journal", journal, "apply", str(csv), *common, "--name", "eu-prices")
+    assert named.returncode == 0, named.stderr
+    runs = {(r.changeset, r.version) for r in Journal(f"sqlite:///{journal}").runs(limit=10)}
+    assert runs == {("prices", 1), ("prices", 2), ("eu-prices", 1)}

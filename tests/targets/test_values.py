@@ -138,3 +138,14 @@ def test_values_past_the_columns_limits_are_refused() -> None:
         coerce(small, 40000)
     free = ColumnInfo("t", "text", True)  # SQLite: no limit enforced, none checked
     assert coerce(free, "x" * 10_000) == "x" * 10_000
+
+
+def test_an_unsigned_bigint_takes_its_whole_range() -> None:
+    from console.changes.validate import convert
+
+    u64 = ColumnInfo("u", "int", True, type_name="BIGINT UNSIGNED", int_range=(0, 2**64 - 1))
+    assert convert(u64, "18446744073709551615") == 2**64 - 1
+    assert convert(u64, 2**64 - 1) == 2**64 - 1
+    assert "out of range" in getattr(convert(u64, -1), "message", "")
+    signed = ColumnInfo("i", "int", True, type_name="INTEGER")  # SQLite: 64-bit by the driver
+    assert "out of range" in getattr(convert(signed, 2**63), "message", "")
