@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from console.cli.app import app
 from console.cli.context import Ctx, get_ctx
+from console.errors import BadInput
+
+
+def on_a_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def open_console(c: Ctx, *, run: str | None, readonly: bool) -> None:
+    if not on_a_terminal():  # a script or a pipe: the console would draw into it and wait
+        raise BadInput(
+            "the console needs a terminal (stdin or stdout is not one); in scripts use "
+            "`backout runs`, `backout show RUN` or `backout --help`."
+        )
     # Textual is imported here only, so that `backout --help` and every other command stay fast.
     if c.journal.drill is not None:  # a replay sandbox's journal: the drill banner everywhere
         from console.tui.replay import run_drill_console

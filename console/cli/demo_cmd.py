@@ -31,12 +31,15 @@ def demo(
     from console.demo_runs import populate
 
     populate(ws, c.journal)
+    from console.cli.console_cmd import on_a_terminal, open_console
+
+    if not no_console and not on_a_terminal():
+        typer.echo("not on a terminal: the demo's runs instead of the console", err=True)
+        no_console = True
     if no_console:
         from console.cli.journal_cmds import runs
 
         ctx.invoke(runs, ctx=ctx, status=None, limit=50, drills=False, as_json=False)
         typer.echo(f"workspace: {ws.root}  (journal {ws.journal}, target {ws.crm})")
         return
-    from console.cli.console_cmd import open_console
-
     open_console(c, run=None, readonly=True)

@@ -450,3 +450,21 @@ def test_a_csv_gets_a_new_version_from_the_command_line(tmp_path: Path) -> None:
     assert named.returncode == 0, named.stderr
     runs = {(r.changeset, r.version) for r in Journal(f"sqlite:///{journal}").runs(limit=10)}
     assert runs == {("prices", 1), ("prices", 2), ("eu-prices", 1)}
+
+
+def test_the_console_needs_a_terminal(tmp_path: Path) -> None:
+    """In a script or a pipe, bare `backout` would draw the console into the pipe and wait
+    for keys that never come: it says so instead."""
+    for args in ((), ("console",)):
+        r = backout("--journal", str(tmp_path / "j.db"), *args)
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr.startswith("backout: the console needs a terminal")
+
+
+def test_demo_off_a_terminal_builds_the_workspace_and_lists_its_runs(tmp_path: Path) -> None:
+    r = backout("demo", "--dir", str(tmp_path / "demo"))
+    assert r.returncode == 0, r.stderr
+    assert "not on a terminal" in r.stderr
+    assert f"workspace: {tmp_path / 'demo'}" in r.stdout
+    runs = Journal(f"sqlite:///{tmp_path / 'demo' / 'journal.db'}").runs(limit=50)
+    assert {"completed", "paused"} <= {r.status for r in runs}
