@@ -126,6 +126,7 @@ def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty target database of each kind backout writes to."""
     if request.param == "sqlite":
+        (tmp_path / "target.db").touch()  # an empty SQLite database (backout creates none)
         yield f"sqlite:///{tmp_path / 'target.db'}"
     elif request.param == "postgres":
         url = make_pg_database()

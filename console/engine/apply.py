@@ -686,6 +686,9 @@ class Engine:
             lanes.settle()
             self._pause(cs, run_id, corr, "interrupted", started, tally.counts, dry_run)
             raise
+        except lease.LeaseLost:
+            lanes.settle()  # the new holder resolves what this one left in doubt
+            raise
         except BaseException:
             lanes.settle()
             # Keep what was applied out of doubt, if the journal still takes it.

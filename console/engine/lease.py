@@ -24,6 +24,13 @@ class RunHeld(BackoutError):
     exit_code = Exit.BLOCKED
 
 
+class LeaseLost(BackoutError):
+    """The lease expired while its holder was stalled, and another process took the run:
+    the stalled one must not record or write anything more for it."""
+
+    exit_code = Exit.FAILED
+
+
 @dataclass(frozen=True)
 class Holder:
     host: str
@@ -93,11 +100,21 @@ _SQLITE_RENEW = "UPDATE leases SET expires_at = ? WHERE run_id = ? AND holder = 
 
 
 def renew(conn: Connection, journal: Journal, run_id: str, holder: Holder) -> None:
+    """Extend the lease, inside the journal transaction that is about to record our next step;
+    ``LeaseLost`` (and so nothing recorded) if the lease is no longer ours."""
     expires = format_ts(journal.clock() + LEASE_TTL)
     if conn.dialect.name == "sqlite":  # straight to the driver: this runs at every segment
-        conn.exec_driver_sql(_SQLITE_RENEW, (expires, run_id, str(holder)))
-        return
-    conn.execute(_RENEW, {"r_run_id": run_id, "r_holder": str(holder), "r_expires_at": expires})
+        found = conn.exec_driver_sql(_SQLITE_RENEW, (expires, run_id, str(holder))).rowcount
+    else:
+        found = conn.execute(
+            _RENEW, {"r_run_id": run_id, "r_holder": str(holder), "r_expires_at": expires}
+        ).rowcount
+    if found == 0:
+        raise LeaseLost(
+            f"run {run_id} was taken over by another process while this one was stalled past "
+            f"its {int(LEASE_TTL.total_seconds())} s lease; this one stops without writing "
+            f"more (`backout show {run_id}` shows where the run is)."
+        )
 
 
 def release(conn: Connection, run_id: str, holder: Holder) -> None:

@@ -151,6 +151,24 @@ _PG_TEAM: list[tuple[str, str]] = [
 _MIGRATIONS: dict[int, list[str]] = {}
 
 
+def _not_a_foreign_database(conn: Connection) -> None:
+    """A journal gets a file of its own: creating it inside an application's database (a
+    target given as --journal by mistake) would mix the two."""
+    names = {
+        n
+        for (n,) in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+    own = {t.name for t in _tables()}
+    if names and "journal_head" not in names and names - own:
+        others = ", ".join(sorted(names - own)[:5])
+        raise BadInput(
+            f"{conn.engine.url.database} is not a journal: it holds other tables ({others}); "
+            "give the journal a file of its own."
+        )
+
+
 def ensure_schema(engine: Engine) -> str:
     """Create or upgrade the schema (idempotent, safe when several processes race).
 
@@ -161,6 +179,8 @@ def ensure_schema(engine: Engine) -> str:
             conn.execute(text("SELECT pg_advisory_xact_lock(7262340001)"))
             if not _pg_may_alter(conn):
                 return _pg_journal_id(conn)
+        if conn.dialect.name == "sqlite":
+            _not_a_foreign_database(conn)
         SQLModel.metadata.create_all(conn, tables=_tables())
         if conn.dialect.name == "sqlite":
             _sqlite_prune_aware_trigger(conn)

@@ -109,10 +109,18 @@ def _type_name(type_: Any, conn: Connection) -> str:
         return type(type_).__name__
 
 
+_JOURNAL_TABLES = {"meta", "journal_head", "events"}
+
+
 def locate(conn: Connection, name: str, where: str) -> tuple[str | None, str]:
     """(schema, table) of an existing table named ``name`` (or ``schema.table``)."""
     insp = inspect(conn)
     names = insp.get_table_names()
+    if set(names) >= _JOURNAL_TABLES:
+        raise BadInput(
+            f"{where} holds a backout journal; a target must be another database than the "
+            "journal (give the application's database as the target)."
+        )
     if name in names:
         return None, name
     schema, dot, table = name.partition(".")

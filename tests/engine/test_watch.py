@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from console.engine import lease
 from console.engine.lease import Holder
 from console.engine.segments import JournalOp, SegmentPlan, SegmentRunner, Watch
 from console.journal import Journal
@@ -85,8 +86,12 @@ def test_watch_on_sqlite_sees_only_other_transactions(tmp_path: Path) -> None:
 def test_a_segment_transaction_leaves_the_head_free_until_it_chains(
     pg_journal: Journal, pg_url: str, tmp_path: Path
 ) -> None:
+    (tmp_path / "t.db").touch()
     target = SqlTarget(f"sqlite:///{tmp_path / 't.db'}")
-    runner = SegmentRunner(pg_journal, target, Holder.me())
+    holder = Holder.me()
+    with pg_journal.write() as w:
+        lease.acquire(w.conn, pg_journal, "run1", holder)
+    runner = SegmentRunner(pg_journal, target, holder)
     op = JournalOp(
         op_no=1,
         table="items",
@@ -117,3 +122,26 @@ def test_a_segment_transaction_leaves_the_head_free_until_it_chains(
     finally:
         probe.dispose()
         target.close()
+
+
+def test_a_stalled_executor_whose_run_was_taken_over_records_nothing(tmp_path: Path) -> None:
+    """Its lease expired while it was stopped, and `backout resume` took the run: when it
+    wakes, its next journal transaction finds the lease gone and stops before recording."""
+    from console.engine.lease import LeaseLost
+
+    j = Journal(f"sqlite:///{tmp_path / 'j.db'}", actor="t")
+    (tmp_path / "t.db").touch()
+    target = SqlTarget(f"sqlite:///{tmp_path / 't.db'}")
+    stalled, resumer = Holder.me(), Holder.me()
+    with j.write() as w:
+        lease.acquire(w.conn, j, "run1", stalled)
+    with j.write() as w:  # what acquire does once the stalled holder's lease has expired
+        lease.release(w.conn, "run1", stalled)
+        lease.acquire(w.conn, j, "run1", resumer)
+    op = JournalOp(1, "items", "update", {"id": 1}, {"id": 1}, {"id": 1}, {"op": "x"}, "k1")
+    runner = SegmentRunner(j, target, stalled)
+    events = j.count_events()
+    with pytest.raises(LeaseLost, match="taken over by another process"):
+        runner.journal_intent(SegmentPlan("run1", "c", 1, 1, "items", ("id",), [op]))
+    assert j.count_events() == events
+    target.close()

@@ -76,6 +76,7 @@ def mariadb_url(request: pytest.FixtureRequest) -> str:
 def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty target database of each kind backout writes to."""
     if request.param == "sqlite":
+        (tmp_path / "target.db").touch()  # an empty SQLite database (backout creates none)
         return f"sqlite:///{tmp_path / 'target.db'}"
     if request.param == "postgres":
         return _empty_pg(request.getfixturevalue("_pg_database"))
