@@ -827,8 +827,14 @@ class Journal:
     # --- reading ----------------------------------------------------------------------
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        with self.engine.connect().execution_options(**READONLY) as conn, conn.begin():
+    def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A read-only transaction. ``snapshot``: every statement in it sees the same state
+        (PostgreSQL's REPEATABLE READ; a SQLite transaction does already), for a reader that
+        compares what several queries return while writers go on (``verify``)."""
+        options: dict[str, Any] = dict(READONLY)
+        if snapshot and self.dialect == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
+        with self.engine.connect().execution_options(**options) as conn, conn.begin():
             yield conn
 
     def head(self) -> tuple[int, str]:

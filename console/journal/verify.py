@@ -120,7 +120,7 @@ def verify(
         report.problem = problem
         return report
 
-    with gc_paused(), journal.read() as conn:
+    with gc_paused(), journal.read(snapshot=True) as conn:
         head = conn.execute(select(T_HEAD.c.seq, T_HEAD.c.hash)).one()
         checkpoints = load_checkpoints(conn)
         pruned = Pruned(checkpoints, load_state(conn)) if checkpoints else None

@@ -364,3 +364,24 @@ def test_verify_reports_counts_and_the_head(journal: Journal) -> None:
     assert report.events == journal.count_events()
     data = report.as_dict()
     assert data["ok"] is True and data["first_bad_seq"] is None
+
+
+def test_a_writer_during_verify_is_not_taken_for_tampering(journal: Journal) -> None:
+    """Verify reads the events, then the projection tables: both from one snapshot, so a
+    run that moves on in between (an apply writing) is not a projection that differs."""
+    journal.append("run.created", {"kind": "apply", "rows_total": 10}, run_id="r1")
+    journal.append("run.started", {}, run_id="r1")
+    other = Journal(journal.url, actor="writer")
+    wrote: list[int] = []
+
+    def meanwhile(_read: int, _total: int) -> None:
+        if not wrote:
+            other.append("run.completed", {}, run_id="r1")
+            other.append("run.created", {"kind": "apply"}, run_id="r2")
+            wrote.append(1)
+
+    report = verify(journal, remember=False, parallel=False, progress=meanwhile)
+    assert wrote and report.ok, report.problem
+    assert report.events == 2
+    assert verify(journal, remember=False).events == 4
+    other.close()
