@@ -169,11 +169,32 @@ def _not_a_foreign_database(conn: Connection) -> None:
         )
 
 
+def _sqlite_up_to_date(engine: Engine) -> str | None:
+    """The journal id of a SQLite journal already at this schema version, read without the
+    write lock (None: create or upgrade it): so that `backout runs` or `show` does not wait
+    behind a writer, as the upgrade's write transaction would."""
+    with engine.connect().execution_options(**READONLY) as conn, conn.begin():
+        tables = conn.exec_driver_sql(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).scalar_one()
+        if not tables:
+            return None
+        meta = models.table_of(models.Meta)
+        rows: dict[str, str] = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
+    if rows.get("schema_version") != str(models.SCHEMA_VERSION):
+        return None
+    return rows.get("journal_id")
+
+
 def ensure_schema(engine: Engine) -> str:
     """Create or upgrade the schema (idempotent, safe when several processes race).
 
     Returns the journal id.
     """
+    if engine.dialect.name == "sqlite":
+        current = _sqlite_up_to_date(engine)
+        if current is not None:
+            return current
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(7262340001)"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def _load_trusted(journal: Journal) -> dict[str, Any] | None:
 def _save_trusted(journal: Journal, seq: int, head: str) -> None:
     path = _trusted_file(journal)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # one per writer
     tmp.write_text(
         json.dumps(
             {"journal_id": journal.journal_id, "url": journal.display_url, "seq": seq, "hash": head}

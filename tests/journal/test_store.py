@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -453,3 +454,24 @@ def test_a_write_pauses_the_cyclic_collector_and_leaves_it_as_it_found_it(
     finally:
         (gc.enable if was else gc.disable)()
     assert [e.payload["text"] for e in journal.events() if e.kind == "journal.note"] == ["paused"]
+
+
+def test_opening_a_current_sqlite_journal_waits_for_no_writer(tmp_path: Path) -> None:
+    """`backout runs` or `show` opens the journal while an apply holds the write lock: an
+    up-to-date schema is read without the lock, so they do not queue behind it."""
+    import sqlite3
+    import time
+
+    path = tmp_path / "j.db"
+    Journal(f"sqlite:///{path}", actor="a").close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        j = Journal(f"sqlite:///{path}", actor="b")
+        assert j.runs(limit=5) == []
+        assert time.monotonic() - started < 10  # the busy timeout is 30 s
+        j.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -385,3 +385,20 @@ def test_a_writer_during_verify_is_not_taken_for_tampering(journal: Journal) -> 
     assert report.events == 2
     assert verify(journal, remember=False).events == 4
     other.close()
+
+
+def test_verifies_at_once_each_remember_the_head_safely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several verifies on one machine write the trusted head at once: each through its own
+    temporary file (a shared one was renamed away under another's feet)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    j = Journal(f"sqlite:///{tmp_path / 'j.db'}", actor="a")
+    j.append("journal.note", {"text": "x"})
+    with ThreadPoolExecutor(8) as pool:
+        reports = list(pool.map(lambda _: verify(j, parallel=False), range(32)))
+    assert all(r.ok for r in reports), [r.problem for r in reports if not r.ok]
+    assert not list((tmp_path / "state").rglob("*.tmp"))
+    j.close()
