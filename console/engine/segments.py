@@ -32,6 +32,16 @@ from console.targets.values import key_tuple, same
 MAX_ATTEMPTS = 6
 
 
+def owned(image: Row | None, columns: Sequence[str]) -> Row | None:
+    """What of ``image`` an update answers for: the ``columns`` it sets (its set columns), not
+    the rest of the row, which the database may change on its own (a trigger's updated_at, a
+    generated column, MariaDB's ON UPDATE) and the inverse leaves alone. The whole image when
+    ``columns`` is empty (inserts, deletes)."""
+    if image is None or not columns:
+        return image
+    return {c: image[c] for c in columns if c in image}
+
+
 @dataclass(frozen=True)
 class JournalOp:
     """One row of a segment, as journaled. ``before`` is what the row must be now; ``after``
@@ -68,12 +78,17 @@ class JournalOp:
         return entry
 
     def row_write(self) -> RowWrite:
+        compare: tuple[str, ...] | None = None
         if self.op == "update":
             assert self.after is not None
             write: Row | None = {c: self.after[c] for c in self.set_columns}
+            if self.parent_op is not None:
+                # A rollback's update restores the columns the run set, so those are what must
+                # still be as the run left them; an apply checks its whole baseline.
+                compare = self.set_columns
         else:
             write = self.after
-        return RowWrite(self.op_no, self.op, dict(self.key), self.before, write)
+        return RowWrite(self.op_no, self.op, dict(self.key), self.before, write, compare)
 
     @classmethod
     def from_operation(cls, op: OperationRow, parent_op: int | None = None) -> JournalOp:
@@ -469,10 +484,11 @@ class SegmentRunner:
         conflicts: list[tuple[JournalOp, Row | None]] = []
         for op in ops:
             now = rows.get(key_tuple(info, plan.key_columns, op.key))
-            if matches(info, now, op.after):
+            cols = op.set_columns
+            if matches(info, now, owned(op.after, cols)):
                 applied.append(op)
-            elif matches(info, now, op.before):
-                pending.append(op)
+            elif matches(info, now, owned(op.before, cols)):
+                pending.append(op)  # the write re-checks the whole before-image
             else:
                 conflicts.append((op, now))
         return applied, pending, conflicts

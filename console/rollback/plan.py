@@ -5,9 +5,11 @@ never reverted twice) and in scope (steps, keys). An interrupted apply leaves it
 in doubt (operations ``pending``: intent journaled, outcome not); the target settles each such
 row here, as resume would: equal to the before-image → never written, nothing to revert; equal
 to the after-image → written, reverted like an applied one; anything else → a conflict. So a
-rollback never needs the bad batch resumed first. The row must still equal the after-image
-the run wrote; otherwise it is a conflict (someone wrote after us) with its three versions.
-The plan's sha256 is what an approval binds to.
+rollback never needs the bad batch resumed first. The row must still hold what the run wrote
+(an update: the columns it set; an insert: the row it inserted); otherwise it is a conflict
+(someone wrote after us) with its three versions. Columns an update did not set are not ours:
+the database may change them on its own (a trigger's updated_at, a generated column) and the
+inverse leaves them as they are. The plan's sha256 is what an approval binds to.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from console.canonical import canonical_json, loads
-from console.engine.segments import JournalOp, image_text, matches
+from console.engine.segments import JournalOp, image_text, matches, owned
 from console.journal import Journal
 from console.journal.models import OperationRow, Run
 from console.journal.projections import Encoded
@@ -259,11 +261,11 @@ def build_plan(
                 key = image[0]
                 now = found.get(key_tuple(info, key_cols, key))
                 kind, expect, restore, cols = inverse_of(o, image)
-                written = matches(info, now, expect)
+                written = matches(info, now, owned(expect, cols))
                 if (
                     o.status == "pending"
                     and not written
-                    and matches(info, now, _unwritten(o, image[1]))
+                    and matches(info, now, owned(_unwritten(o, image[1]), cols))
                 ):
                     continue  # in doubt and never written: nothing to revert
                 plan.items.append(

@@ -149,18 +149,21 @@ def test_rollback_restores_baseline_except_out_of_band_edits(
         baseline = {r[0]: r for r in sqlite_dump(tmp / "t.db")}
         applied = Engine(j, Settings()).apply(load_changeset(cs))
         assert applied.exit_code == Exit.DONE, applied.message
-        touched = {i for i, _, _ in b["updates"]} | set(b["deletes"])
+        updated = {i for i, _, _ in b["updates"]}
         conn = sqlite3.connect(tmp / "t.db")
         with conn:
             for i in edits:  # someone edits rows after the batch (present ones only)
-                conn.execute("UPDATE items SET name = name || '!' WHERE id = ?", (i,))
+                # Even ids: a column the updates set (theirs against ours: a conflict); odd:
+                # one they leave alone (the rollback restores its columns and keeps the edit).
+                column = "amount = amount + 1" if i % 2 == 0 else "name = name || '!'"
+                conn.execute(f"UPDATE items SET {column} WHERE id = ?", (i,))
         edited_present = {
             i for i in edits if conn.execute("SELECT 1 FROM items WHERE id = ?", (i,)).fetchone()
         }
         conn.close()
         report = Rollback(j, Settings()).execute(applied.run_id or "", Options())
         conflicted = {int(c["key"]["id"]) for c in report.extra["conflicts"]}
-        assert conflicted == edited_present & touched
+        assert conflicted == {i for i in edited_present & updated if i % 2 == 0}
         assert report.exit_code == (Exit.REVIEW if conflicted else Exit.DONE)
         now = {r[0]: r for r in sqlite_dump(tmp / "t.db")}
         for i, row in baseline.items():

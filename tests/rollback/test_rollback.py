@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -328,3 +329,71 @@ def test_a_pause_request_stops_a_rollback_at_a_segment_boundary(
     assert j.get_run(run_id).status == "rolled_back"
     assert verify(j, remember=False).ok
     pauser.close()
+
+
+_TOUCHED_DDL = {
+    "sqlite": [
+        """CREATE TABLE p (id INTEGER PRIMARY KEY, price NUMERIC(10, 2), note TEXT,
+             updated_at TEXT DEFAULT '2000-01-01 00:00:00')""",
+        """CREATE TRIGGER p_touch AFTER UPDATE OF price, note ON p BEGIN
+             UPDATE p SET updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE id = NEW.id;
+           END""",
+    ],
+    "postgresql": [
+        """CREATE TABLE p (id INTEGER PRIMARY KEY, price NUMERIC(10, 2), note TEXT,
+             updated_at TIMESTAMP DEFAULT now(),
+             doubled NUMERIC(12, 2) GENERATED ALWAYS AS (price * 2) STORED)""",
+        """CREATE FUNCTION p_touch() RETURNS trigger AS $$ BEGIN
+             NEW.updated_at = clock_timestamp(); RETURN NEW; END $$ LANGUAGE plpgsql""",
+        "CREATE TRIGGER p_touch BEFORE UPDATE ON p FOR EACH ROW EXECUTE FUNCTION p_touch()",
+    ],
+    "mysql": [
+        """CREATE TABLE p (id INTEGER PRIMARY KEY, price DECIMAL(10, 2), note TEXT,
+             updated_at DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6)
+               ON UPDATE CURRENT_TIMESTAMP(6),
+             doubled DECIMAL(12, 2) AS (price * 2) STORED)""",
+    ],
+}
+
+
+def test_columns_the_database_maintains_are_not_conflicts(target_url: str, tmp_path: Path) -> None:
+    """A trigger's updated_at, MariaDB's ON UPDATE and a generated column change with every
+    write: the rollback answers for the columns the run set, so only a later write to one of
+    those is a conflict, and a later write to another column is kept, not clobbered."""
+    dialect = (
+        "sqlite"
+        if "sqlite" in target_url
+        else "postgresql"
+        if "postgres" in target_url
+        else "mysql"
+    )
+    eng = create_engine(target_url)
+    with eng.begin() as conn:
+        for ddl in _TOUCHED_DDL[dialect]:
+            conn.exec_driver_sql(ddl)
+        conn.execute(text("INSERT INTO p (id, price, note) VALUES (1, 1.00, 'a'), "
+                          "(2, 2.00, 'b'), (3, 3.00, 'c'), (4, 4.00, 'd')"))  # fmt: skip
+    j = Journal(f"sqlite:///{tmp_path / 'journal.db'}", actor="oncall")
+    doc = {
+        "changeset": "touched", "version": 1, "target": target_url,
+        "steps": [{"name": "s", "table": "p", "key": ["id"], "operations": [
+            {"op": "update", "key": {"id": i}, "set": {"price": f"{i}9.00"}} for i in range(1, 5)
+        ]}],
+    }  # fmt: skip
+    report = Engine(j, Settings()).apply(load_changeset(write_changeset(tmp_path / "c.yaml", doc)))
+    assert report.exit_code == Exit.DONE, report.message
+    with eng.begin() as conn:
+        conn.execute(text("UPDATE p SET note = 'kept' WHERE id = 2"))  # not a column we set
+        conn.execute(text("UPDATE p SET price = 33.33 WHERE id = 3"))  # ours: a conflict
+    rb = Rollback(j, Settings()).execute(report.run_id or "", Options())
+    assert rb.exit_code == Exit.REVIEW, rb.message
+    assert rb.extra["counts"] == {"reverted": 3, "conflicts": 1, "skipped": 0}
+    with eng.connect() as conn:
+        rows = {
+            r[0]: (Decimal(str(r[1])), r[2])
+            for r in conn.execute(text("SELECT id, price, note FROM p"))
+        }
+    eng.dispose()
+    prices = {1: "1", 2: "2", 3: "33.33", 4: "4"}
+    assert rows == {i: (Decimal(v), "kept" if i == 2 else "abcd"[i - 1]) for i, v in prices.items()}
+    assert verify(j, remember=False).ok
