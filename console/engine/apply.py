@@ -366,7 +366,7 @@ class Engine:
             baseline.discard()
             raise self._reject(cs, [Problem(cs.source, None, "target", exc.message)]) from None
         if not problems:
-            problems = baseline.problems
+            problems = baseline.problems or _invariant_problems(cs, targets)
         if problems:
             baseline.discard()
             raise self._reject(cs, problems)
@@ -980,6 +980,26 @@ class Engine:
             f"pause requested for run {run.id}; it stops at the next segment boundary.",
             Exit.DONE,
         )
+
+
+def _invariant_problems(cs: ChangeSet, targets: Targets) -> list[Problem]:
+    """Each invariant run once before anything is written: one that cannot run (a typo, a
+    write, a table that is not there) would otherwise pause the run after its first segment."""
+    found = []
+    for i, step in enumerate(cs.steps):
+        for n, inv in enumerate(step.invariants):
+            try:
+                targets.for_step(cs, step).scalar(inv.sql)
+            except BadInput as exc:
+                found.append(
+                    Problem(
+                        cs.source,
+                        step.line,
+                        f"steps[{i}].invariants[{n}].sql",
+                        f"invariant '{inv.name}' cannot run: {exc.message}",
+                    )
+                )
+    return found
 
 
 @dataclass

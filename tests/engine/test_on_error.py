@@ -146,3 +146,27 @@ def test_resumed_run_follows_on_error_rollback(tmp_path: Path) -> None:
     assert report.exit_code == Exit.FAILED and report.status == "rolled_back"
     assert dump(url) == baseline
     assert j.get_run(report.extra["rollback_run"]).parent_run == first.run_id
+
+
+def test_an_invariant_that_cannot_run_is_bad_input_before_any_write(tmp_path: Path) -> None:
+    """A typo in an invariant used to pause the run after its first segment was written (and a
+    dry run, which checks no invariant, called it fine): it is now refused up front."""
+    from console.changes import ChangeSetInvalid
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 10)
+    before = dump(url)
+    doc = changeset_doc(url, updates=range(1, 6), segment_size=2)
+    doc["steps"][0]["invariants"] = [{"name": "typo", "sql": "SELEC 1", "expect": 1}]
+    cs = load_changeset(write_changeset(tmp_path / "c.yaml", doc))
+    j = Journal(f"sqlite:///{tmp_path / 'j.db'}", actor="t")
+    for dry_run in (True, False):
+        try:
+            Engine(j, Settings()).apply(cs, dry_run=dry_run)
+        except ChangeSetInvalid as exc:
+            assert exc.exit_code == Exit.BAD_INPUT
+            assert exc.problems[0].field == "steps[0].invariants[0].sql"
+            assert "invariant 'typo' cannot run" in exc.problems[0].message
+        else:
+            raise AssertionError("an invariant that cannot run was accepted")
+    assert dump(url) == before and j.runs(limit=5) == []

@@ -127,19 +127,23 @@ def test_hostile_cli_arguments_are_refused(scene: tuple[str, str, Path]) -> None
     j.close()
 
 
-def test_an_invariant_that_writes_trips_the_guard(scene: tuple[str, str, Path]) -> None:
-    """Invariant SQL runs read-only (a read-only transaction, or PRAGMA query_only): the
-    write fails, the run pauses at the segment boundary (exit 1) and the table survives."""
+def test_an_invariant_that_writes_is_refused_before_anything_is_written(
+    scene: tuple[str, str, Path],
+) -> None:
+    """Invariant SQL runs read-only (a read-only transaction, or PRAGMA query_only), and it
+    runs once before the first write: one that writes is bad input (exit 2), and neither the
+    target nor the journal's runs change."""
     target, journal, tmp = scene
     doc = changeset_doc(target, name="writer", updates=range(1, 5), segment_size=2)
     doc["steps"][0]["invariants"] = [{"name": "sneaky", "sql": "DELETE FROM items", "expect": 0}]
-    result = _apply(journal, write_changeset(tmp / "writer.yaml", doc))
-    assert result.code == 1, result.err
-    assert "invariant 'sneaky' could not run" in result.out + result.err
-    assert len(dump(target)) == 8  # the DELETE did not run
+    before = dump(target)
     j = Journal(journal)
-    run = j.runs(limit=1)[0]
-    assert run.status == "paused"
-    tripped = j.events(run.id, kinds=["guard.tripped"], limit=10)
-    assert [e.payload["invariant"] for e in tripped] == ["sneaky"]
+    runs = len(j.runs(limit=100))
+    j.close()
+    result = _apply(journal, write_changeset(tmp / "writer.yaml", doc))
+    assert result.code == 2, result.err
+    assert "steps[0].invariants[0].sql: invariant 'sneaky' cannot run" in result.err
+    assert dump(target) == before  # the DELETE did not run, and no update either
+    j = Journal(journal)
+    assert len(j.runs(limit=100)) == runs
     j.close()
