@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,20 +12,44 @@ from console.cli.app import app
 from console.cli.context import JSON_OPT, finish, get_ctx, print_json
 from console.errors import BadInput, Exit
 
+if TYPE_CHECKING:
+    from console.journal import Journal
 
-def read_keys(path: Path) -> tuple[dict[str, Any], ...]:
-    """One key per line (single key column named in the header) or a CSV with key columns."""
+
+def read_keys(path: Path, journal: Journal, run_ref: str) -> tuple[dict[str, Any], ...]:
+    """One key per line (single key column named in the header) or a CSV with key columns;
+    the header must name the key of one of ``run_ref``'s steps (else nothing would match, and
+    a rollback of nothing would look like success). A spreadsheet's BOM and CRLF are fine."""
+    from console.canonical import loads
+
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            rows = [{k.strip() if k else "": v for k, v in r.items()} for r in reader]
+            header = [h.strip() for h in reader.fieldnames or []]
     except OSError as exc:
         raise BadInput(f"{path}: cannot read the key file ({exc.strerror}).") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BadInput(
+            f"{path}: not a UTF-8 CSV file ({exc}); give one key per line, the first line "
+            "naming the key column(s)."
+        ) from None
     if not rows:
         raise BadInput(f"{path}: no keys; the first line names the key column(s).")
+    run = journal.get_run(run_ref)
+    keysets = {tuple(loads(s.key_columns)) for s in journal.steps(run.id)}
+    if not any(set(header) == set(k) for k in keysets):
+        known = "; ".join(", ".join(k) for k in sorted(keysets))
+        raise BadInput(
+            f"{path}:1: {', '.join(header)} is not the key of run {run.id} ({known}); name "
+            "its key column(s) in the first line."
+        )
     for n, row in enumerate(rows, start=2):
-        if any(v in (None, "") for v in row.values()):
+        if "" in row:  # csv files values past the header under None
+            raise BadInput(f"{path}:{n}: more values than the first line names columns.")
+        if any(v is None or not v.strip() for v in row.values()):
             raise BadInput(f"{path}:{n}: a key value is empty; give every key column a value.")
-    return tuple(dict(r) for r in rows)
+    return tuple({k: v.strip() for k, v in r.items()} for r in rows)
 
 
 @app.command(
@@ -80,7 +104,7 @@ def rollback(
         raise BadInput(f"--on-conflict {on_conflict}: use review or skip.")
     c = get_ctx(ctx)
     options = Options(
-        scope=Scope(tuple(step or ()), read_keys(keys) if keys else ()),
+        scope=Scope(tuple(step or ()), read_keys(keys, c.journal, run) if keys else ()),
         on_conflict=on_conflict,  # type: ignore[arg-type]
         force=force_conflicts,
         dry_run=dry_run,
@@ -185,7 +209,7 @@ def reapply(
             c.settings,
             run,
             steps=tuple(step or ()),
-            keys=read_keys(keys) if keys else (),
+            keys=read_keys(keys, c.journal, run) if keys else (),
             progress=bar,
         )
     if as_json:
