@@ -31,7 +31,8 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a TOML string is not a number or a boolean ("no" must not mean False).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 Duration = Annotated[str, Field(pattern=_DURATION.pattern)]
@@ -237,7 +238,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     file = Path(explicit) if explicit else Path("backout.toml")
     if not file.exists():
         if explicit:
-            raise BadInput(f"{file}: configuration file not found; check BACKOUT_CONFIG.")
+            raise BadInput(f"{file}: configuration file not found; check --config or BACKOUT_CONFIG.")
         return Settings()
     try:
         text = file.read_text(encoding="utf-8")

@@ -468,3 +468,20 @@ def test_demo_off_a_terminal_builds_the_workspace_and_lists_its_runs(tmp_path: P
     assert f"workspace: {tmp_path / 'demo'}" in r.stdout
     runs = Journal(f"sqlite:///{tmp_path / 'demo' / 'journal.db'}").runs(limit=50)
     assert {"completed", "paused"} <= {r.status for r in runs}
+
+
+@pytest.mark.parametrize(
+    ("toml", "words"),
+    [
+        ('[policy]\nversion = "3"\n', "backout.toml:2: 'policy.version' input should be a valid"),
+        ('[policy.approval]\nquorum = "2"\n', "'policy.approval.quorum' input should be a valid"),
+        ('[policy.rollback]\nrequire_runbook = "no"\n', "require_runbook' input should be a"),
+    ],
+)
+def test_a_configuration_value_of_the_wrong_type_is_refused(
+    tmp_path: Path, toml: str, words: str
+) -> None:
+    """Strict: "no" is not False, "2" is not 2 (a policy that reads other than it is meant)."""
+    (tmp_path / "backout.toml").write_text(toml)
+    r = backout("--journal", str(tmp_path / "j.db"), "runs", cwd=tmp_path)
+    assert r.returncode == 2 and words in r.stderr, r.stderr
