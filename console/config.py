@@ -238,7 +238,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     file = Path(explicit) if explicit else Path("backout.toml")
     if not file.exists():
         if explicit:
-            raise BadInput(f"{file}: configuration file not found; check --config or BACKOUT_CONFIG.")
+            raise BadInput(
+                f"{file}: configuration file not found; check --config or BACKOUT_CONFIG."
+            )
         return Settings()
     try:
         text = file.read_text(encoding="utf-8")

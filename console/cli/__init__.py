@@ -9,6 +9,7 @@ import sys
 import typer
 
 from console.cli.app import app
+from console.cli.context import json_error
 from console.errors import BackoutError, Exit
 
 # Command modules register on ``app`` when imported; this order is the order of `--help`.
@@ -61,13 +62,18 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         sys.stderr.write(f"backout: {exc.message}\n")
+        if "--json" in args:
+            json_error(exc.message, int(exc.exit_code))
         sys.exit(int(exc.exit_code))
     except Exception as exc:
         if debug:
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        sys.stderr.write(
-            f"backout: internal error: {type(exc).__name__}: {first}. "
-            "Rerun with --debug for the traceback and report it.\n"
+        message = (
+            f"internal error: {type(exc).__name__}: {first}. "
+            "Rerun with --debug for the traceback and report it."
         )
+        sys.stderr.write(f"backout: {message}\n")
+        if "--json" in args:
+            json_error(message, int(Exit.FAILED))
         sys.exit(Exit.FAILED)

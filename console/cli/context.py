@@ -115,10 +115,22 @@ def _json_default(value: object) -> Any:
     return jsonable(value)
 
 
+_json_printed = False
+
+
 def print_json(value: object) -> None:
     """One JSON document on stdout (and nothing else there)."""
+    global _json_printed
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default))
     sys.stdout.write("\n")
+    _json_printed = True
+
+
+def json_error(message: str, code: int) -> None:
+    """A command run with --json that fails still gives scripts one JSON document (unless it
+    printed its own, with more detail): ``{"error": ..., "exit_code": ...}``, as on stderr."""
+    if not _json_printed:  # one line: a JSON document, and a JSON line for the streams
+        print_json_line({"error": message, "exit_code": code})
 
 
 def print_json_line(value: object) -> None:

@@ -111,9 +111,10 @@ def test_events_json_lines(filled: Filled) -> None:
 def test_unknown_run_is_exit_2_and_one_line(filled: Filled, command: str) -> None:
     result = backout("--journal", str(filled.path), command, "zzz999", "--json")
     assert result.returncode == 2
-    assert result.stdout == ""
     line = one_line_error(result)
     assert "no run 'zzz999'" in line
+    # Scripts reading --json get the same sentence as one JSON line on stdout.
+    assert json.loads(result.stdout) == {"error": line.removeprefix("backout: "), "exit_code": 2}
 
 
 def test_bad_status_and_usage_errors_are_exit_2(filled: Filled) -> None:
@@ -485,3 +486,14 @@ def test_a_configuration_value_of_the_wrong_type_is_refused(
     (tmp_path / "backout.toml").write_text(toml)
     r = backout("--journal", str(tmp_path / "j.db"), "runs", cwd=tmp_path)
     assert r.returncode == 2 and words in r.stderr, r.stderr
+
+
+def test_a_failed_command_with_json_still_prints_one_json_document(tmp_path: Path) -> None:
+    journal = str(tmp_path / "j.db")
+    for args in (("show", "nosuch", "--json"), ("rollback", "nosuch", "--json")):
+        r = backout("--journal", journal, *args)
+        assert r.returncode == 2 and r.stderr.startswith("backout: no run 'nosuch'")
+        assert json.loads(r.stdout) == {
+            "error": r.stderr[len("backout: ") :].strip(),
+            "exit_code": 2,
+        }
