@@ -26,7 +26,8 @@ def export(
         str, typer.Option("--format", "-f", help="md (incident report) or json (evidence bundle).")
     ] = "md",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write to FILE instead of stdout ('-': stdout)."),
     ] = None,
 ) -> None:
     """Export a run as a Markdown incident report or a JSON evidence bundle."""
@@ -42,7 +43,7 @@ def export(
         from console.export.report import render_markdown
 
         text = render_markdown(c.journal, bundle)
-    if output is None:
+    if output is None or str(output) == "-":  # "-": stdout, as every Unix tool reads it
         sys.stdout.write(text)
         return
     try:

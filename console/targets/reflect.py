@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import types as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import ReflectedColumn
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SAWarning
 from sqlalchemy.sql.elements import ColumnElement
 
 from console.errors import BadInput
@@ -198,7 +199,9 @@ def reflect(conn: Connection, name: str, where: str) -> Reflected:
         if conn.dialect.name == "postgresql"
         else "mysql"
     )
-    reflected = insp.get_columns(table_name, schema)
+    with warnings.catch_warnings():  # a type SQLAlchemy does not know (xml, point) is "other"
+        warnings.simplefilter("ignore", SAWarning)
+        reflected = insp.get_columns(table_name, schema)
     pk = list(insp.get_pk_constraint(table_name, schema).get("constrained_columns") or [])
     json_text = _mariadb_json_columns(conn, schema, table_name) if dialect == "mysql" else set()
     columns: dict[str, ColumnInfo] = {}

@@ -51,6 +51,7 @@ from console.targets.types import (
     RowWrite,
     SegmentError,
     TableInfo,
+    TargetBusy,
     TransientError,
     WriteOutcome,
 )
@@ -422,6 +423,11 @@ class SqlTarget:
                     with self.engine.connect() as conn:
                         found = reflect(conn, name, self.display_url)
                 except SQLAlchemyError as exc:
+                    if classify(self.dialect, exc) == "transient":  # locked, busy: try again
+                        raise TargetBusy(
+                            f"{self.display_url} is busy ({_driver_message(exc)}); another "
+                            "process holds it: try again once it is done."
+                        ) from exc
                     raise BadInput(
                         f"cannot read the schema of {self.display_url}: "
                         f"{_driver_message(exc)}; check the URL and that the database is up."

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from console.errors import BackoutError
+
 ColumnKind = Literal[
     "int", "decimal", "float", "text", "bool", "date", "datetime", "time", "bytes", "json", "other"
 ]
@@ -83,6 +85,11 @@ class Aggregates:
 
 class TransientError(Exception):
     """Database locked, connection dropped, serialization failure, deadlock: retry."""
+
+
+class TargetBusy(BackoutError, TransientError):
+    """A target locked by another process where nothing retries it (reading its schema):
+    the engine's loops retry it as any transient error; elsewhere it is one sentence, exit 1."""
 
 
 class SegmentError(Exception):

@@ -187,3 +187,28 @@ def test_deadlock_is_transient(target_url: str) -> None:
 )
 def test_classify(dialect: str, exc: BaseException, verdict: str) -> None:
     assert classify(dialect, exc) == verdict
+
+
+def test_a_locked_sqlite_target_is_busy_not_a_bad_url(tmp_path: Path) -> None:
+    """Another process holds the file exclusively: that is worth a retry (the engine's loops
+    retry it; the CLI says so, exit 1), not "check the URL"."""
+    import sqlite3
+
+    from console.errors import BackoutError, Exit
+    from console.targets.types import TargetBusy, TransientError
+
+    path = tmp_path / "t.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE items (id INTEGER PRIMARY KEY)")
+    holder.execute("BEGIN EXCLUSIVE")
+    target = SqlTarget(f"sqlite:///{path}", statement_timeout_ms=200)
+    try:
+        with pytest.raises(TargetBusy, match="is busy") as err:
+            target.table("items")
+        assert isinstance(err.value, TransientError) and isinstance(err.value, BackoutError)
+        assert err.value.exit_code == Exit.FAILED
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        target.close()
+    assert SqlTarget(f"sqlite:///{path}").table("items").primary_key == ("id",)
