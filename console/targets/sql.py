@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import psycopg
 import pymysql
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from sqlalchemy import (
     Engine,
     Numeric,
@@ -338,6 +340,32 @@ def _sqlite_hooks(engine: Engine, busy_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _lenient(type_name: str) -> type[Loader]:
+    """psycopg's loader for ``type_name``, except that a value Python cannot hold ('infinity',
+    a BC date, a year past 9999) comes back as PostgreSQL's text for it instead of failing
+    the whole read: such a row is read, compared and written back as that text."""
+    found = psycopg.adapters.get_loader(psycopg.adapters.types[type_name].oid, Format.TEXT)
+    if found is None:  # pragma: no cover - psycopg always has these
+        raise RuntimeError(f"psycopg has no loader for {type_name}")
+    base = found  # psycopg.abc.Loader: the C loader is not a psycopg.adapt.Loader subclass
+
+    class Lenient(Loader):
+        def __init__(self, oid: int, context: Any = None) -> None:
+            super().__init__(oid, context)
+            self._inner = base(oid, context)  # the C loader, which cannot be subclassed
+
+        def load(self, data: Any) -> Any:
+            try:
+                return self._inner.load(data)
+            except psycopg.DataError:
+                return bytes(data).decode()
+
+    return Lenient
+
+
+_PG_LENIENT = {name: _lenient(name) for name in ("timestamp", "timestamptz", "date")}
+
+
 def _pg_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -345,6 +373,8 @@ def _pg_hooks(engine: Engine) -> None:
         with dbapi_conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
         dbapi_conn.commit()
+        for name, loader in _PG_LENIENT.items():
+            dbapi_conn.adapters.register_loader(name, loader)
 
 
 def _sqlite_file_exists(url: str) -> None:

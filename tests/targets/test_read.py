@@ -6,6 +6,7 @@ import pytest
 
 from console.errors import BadInput
 from console.targets.sql import SqlTarget
+from console.targets.types import RowWrite
 
 from .helpers import dialect_of, dump, quote, run_sql
 
@@ -102,3 +103,36 @@ def test_scalar_refuses_to_write(target: SqlTarget, target_url: str) -> None:
     assert dump(target_url, "ledger", "region, n") == before
     # The connection it used is not left read-only.
     assert target.scalar("SELECT COUNT(*) FROM ledger") == 4
+
+
+def test_values_python_cannot_hold_are_read_as_postgresql_writes_them(pg_url: str) -> None:
+    """'infinity' (an open-ended valid_to), a BC date, a year past 9999: the table is read,
+    such a row keeps PostgreSQL's text for the value and is written back the same."""
+    run_sql(
+        pg_url,
+        [
+            "CREATE TABLE validity (id INTEGER PRIMARY KEY, valid_to TIMESTAMP, d DATE)",
+            "INSERT INTO validity VALUES (1, 'infinity', '0044-03-15 BC'), "
+            "(2, '2020-01-01', '2020-01-01'), (3, '-infinity', 'infinity')",
+        ],
+    )
+    target = SqlTarget(pg_url)
+    rows = list(target.scan("validity", ["id"]))
+    assert [(r["valid_to"], r["d"]) for r in rows] == [
+        ("infinity", "0044-03-15 BC"), ("2020-01-01T00:00:00", "2020-01-01"),
+        ("-infinity", "infinity"),
+    ]  # fmt: skip
+    before = rows[0]
+    out = target.write_segment(
+        "validity",
+        ["id"],
+        [RowWrite(1, "update", {"id": 1}, before, {"valid_to": "2030-01-01T00:00:00"})],
+    )
+    assert [o.status for o in out] == ["applied"]
+    now = target.read_rows("validity", ["id"], [{"id": 1}])[(1,)]
+    back = target.write_segment(
+        "validity", ["id"], [RowWrite(2, "update", {"id": 1}, now, {"valid_to": "infinity"})]
+    )
+    assert [o.status for o in back] == ["applied"]
+    assert target.read_rows("validity", ["id"], [{"id": 1}])[(1,)]["valid_to"] == "infinity"
+    target.close()
