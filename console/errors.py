@@ -49,5 +49,12 @@ class JournalTampered(BackoutError):
     exit_code = Exit.FAILED
 
 
+class TargetUnavailable(BadInput):
+    """The target itself (its URL, file or server), not a table in it; ``field`` names where
+    it was given (``--target``, ``target``) once known, for the message's location."""
+
+    field: str | None = None
+
+
 class NotFound(BadInput):
     """A run, execution or file named on the command line does not exist."""

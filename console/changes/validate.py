@@ -23,7 +23,7 @@ from typing import Any
 from console.canonical import canonical_json
 from console.changes.errors import MAX_PROBLEMS, ChangeSetInvalid
 from console.changes.model import ChangeSet, Operation, Problem, Step
-from console.errors import BadInput
+from console.errors import BadInput, TargetUnavailable
 from console.targets.types import ColumnInfo, TableInfo
 from console.targets.values import OverLimit, coerce
 
@@ -422,7 +422,13 @@ def validate(
     for i, step in enumerate(cs.steps):
         prefix = f"steps[{i}]"
         found = _lookup(tables, cache, cs, step)
-        if isinstance(found, BadInput):
+        if isinstance(found, TargetUnavailable) and found.field == "--target":
+            if not any(p.field == "--target" for p in problems):  # once, not per step
+                problems.append(Problem(cs.source, None, "--target", found.message))
+        elif isinstance(found, TargetUnavailable):
+            field = f"{prefix}.target" if found.field == "steps.target" else "target"
+            problems.append(Problem(cs.source, step.line, field, found.message))
+        elif isinstance(found, BadInput):
             problems.append(Problem(cs.source, step.line, f"{prefix}.table", found.message))
         checker = _StepChecker(
             cs.source, prefix, step, found if isinstance(found, TableInfo) else None

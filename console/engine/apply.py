@@ -54,7 +54,7 @@ from console.engine.segments import (
     in_doubt_plan,
     segment_failure,
 )
-from console.errors import BadInput, Exit
+from console.errors import BadInput, Exit, TargetUnavailable
 from console.gcpause import gc_paused
 from console.journal import Journal, Writer, new_id
 from console.journal.models import Run, Segment
@@ -118,9 +118,14 @@ class Targets:
 
         def tables(step_target: str | None, table: str) -> TableInfo:
             ref = self.override or step_target or cs.target
-            if not ref:
-                raise BadInput(f"{cs.source}: no target; add `target:` or pass --target.")
-            return self.get(ref).table(table)
+            where = "--target" if self.override else "steps.target" if step_target else "target"
+            try:
+                if not ref:
+                    raise TargetUnavailable("no target; add `target:` or pass --target.")
+                return self.get(ref).table(table)
+            except TargetUnavailable as exc:
+                exc.field = where
+                raise
 
         return tables
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine.interfaces import ReflectedColumn
 from sqlalchemy.exc import DBAPIError, SAWarning
 from sqlalchemy.sql.elements import ColumnElement
 
-from console.errors import BadInput
+from console.errors import BadInput, TargetUnavailable
 from console.targets.types import ColumnInfo, ColumnKind, TableInfo
 from console.targets.values import Dialect, passthrough
 
@@ -118,7 +118,7 @@ def locate(conn: Connection, name: str, where: str) -> tuple[str | None, str]:
     insp = inspect(conn)
     names = insp.get_table_names()
     if set(names) >= _JOURNAL_TABLES:
-        raise BadInput(
+        raise TargetUnavailable(
             f"{where} holds a backout journal; a target must be another database than the "
             "journal (give the application's database as the target)."
         )

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from console.config import Settings, TargetConfig
-from console.errors import BadInput
+from console.errors import BadInput, TargetUnavailable
 from console.targets.sql import SqlTarget, sqlalchemy_url
 
 # A target that nothing names an environment for is treated as the strictest one.
@@ -39,7 +39,7 @@ def open_target(name_or_url: str, settings: Settings) -> SqlTarget:
     """Open the target named by ``name_or_url`` (see module docstring)."""
     spec = name_or_url.strip()
     if not spec:
-        raise BadInput(
+        raise TargetUnavailable(
             "no target given; pass a URL, a SQLite file path or a name from backout.toml."
         )
     cfg = _configured(spec, settings)
@@ -51,12 +51,12 @@ def open_target(name_or_url: str, settings: Settings) -> SqlTarget:
         return SqlTarget(spec)
     if _is_bare_name(spec):
         where = settings.source or "backout.toml"
-        raise BadInput(
+        raise TargetUnavailable(
             f"target '{spec}' is not defined in {where}; add a [targets.{spec}] table with "
             "its url, or give a URL or a SQLite file path."
         )
     # Opening a missing path would create an empty SQLite file: refuse instead.
-    raise BadInput(f"database file '{spec}' does not exist; check the path.")
+    raise TargetUnavailable(f"database file '{spec}' does not exist; check the path.")
 
 
 def is_configured(name_or_url: str, settings: Settings) -> bool:

@@ -43,7 +43,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.sql import Select
 
 from console.canonical import mask_url
-from console.errors import BackoutError, BadInput
+from console.errors import BackoutError, BadInput, TargetUnavailable
 from console.targets.reflect import Reflected, reflect
 from console.targets.types import (
     Aggregates,
@@ -92,7 +92,7 @@ def sqlalchemy_url(url_or_path: str) -> str:
         return "mysql+pymysql://" + rest
     if base == "sqlite":
         return text
-    raise BadInput(
+    raise TargetUnavailable(
         f"target URL '{mask_url(text)}' is not supported; use a SQLite file path or "
         "sqlite:///, postgresql:// or mysql:// (MariaDB)."
     )
@@ -384,7 +384,7 @@ def _sqlite_file_exists(url: str) -> None:
         return
     path = make_url(url).database
     if path and path != ":memory:" and not path.startswith("file:") and not Path(path).is_file():
-        raise BadInput(
+        raise TargetUnavailable(
             f"target database file {path} does not exist; check the path (backout never "
             "creates a target database)."
         )
@@ -453,12 +453,13 @@ class SqlTarget:
                     with self.engine.connect() as conn:
                         found = reflect(conn, name, self.display_url)
                 except SQLAlchemyError as exc:
-                    if classify(self.dialect, exc) == "transient":  # locked, busy: try again
+                    locked = self.dialect == "sqlite" and classify(self.dialect, exc) == "transient"
+                    if locked:  # another process holds the file: try again, not "check the URL"
                         raise TargetBusy(
                             f"{self.display_url} is busy ({_driver_message(exc)}); another "
                             "process holds it: try again once it is done."
                         ) from exc
-                    raise BadInput(
+                    raise TargetUnavailable(
                         f"cannot read the schema of {self.display_url}: "
                         f"{_driver_message(exc)}; check the URL and that the database is up."
                     ) from None

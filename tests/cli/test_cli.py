@@ -497,3 +497,19 @@ def test_a_failed_command_with_json_still_prints_one_json_document(tmp_path: Pat
             "error": r.stderr[len("backout: ") :].strip(),
             "exit_code": 2,
         }
+
+
+def test_a_bad_target_is_named_where_it_was_given(tmp_path: Path) -> None:
+    cs = tmp_path / "cs.yaml"
+    cs.write_text(
+        "changeset: x\nversion: 1\nsteps:\n  - name: s\n    table: items\n    key: [id]\n"
+        "    operations:\n      - {op: delete, key: {id: 1}}\n"
+    )
+    journal = str(tmp_path / "j.db")
+    bad_url = backout("--journal", journal, "apply", str(cs), "--target", "foo://x")
+    assert bad_url.returncode == 2
+    assert bad_url.stderr.startswith(f"backout: {cs}: --target: target URL 'foo://x'")
+    typo = backout("--journal", journal, "apply", str(cs), "--target", str(tmp_path / "typo.db"))
+    assert typo.returncode == 2 and "--target: database file" in typo.stderr
+    none = backout("--journal", journal, "apply", str(cs))
+    assert none.returncode == 2 and f"{cs}:4: target: no target" in none.stderr
