@@ -848,14 +848,7 @@ class Engine:
         if run.kind not in ("apply", "reapply"):
             raise BadInput(f"run {run.id} is a {run.kind}; resume it with its own command.")
         if run.status not in RESUMABLE:
-            return RunReport(
-                run.id,
-                run.status,
-                f"run {run.id} is {run.status}; nothing to resume.",
-                Exit.DONE,
-                total=run.rows_total,
-                applied=run.rows_applied,
-            )
+            return RunReport.nothing_to_resume(run)
         created = self.journal.events(run.id, kinds=["run.created"], limit=1)[0].payload
         cs = self.reload(run, created, changeset_path)
         targets = Targets(self.settings, created.get("target_override"))

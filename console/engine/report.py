@@ -59,6 +59,18 @@ class RunReport:
             extra=extra or {},
         )
 
+    @classmethod
+    def nothing_to_resume(cls, run: Any, why: str = "") -> RunReport:
+        """A run that is not paused, failed or crashed: ``resume`` says so and does nothing."""
+        return cls(
+            run.id,
+            run.status,
+            f"run {run.id} is {run.status}{why}; nothing to resume.",
+            Exit.DONE,
+            total=run.rows_total,
+            applied=run.rows_applied,
+        )
+
     @property
     def rows_per_s(self) -> float:
         return round(self.applied / self.elapsed_s, 1) if self.elapsed_s > 0 else 0.0

@@ -324,15 +324,7 @@ def resume_fix(journal: Journal, settings: Settings, run: Run) -> RunReport:
     segments = journal.segments(run.id)
     doubt = [s.seg_no for s in segments if s.status in IN_DOUBT]
     if run.status not in RESUMABLE or (run.status == "failed" and not doubt):
-        why = f" ({run.reason})" if run.reason else ""
-        return RunReport(
-            run.id,
-            run.status,
-            f"run {run.id} is {run.status}{why}; nothing to resume.",
-            Exit.DONE,
-            total=run.rows_total,
-            applied=run.rows_applied,
-        )
+        return RunReport.nothing_to_resume(run, f" ({run.reason})" if run.reason else "")
     created = journal.events(run.id, kinds=["run.created"], limit=1)[0].payload
     steps = {int(s["step_no"]): s for s in created["steps"]}
     fr = FixRun(journal, settings, created.get("target_override"))
