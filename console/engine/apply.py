@@ -39,7 +39,7 @@ from console.changes.model import Step
 from console.changes.planner import key_json, scalar_json
 from console.config import Settings
 from console.engine import lease
-from console.engine.guards import breaker, check_invariants
+from console.engine.guards import breaker, check_invariants, judge_probed
 from console.engine.lanes import InFlight, KeySet, Lanes, check_workers
 from console.engine.lease import Holder
 from console.engine.report import ProgressFn, RunReport
@@ -646,6 +646,8 @@ class Engine:
                     paused = watch.pause_requested(w, self.queries, run_id)
                     if paused is None:
                         plan = self._build(cs, seg, run_id, corr, infos[seg.step_no], w.reader)
+                        if dry_run:
+                            plan.probes = tuple(inv.sql for inv in step.invariants)
                         if ref not in journalers:
                             journalers[ref] = make_runner(ref, False)
                         journalers[ref].write_intent(w, plan)
@@ -742,9 +744,13 @@ class Engine:
             )
             if tripped:
                 return Stop(tripped)
-        if step.invariants and not dry_run:
-            target = targets.for_step(cs, step)
-            trip = check_invariants(target, list(step.invariants), seg.seg_no)
+        if step.invariants:
+            invariants = list(step.invariants)
+            trip = (
+                judge_probed(invariants, result.probed, seg.seg_no)
+                if dry_run  # each dry-run segment is rolled back: judged inside it, before
+                else check_invariants(targets.for_step(cs, step), invariants, seg.seg_no)
+            )
             if trip:
                 return Stop(
                     trip.reason,

@@ -42,10 +42,26 @@ def check_invariants(target: SqlTarget, invariants: list[Invariant], seg_no: int
             actual = target.scalar(inv.sql)
         except BadInput as exc:  # e.g. it tried to write: pause the run (resumable), not exit 2
             return _trip(inv, seg_no, None, f"invariant '{inv.name}' could not run: {exc}")
-        if not _same_value(actual, inv.expect):
-            reason = f"invariant '{inv.name}' returned {actual!r}, expected {inv.expect!r}"
-            return _trip(inv, seg_no, actual, reason)
+        trip = _judge(inv, actual, seg_no)
+        if trip:
+            return trip
     return None
+
+
+def judge_probed(invariants: list[Invariant], probed: list[Any], seg_no: int) -> Trip | None:
+    """A dry run's invariants, as its segment's transaction saw them before rolling back."""
+    for inv, actual in zip(invariants, probed, strict=False):
+        trip = _judge(inv, actual, seg_no)
+        if trip:
+            return trip
+    return None
+
+
+def _judge(inv: Invariant, actual: Any, seg_no: int) -> Trip | None:
+    if _same_value(actual, inv.expect):
+        return None
+    reason = f"invariant '{inv.name}' returned {actual!r}, expected {inv.expect!r}"
+    return _trip(inv, seg_no, actual, reason)
 
 
 def breaker(processed: int, bad: int, max_ratio: float) -> str | None:

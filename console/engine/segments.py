@@ -230,6 +230,8 @@ class SegmentPlan:
     prechecks: list[Precheck] = field(default_factory=list)
     # Extra payload for the outcome event (rollback: parent_run, counter, op_status).
     outcome_extra: Mapping[str, Any] = field(default_factory=dict)
+    # A dry run's invariants, run in the segment's transaction before it is rolled back.
+    probes: tuple[str, ...] = ()
 
     def intent_payload(self) -> dict[str, Any]:
         return self.intent_event()[0]
@@ -266,6 +268,7 @@ class SegmentResult:
     skipped: list[int] = field(default_factory=list)
     error: str | None = None
     attempts: int = 1
+    probed: list[Any] = field(default_factory=list)  # a dry run's ``SegmentPlan.probes``
 
     @property
     def processed(self) -> int:
@@ -520,6 +523,8 @@ class SegmentRunner:
                     plan.key_columns,
                     [o.row_write() for o in todo],
                     dry_run=self.dry_run,
+                    probes=plan.probes,
+                    probed=result.probed,
                 )
             except TransientError:
                 if result.attempts >= MAX_ATTEMPTS:

@@ -929,8 +929,14 @@ class SqlTarget:
         writes: Sequence[RowWrite],
         *,
         dry_run: bool = False,
+        probes: Sequence[str] = (),
+        probed: list[Any] | None = None,
     ) -> list[WriteOutcome]:
         """Apply one segment in one transaction (see module docstring and DESIGN.md).
+
+        A dry run runs ``probes`` (trusted read-only SQL: the step's invariants) inside the
+        transaction, after the writes and before rolling them back, and puts each first value
+        in ``probed``: what the invariants would see, had the segment been written.
 
         Raises ``TransientError`` (retry) or ``SegmentError`` (nothing of it was written).
         """
@@ -950,6 +956,8 @@ class SqlTarget:
                 for batch in batches:
                     self._run(conn, batch)
                 if dry_run:
+                    if probed is not None:
+                        probed[:] = [conn.exec_driver_sql(sql).scalar() for sql in probes]
                     tx.rollback()
                 else:
                     tx.commit()

@@ -170,3 +170,33 @@ def test_an_invariant_that_cannot_run_is_bad_input_before_any_write(tmp_path: Pa
         else:
             raise AssertionError("an invariant that cannot run was accepted")
     assert dump(url) == before and j.runs(limit=5) == []
+
+
+def test_a_dry_run_judges_invariants_inside_each_segment(tmp_path: Path) -> None:
+    """A dry run rolls each segment back, so it judges the invariants inside the segment's
+    transaction, before the rollback: the trip a real run would hit is reported, and the
+    target is unchanged. An invariant that holds lets the dry run complete."""
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    make_items(url, 30)
+    before = dump(url)
+    j = Journal(f"sqlite:///{tmp_path / 'j.db'}", actor="t")
+    doc = changeset_doc(url, updates=range(1, 21), segment_size=5)
+    doc["steps"][0]["invariants"] = [
+        {"name": "no-v2-yet", "sql": "SELECT COUNT(*) FROM items WHERE note = 'v2'", "expect": 0}
+    ]
+    cs = load_changeset(write_changeset(tmp_path / "c.yaml", doc))
+    report = Engine(j, Settings()).apply(cs, dry_run=True)
+    assert report.exit_code == Exit.FAILED and report.status == "paused", report.message
+    assert "invariant 'no-v2-yet' returned 5, expected 0" in report.message
+    tripped = j.events(report.run_id, kinds=["guard.tripped"])
+    assert tripped and tripped[0].payload["seg_no"] == 1
+    assert dump(url) == before
+    doc["version"] = 2
+    doc["steps"][0]["invariants"] = [
+        {"name": "no-negative", "sql": "SELECT COUNT(*) FROM items WHERE amount < 0", "expect": 0}
+    ]
+    fine = Engine(j, Settings()).apply(
+        load_changeset(write_changeset(tmp_path / "c2.yaml", doc)), dry_run=True
+    )
+    assert fine.exit_code == Exit.DONE and fine.applied == 20, fine.message
+    assert dump(url) == before
