@@ -161,7 +161,7 @@ def pause(
     run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     as_json: Annotated[bool, JSON_OPT] = False,
 ) -> None:
-    """Ask a running apply or rollback (in another process) to stop at the next segment
+    """Ask a running apply, rollback or fix (in another process) to stop at the next segment
     boundary; `backout resume RUN` continues it."""
     from console.engine.apply import Engine
 

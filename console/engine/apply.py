@@ -963,11 +963,6 @@ class Engine:
 
     def request_pause(self, run_ref: str) -> RunReport:
         run = self.journal.get_run(run_ref)
-        if run.kind == "fix":  # not segment by segment: it would be accepted and ignored
-            raise BadInput(
-                f"run {run.id} is a reconciliation fix, which cannot be paused; it stops on "
-                "its own at its first failure and reports what it wrote."
-            )
         if run.status not in PAUSABLE:
             return RunReport(
                 run.id,

@@ -26,6 +26,7 @@ from console.engine.segments import (
     JournalOp,
     SegmentPlan,
     SegmentRunner,
+    Watch,
     in_doubt_plan,
     matches,
     segment_failure,
@@ -253,11 +254,22 @@ class FixRun:
         refs = self.refs = {t.table: t.target_ref for t in plan.plans}
         written: list[tuple[SegmentPlan, JournalOp]] = []
         error: str | None = None
+        paused: str | None = None
+        watch, queries = Watch(), EngineQueries(self.journal)
         try:
             for seg in self.segments(parent, fix_id, plan):
                 target = self.targets.get(refs[seg.table])
-                runner = SegmentRunner(self.journal, target, self.holder)
-                runner.journal_intent(seg)
+                runner = SegmentRunner(self.journal, target, self.holder, watch=watch)
+                # A pause request (`backout pause`, the console's P) stops the fix here, as
+                # it stops an apply: looked for in the transaction that would journal the intent.
+                with self.journal.write() as w:
+                    watch.begin(w)
+                    paused = watch.pause_requested(w, queries, fix_id)
+                    if paused is None:
+                        runner.write_intent(w, seg)
+                watch.end(w)
+                if paused is not None:
+                    break
                 result = runner.execute(seg)
                 done = set(result.applied)
                 written.extend((seg, o) for o in seg.ops if o.op_no in done)
@@ -266,15 +278,31 @@ class FixRun:
                     break
         except TransientError as exc:  # the fix stops; verification reports what was written
             error = f"target unavailable: {exc}"
-        self.close_run(fix_id, parent.corr, error, started)
-        return fix_id, {"written": written, "error": error}
+        self.close_run(fix_id, parent.corr, error, started, paused=paused)
+        return fix_id, {"written": written, "error": error, "paused": paused}
 
-    def close_run(self, fix_id: str, corr: str, error: str | None, started: float) -> None:
-        """Journal the fix run's end (failed with ``error``, else completed) and let it go."""
+    def close_run(
+        self,
+        fix_id: str,
+        corr: str,
+        error: str | None,
+        started: float,
+        *,
+        paused: str | None = None,
+    ) -> None:
+        """Journal the fix run's end (paused by ``paused``, failed with ``error``, else
+        completed) and let it go."""
         run = self.journal.get_run(fix_id)
         elapsed = time.monotonic() - started
         with self.journal.write() as w:
-            if error:
+            if paused:
+                w.append(
+                    "run.paused",
+                    {"reason": f"paused by {paused}", "by": self.journal.actor},
+                    run_id=fix_id,
+                    corr=corr,
+                )
+            elif error:
                 w.append("run.failed", {"reason": error}, run_id=fix_id, corr=corr)
             else:
                 w.append(
@@ -426,6 +454,15 @@ def apply_fixes(
     fr = FixRun(journal, settings, target)
     try:
         fix_id, out = fr.execute(parent, plan)
+        if out["paused"]:
+            run = journal.get_run(fix_id)
+            return FixReport(
+                parent.id, fix_id, plan.digest, Exit.FAILED,
+                f"fix {fix_id} of run {parent.id} paused by {out['paused']} after "
+                f"{run.rows_applied} of {plan.total} fixes; `backout resume {fix_id}` closes it, "
+                f"and `backout fix {parent.id} --plan` shows what is still wrong.",
+                run.rows_applied, [], run.rows_failed, review, False, {},
+            )  # fmt: skip
         written: list[tuple[SegmentPlan, JournalOp]] = out["written"]
         conflicts = [
             {"op_no": e.payload["op_no"], **e.payload["detail"]}

@@ -188,3 +188,33 @@ def test_kill_fix_then_resume(tmp_path: Path, seed: int) -> None:
 @pytest.mark.parametrize("seed", range(4, 40))
 def test_kill_fix_then_resume_many(tmp_path: Path, seed: int) -> None:
     _kill_trial(tmp_path, seed)
+
+
+def test_a_fix_stops_at_a_pause_request_and_resume_closes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`backout pause FIX` stops a fix at its next segment boundary, as it stops an apply;
+    `backout resume FIX` closes it, and a new fix plans what is still wrong."""
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    monkeypatch.setattr(fixrun, "SEGMENT", 5)
+    j, run_id = _drifted(url, tmp_path, 40, range(1, 31))
+    segments = FixRun.segments
+
+    def pause_after_two(self: FixRun, *args: object) -> object:
+        for n, seg in enumerate(segments(self, *args), start=1):  # type: ignore[arg-type]
+            if n == 3:  # asked by someone else while segment 2 was being written
+                Engine(Journal(j.url, actor="oncall"), Settings()).request_pause(seg.run_id)
+            yield seg
+
+    monkeypatch.setattr(FixRun, "segments", pause_after_two)
+    report = apply_fixes(j, Settings(), run_id)
+    assert report.exit_code == Exit.FAILED and "paused by oncall after 10 of 30" in report.message
+    fix = j.get_run(report.fix_run or "")
+    assert fix.status == "paused" and fix.rows_applied == 10
+    closed = resume_fix(j, Settings(), fix)
+    assert closed.exit_code == Exit.FAILED and "interrupted after 10 of 30" in closed.message
+    monkeypatch.setattr(FixRun, "segments", segments)
+    rest = apply_fixes(j, Settings(), run_id)
+    assert rest.exit_code == Exit.DONE and rest.applied == 20, rest.message
+    assert reconcile_run(j, Settings(), run_id).exit_code == Exit.DONE
+    assert verify(j, remember=False).ok

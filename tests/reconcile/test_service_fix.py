@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 from console.changes import load_changeset
 from console.config import Settings
 from console.engine.apply import Engine
-from console.errors import BadInput, Blocked, Exit
+from console.errors import Blocked, Exit
 from console.journal import Journal
 from console.journal.verify import verify
 from console.reconcile.fixrun import apply_fixes, fix_plan
@@ -49,8 +49,8 @@ def test_plan_apply_verified(target_url: str, tmp_path: Path) -> None:
     assert fix_run.kind == "fix" and fix_run.parent_run == run_id
     assert fix_run.status == "completed"
     assert j.count_events(fix_run.id, ["fix.verified"]) == 1
-    with pytest.raises(BadInput, match="cannot be paused"):  # not accepted and then ignored
-        Engine(j, Settings()).request_pause(fix_run.id)
+    done = Engine(j, Settings()).request_pause(fix_run.id)  # finished: nothing to pause
+    assert "is completed, not running; nothing to pause" in done.message
     rows = {r[0]: r for r in dump(target_url)}
     assert rows[2][3] == "v2" and 100 in rows
     again = reconcile_run(j, Settings(), run_id)

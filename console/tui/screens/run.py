@@ -313,7 +313,7 @@ class RunScreen(ConsoleScreen):
         self._load(self.run_id, None)
 
     def action_pause_run(self) -> None:
-        """Ask the run (an apply or rollback running in another process) to stop at its next
+        """Ask the run (an apply, rollback or fix running in another process) to stop at its next
         segment boundary, as ``backout pause`` does: armed mode, then a confirmation."""
         run = self.bundle.run if self.bundle is not None else None
         if run is None:
