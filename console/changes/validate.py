@@ -426,7 +426,7 @@ def validate(
             if not any(p.field == "--target" for p in problems):  # once, not per step
                 problems.append(Problem(cs.source, None, "--target", found.message))
         elif isinstance(found, TargetUnavailable):
-            field = f"{prefix}.target" if found.field == "steps.target" else "target"
+            field = f"{prefix}.target" if step.target else "target"
             problems.append(Problem(cs.source, step.line, field, found.message))
         elif isinstance(found, BadInput):
             problems.append(Problem(cs.source, step.line, f"{prefix}.table", found.message))

@@ -118,13 +118,12 @@ class Targets:
 
         def tables(step_target: str | None, table: str) -> TableInfo:
             ref = self.override or step_target or cs.target
-            where = "--target" if self.override else "steps.target" if step_target else "target"
             try:
                 if not ref:
                     raise TargetUnavailable("no target; add `target:` or pass --target.")
                 return self.get(ref).table(table)
             except TargetUnavailable as exc:
-                exc.field = where
+                exc.field = "--target" if self.override else None  # else the change set's
                 raise
 
         return tables

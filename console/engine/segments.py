@@ -275,6 +275,9 @@ class SegmentResult:
         return len(self.applied) + len(self.conflicts) + len(self.failed) + len(self.skipped)
 
 
+IN_DOUBT = ("intent", "failed")  # segment statuses a resume resolves from the target
+
+
 def in_doubt_plan(
     journal: Journal,
     queries: EngineQueries,
@@ -308,9 +311,6 @@ def in_doubt_plan(
         pending,
         outcome_extra=dict(outcome_extra or {}),
     )
-
-
-IN_DOUBT = ("intent", "failed")  # segment statuses a resume resolves from the target
 
 
 def segment_failure(op: OperationRow) -> bool:
