@@ -83,9 +83,19 @@ def _int_bytes(type_: Any) -> int:
     return 8 if isinstance(type_, sa.BigInteger) else 4
 
 
-def limits(type_: Any, kind: ColumnKind) -> dict[str, Any]:
-    """What PostgreSQL and MariaDB refuse (or, outside strict mode, truncate) on write: the
-    ``ColumnInfo`` fields ``length``, ``digits`` and ``int_range`` of a reflected type."""
+def limits(type_: Any, kind: ColumnKind, rounds: bool = True) -> dict[str, Any]:
+    """What PostgreSQL and MariaDB refuse (or, outside strict mode, truncate) on write, and the
+    fractional seconds they keep: the ``ColumnInfo`` fields ``length``, ``digits``,
+    ``int_range`` and ``fraction`` of a reflected type. ``rounds``: whether the database
+    rounds extra fractional seconds away (else it truncates them)."""
+    if kind in ("datetime", "time"):
+        if isinstance(type_, mysql.DATETIME | mysql.TIMESTAMP | mysql.TIME):
+            fraction: Any = type_.fsp or 0  # MariaDB's default precision is whole seconds
+        else:
+            fraction = getattr(type_, "precision", None)  # PostgreSQL's default is 6
+        if fraction is not None and 0 <= fraction < 6:
+            return {"fraction": int(fraction), "fraction_rounds": rounds}
+        return {}
     if kind == "int" and isinstance(type_, sa.Integer):
         bits = 8 * _int_bytes(type_)
         if getattr(type_, "unsigned", False):
@@ -143,6 +153,15 @@ def _mariadb_json_columns(conn: Connection, schema: str | None, table: str) -> s
     except DBAPIError:
         return set()  # MySQL has no TABLE_NAME there, and a native JSON type anyway
     return {m.group(1) for c in clauses if (m := _JSON_CHECK.search(str(c)))}
+
+
+def _mysql_rounds_fractions(conn: Connection) -> bool:
+    """MariaDB truncates extra fractional seconds unless sql_mode has TIME_ROUND_FRACTIONAL;
+    MySQL rounds them unless it has TIME_TRUNCATE_FRACTIONAL."""
+    mode = str(conn.exec_driver_sql("SELECT @@sql_mode").scalar() or "").upper()
+    if getattr(conn.dialect, "is_mariadb", False):
+        return "TIME_ROUND_FRACTIONAL" in mode
+    return "TIME_TRUNCATE_FRACTIONAL" not in mode
 
 
 def _is_sqlite_rowid(col: ReflectedColumn, pk: list[str], dialect: Dialect) -> bool:
@@ -204,6 +223,7 @@ def reflect(conn: Connection, name: str, where: str) -> Reflected:
         reflected = insp.get_columns(table_name, schema)
     pk = list(insp.get_pk_constraint(table_name, schema).get("constrained_columns") or [])
     json_text = _mariadb_json_columns(conn, schema, table_name) if dialect == "mysql" else set()
+    rounds = dialect != "mysql" or _mysql_rounds_fractions(conn)
     columns: dict[str, ColumnInfo] = {}
     float32: set[str] = set()
     computed: set[str] = set()
@@ -234,7 +254,7 @@ def reflect(conn: Connection, name: str, where: str) -> Reflected:
                 or _is_sqlite_rowid(col, pk, dialect)
             ),
             type_name=_type_name(col["type"], conn),
-            **({} if dialect == "sqlite" else limits(col["type"], kind)),
+            **({} if dialect == "sqlite" else limits(col["type"], kind, rounds)),
         )
     uniques: list[tuple[str, ...]] = [tuple(pk)] if pk else []
     for uc in insp.get_unique_constraints(table_name, schema):

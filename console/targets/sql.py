@@ -342,8 +342,9 @@ def _sqlite_hooks(engine: Engine, busy_ms: int) -> None:
 
 def _lenient(type_name: str) -> type[Loader]:
     """psycopg's loader for ``type_name``, except that a value Python cannot hold ('infinity',
-    a BC date, a year past 9999) comes back as PostgreSQL's text for it instead of failing
-    the whole read: such a row is read, compared and written back as that text."""
+    a BC date, a year past 9999, the time 24:00:00) comes back as PostgreSQL's text for it
+    instead of failing the whole read: such a row is read, compared and written back as that
+    text."""
     found = psycopg.adapters.get_loader(psycopg.adapters.types[type_name].oid, Format.TEXT)
     if found is None:  # pragma: no cover - psycopg always has these
         raise RuntimeError(f"psycopg has no loader for {type_name}")
@@ -363,7 +364,9 @@ def _lenient(type_name: str) -> type[Loader]:
     return Lenient
 
 
-_PG_LENIENT = {name: _lenient(name) for name in ("timestamp", "timestamptz", "date")}
+_PG_LENIENT = {
+    name: _lenient(name) for name in ("timestamp", "timestamptz", "date", "time", "timetz")
+}
 
 
 def _pg_hooks(engine: Engine) -> None:

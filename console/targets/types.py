@@ -35,6 +35,11 @@ class ColumnInfo:
     length: int | None = None  # characters: VARCHAR(n), CHAR(n)
     digits: int | None = None  # NUMERIC(p, s): p
     int_range: tuple[int, int] | None = None  # SMALLINT, INTEGER, BIGINT, UNSIGNED ...
+    # TIMESTAMP(p), DATETIME(p), TIME(p) with p < 6: the fractional-second digits stored. The
+    # database drops the rest silently (PostgreSQL rounds, MariaDB truncates), so the
+    # after-image is cut the same way, or the run's own write would read as someone else's.
+    fraction: int | None = None
+    fraction_rounds: bool = False
 
 
 @dataclass(frozen=True)

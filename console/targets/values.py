@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import json
 import math
 import struct
@@ -60,6 +61,59 @@ def _datetime(value: Any) -> dt.datetime:
         raise ValueError(
             f"'{value}' is not a timestamp (use ISO 8601, e.g. 2026-11-27T10:00:00)"
         ) from None
+
+
+_PG_EPOCH = dt.datetime(2000, 1, 1)
+
+
+def _cut(col: ColumnInfo, micros: int, ahead: bool) -> int:
+    """``micros`` (0..999,999) cut to the column's fractional digits as the database does:
+    truncated, or (PostgreSQL) rounded half away from its epoch, 2000-01-01: a tie rounds
+    up for a moment ``ahead`` of it and down before it."""
+    step: int = 10 ** (6 - (col.fraction or 0))
+    rest = micros % step
+    if not col.fraction_rounds or 2 * rest < step or (2 * rest == step and not ahead):
+        return micros - rest
+    return micros - rest + step
+
+
+def _fit_moment(col: ColumnInfo, moment: dt.datetime) -> dt.datetime:
+    """A timestamp as a TIMESTAMP(p) / DATETIME(p) column stores it."""
+    utc = moment if moment.tzinfo is None else moment.astimezone(dt.UTC).replace(tzinfo=None)
+    micros = _cut(col, moment.microsecond, utc >= _PG_EPOCH)
+    try:
+        return moment.replace(microsecond=0) + dt.timedelta(microseconds=micros)
+    except OverflowError:
+        raise ValueError(f"'{moment}' rounds past year 9999 in {col.type_name}") from None
+
+
+def _fit_clock(col: ColumnInfo, clock: dt.time) -> dt.time:
+    """A time of day as a TIME(p) column stores it."""
+    micros = _cut(col, clock.microsecond, True)
+    if micros < 1_000_000:
+        return clock.replace(microsecond=micros)
+    whole = clock.hour * 3600 + clock.minute * 60 + clock.second + 1
+    if whole == 86_400:
+        raise ValueError(
+            f"'{clock.isoformat()}' rounds up to 24:00:00 in {col.type_name}; give "
+            f"{clock.replace(microsecond=0).isoformat()} or 00:00:00"
+        )
+    hour, rest = divmod(whole, 3600)
+    return clock.replace(hour=hour, minute=rest // 60, second=rest % 60, microsecond=0)
+
+
+def _respelled(col: ColumnInfo, value: Any) -> Any:
+    """Types backout passes through but the database respells on write: PostgreSQL stores
+    a UUID in lower case and the inet '10.0.0.1/32' as '10.0.0.1'. Compared by meaning, the
+    run's own write is not a change by someone else."""
+    name = col.type_name.upper()
+    if name == "UUID":
+        return str(uuid.UUID(str(value)))
+    if name in ("INET", "INET6"):
+        return str(ipaddress.ip_interface(str(value)))
+    if name == "CIDR":
+        return str(ipaddress.ip_network(str(value)))
+    return value
 
 
 def _padded(col: ColumnInfo) -> bool:
@@ -152,14 +206,16 @@ def coerce(col: ColumnInfo, value: Any) -> Any:
         except ValueError:
             raise ValueError(f"'{value}' is not a date (use YYYY-MM-DD)") from None
     if kind == "datetime":
-        return _datetime(value).isoformat()
+        moment = _datetime(value)
+        return (moment if col.fraction is None else _fit_moment(col, moment)).isoformat()
     if kind == "time":
         try:
-            return (
+            clock = (
                 value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value).strip())
-            ).isoformat()
+            )
         except ValueError:
             raise ValueError(f"'{value}' is not a time of day (use HH:MM:SS)") from None
+        return (clock if col.fraction is None else _fit_clock(col, clock)).isoformat()
     if kind == "bytes":
         return {"$b64": base64.b64encode(_bytes(value)).decode("ascii")}
     if kind == "json":
@@ -205,6 +261,8 @@ def normalize(col: ColumnInfo | None, value: Any) -> Any:
             return _json_text(value)
         if kind == "text" and isinstance(value, str) and col is not None and _padded(col):
             return value.rstrip(" ")
+        if kind == "other" and col is not None:
+            return _respelled(col, value)
     except (ValueError, TypeError):
         pass  # a value the column should not hold: compare it as written
     if isinstance(value, dict | list):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -26,6 +28,7 @@ from tests.engine.helpers import (
     write_changeset,
     write_counts,
 )
+from tests.targets.helpers import dialect_of
 
 
 def _applied(url: str, tmp: Path, **ranges: range) -> tuple[Journal, str]:
@@ -397,3 +400,88 @@ def test_columns_the_database_maintains_are_not_conflicts(target_url: str, tmp_p
     prices = {1: "1", 2: "2", 3: "33.33", 4: "4"}
     assert rows == {i: (Decimal(v), "kept" if i == 2 else "abcd"[i - 1]) for i, v in prices.items()}
     assert verify(j, remember=False).ok
+
+
+_FRACTION_DDL = {
+    "sqlite": "CREATE TABLE f (id INTEGER PRIMARY KEY, due TIMESTAMP, at TIME, seen TIMESTAMP)",
+    "postgresql": """CREATE TABLE f (id INTEGER PRIMARY KEY, due TIMESTAMP(0), at TIME(0),
+                       seen TIMESTAMPTZ(3))""",
+    "mysql": "CREATE TABLE f (id INTEGER PRIMARY KEY, due DATETIME, at TIME, seen DATETIME(3))",
+}
+
+
+def _round_trip(url: str, tmp: Path, table: str, ops: list[dict[str, Any]]) -> list[Any]:
+    """Apply ``ops`` to ``table``, then roll them back: no conflict, every row as it was.
+    Returns the table as the run left it."""
+    before = dump(url, table)
+    j = Journal(f"sqlite:///{tmp / 'journal.db'}", actor="oncall")
+    doc = {
+        "changeset": table, "version": 1, "target": url,
+        "steps": [{"name": "s", "table": table, "key": ["id"], "operations": ops}],
+    }  # fmt: skip
+    report = Engine(j, Settings()).apply(load_changeset(write_changeset(tmp / "c.yaml", doc)))
+    assert report.exit_code == Exit.DONE, report.message
+    after = dump(url, table)
+    rb = Rollback(j, Settings()).execute(report.run_id or "", Options())
+    assert rb.exit_code == Exit.DONE, rb.message
+    assert rb.extra["counts"] == {"reverted": len(ops), "conflicts": 0, "skipped": 0}
+    assert dump(url, table) == before
+    assert verify(j, remember=False).ok
+    return after
+
+
+def test_fractional_seconds_the_column_drops_are_not_conflicts(
+    target_url: str, tmp_path: Path
+) -> None:
+    """An automation's timestamps carry milliseconds; a DATETIME or TIMESTAMP(0) column drops
+    them (MariaDB truncates, PostgreSQL rounds). The journal holds what the column holds, so
+    the run's own writes are not conflicts and the rollback restores every row."""
+    dialect = dialect_of(target_url)
+    eng = create_engine(target_url)
+    with eng.begin() as conn:
+        conn.exec_driver_sql(_FRACTION_DDL[dialect])
+        for i in (1, 2):
+            day = f"'2026-01-0{i} 08:00:00'"
+            conn.exec_driver_sql(f"INSERT INTO f VALUES ({i}, {day}, '0{i}:00:00', {day})")
+    eng.dispose()
+    moment = {
+        "due": "2026-03-01T10:00:00.789Z",
+        "at": "10:30:00.5",
+        "seen": "2026-03-01T10:00:00.12345Z",
+    }
+    after = _round_trip(target_url, tmp_path, "f", [
+        {"op": "update", "key": {"id": 1}, "set": moment},
+        {"op": "update", "key": {"id": 2}, "set": {"due": "2026-03-02 23:59:59.999"}},
+        {"op": "insert", "row": {"id": 3, **moment}},
+    ])  # fmt: skip
+    if dialect != "sqlite":  # the columns dropped the digits: rounded, or truncated
+        rounds = dialect == "postgresql"
+        due, due2 = (
+            dt.datetime(2026, 3, 1, 10, 0, int(rounds)),
+            dt.datetime(2026, 3, 3) if rounds else dt.datetime(2026, 3, 2, 23, 59, 59),
+        )
+        assert [(r[0], r[1]) for r in after] == [(1, due), (2, due2), (3, due)]
+
+
+def test_values_postgresql_respells_are_not_conflicts(pg_url: str, tmp_path: Path) -> None:
+    """PostgreSQL stores a UUID and IPv6 in lower case and inet '10.0.0.2/32' as '10.0.0.2':
+    the run's own writes compare equal by meaning (keys too), so nothing is a conflict."""
+    eng = create_engine(pg_url)
+    with eng.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE u (id UUID PRIMARY KEY, ref UUID, ip INET, net CIDR)")
+        conn.exec_driver_sql(
+            "INSERT INTO u VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', NULL, '10.0.0.1', "
+            "'10.0.0.0/8')"
+        )
+    eng.dispose()
+    new = {
+        "ref": "B0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+        "ip": "10.0.0.2/32",
+        "net": "2001:DB8:0:0::/64",
+    }
+    key = {"id": "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"}
+    after = _round_trip(pg_url, tmp_path, "u", [{"op": "update", "key": key, "set": new}])
+    assert [tuple(map(str, r)) for r in after] == [
+        ("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+         "10.0.0.2", "2001:db8::/64")
+    ]  # fmt: skip
