@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -25,7 +25,7 @@ from console.changes.errors import MAX_PROBLEMS, ChangeSetInvalid
 from console.changes.model import ChangeSet, Operation, Problem, Step
 from console.errors import BadInput, TargetUnavailable
 from console.targets.types import ColumnInfo, TableInfo
-from console.targets.values import OverLimit, coerce
+from console.targets.values import OverLimit, coerce, normalize
 
 Tables = Callable[[str | None, str], TableInfo]
 
@@ -172,6 +172,25 @@ def _dup_key(values: list[Any]) -> tuple[Any, ...]:
     return tuple(canonical_json(v) if isinstance(v, dict | list) else v for v in values)
 
 
+# (index in the step, the operation as read, the operation checked or None)
+Checked = tuple[int, Operation, Operation | None]
+SETTLE = 1000  # checked operations held back per question to the database (``settle``)
+
+
+def _section(kind: str, in_key: bool) -> str:
+    """Where a column's value sits in an operation, as the change set spells it."""
+    section = "set" if kind == "update" else "key" if kind == "delete" else "row"
+    return ("row" if section == "row" else "key") if in_key else section
+
+
+def _spellable(value: Any) -> bool:
+    return type(value) in (str, int, float, Decimal)
+
+
+def _spelled_text(value: Any) -> str:
+    return value if type(value) is str else repr(value) if type(value) is float else str(value)
+
+
 class _StepChecker:
     """Checks the operations of one step; shared by ``validate`` and ``coerced_operations``."""
 
@@ -200,6 +219,14 @@ class _StepChecker:
             ]
             if info is not None
             else []
+        )
+        # Columns whose values only the database can check and spell (``TableInfo.respell``):
+        # ``validate`` and ``coerced_operations`` hold checked operations back in batches and
+        # ``settle`` them.
+        self.opaque = (
+            frozenset(c for c, col in info.columns.items() if col.kind == "other")
+            if info is not None and info.respell is not None
+            else frozenset()
         )
         # Per column: a fast converter (None: none for that kind) and nullability, for
         # ``_fast_check``; None when a key column has no fast converter.
@@ -270,8 +297,7 @@ class _StepChecker:
         step, info, line = self.step, self.info, op.line
         kind = op.op
         before = len(self.problems)
-        section = "set" if kind == "update" else "key" if kind == "delete" else "row"
-        key_section = "row" if section == "row" else "key"
+        section, key_section = _section(kind, False), _section(kind, True)
 
         def where(part: str, column: str) -> str:
             return f"{self.prefix}.operations[{index}].{part}.{column}"
@@ -349,16 +375,84 @@ class _StepChecker:
             return None
         return Operation(kind, key, values, line)
 
+    def settle(self, batch: Sequence[Checked]) -> list[Checked]:
+        """The batch with every value of an opaque column as the database stores it (one
+        question per column for the whole batch); an operation with a value the database
+        refuses becomes None, its problem recorded."""
+        info = self.info
+        assert info is not None and info.respell is not None
+        wanted: dict[str, dict[str, None]] = {c: {} for c in self.opaque}
+        for _, _, op in batch:
+            if op is not None:
+                for c, v in (*op.key.items(), *op.values.items()):
+                    if c in wanted and _spellable(v):
+                        wanted[c].setdefault(_spelled_text(v))
+        answers = {
+            c: dict(zip(texts, info.respell(c, list(texts)), strict=True))
+            for c, texts in wanted.items()
+            if texts
+        }
+        out: list[Checked] = []
+        for index, raw, op in batch:
+            if op is None:
+                out.append((index, raw, None))
+                continue
+            before = len(self.problems)
+            key = self._spell(answers, index, op, op.key, True)
+            values = self._spell(answers, index, op, op.values, False)
+            settled = Operation(op.op, key, values, op.line)
+            out.append((index, raw, settled if len(self.problems) == before else None))
+        return out
+
+    def _spell(
+        self,
+        answers: dict[str, dict[str, tuple[Any, str | None]]],
+        index: int,
+        op: Operation,
+        part: Mapping[str, Any],
+        in_key: bool,
+    ) -> dict[str, Any]:
+        spelled = dict(part)
+        for c, v in part.items():
+            found = answers.get(c)
+            if found is None or not _spellable(v):
+                continue
+            image, reason = found[_spelled_text(v)]
+            spelled[c] = image
+            if reason is not None and (in_key or c not in op.key):  # a key value: once
+                assert self.info is not None
+                kind = self.info.columns[c].type_name
+                self.bad(
+                    op.line,
+                    f"{self.prefix}.operations[{index}].{_section(op.op, in_key)}.{c}",
+                    f"the database refuses {v!r} for {kind} ({reason}); give a value the "
+                    "column accepts",
+                )
+        return spelled
+
+    def checked_key(self, op: Operation) -> tuple[Any, ...]:
+        """``dup_key`` of a checked operation, whose values are converted already."""
+        if self.info is None or not self.opaque.intersection(op.key):
+            return _dup_key(list(op.key.values()))
+        cols = self.info.columns
+        return _dup_key(
+            [normalize(cols[c], v) if c in self.opaque else v for c, v in op.key.items()]
+        )
+
     def dup_key(self, op: Operation) -> tuple[Any, ...] | None:
-        """The canonical key for duplicate detection; None when the key is incomplete."""
+        """The canonical key for duplicate detection; None when the key is incomplete.
+        Opaque values compare by meaning (``normalize``): a UUID in either case."""
         values = []
         for c in self.step.key:
             raw = op.key.get(c)
             if raw is None:
                 return None
             if self.info is not None:
-                value = convert(self.info.columns[c], raw)
+                col = self.info.columns[c]
+                value = convert(col, raw)
                 raw = raw if isinstance(value, _Bad) else value
+                if c in self.opaque:
+                    raw = normalize(col, raw)
             values.append(raw)
         return _dup_key(values)
 
@@ -437,8 +531,7 @@ def validate(
         checker.problems.clear()
         seen: set[int] = set()
         suspects: set[tuple[Any, ...]] = set()
-        for index, op in enumerate(step.operations()):
-            checked = checker.check(index, op)
+        for _, op, checked in _checked(checker, step):
             if checker.problems:
                 problems.extend(checker.problems)
                 checker.problems.clear()
@@ -446,7 +539,7 @@ def validate(
                     return problems[:limit]
             if checked is not None and sink is not None and not problems:
                 sink(i, checked)
-            key = _dup_key(list(checked.key.values())) if checked else checker.dup_key(op)
+            key = checker.checked_key(checked) if checked else checker.dup_key(op)
             if key is None:
                 continue  # a missing or NULL key is reported, and cannot be a duplicate
             # hash() is salted per process, which is fine: the set lives for this call only.
@@ -473,8 +566,24 @@ def coerced_operations(step: Step, table_info: TableInfo) -> Iterator[Operation]
     checker = _StepChecker("<change set>", f"step {step.name}", step, table_info)
     if checker.problems:
         raise ChangeSetInvalid(checker.problems)
-    for index, op in enumerate(step.operations()):
-        checked = checker.check(index, op)
+    for _, _, checked in _checked(checker, step):
         if checked is None:
             raise ChangeSetInvalid(checker.problems)
         yield checked
+
+
+def _checked(checker: _StepChecker, step: Step) -> Iterator[Checked]:
+    """The step's operations, checked; when the table has opaque columns, held back and
+    settled ``SETTLE`` at a time (their problems arrive with the batch)."""
+    if not checker.opaque:
+        for index, op in enumerate(step.operations()):
+            yield index, op, checker.check(index, op)
+        return
+    pending: list[Checked] = []
+    for index, op in enumerate(step.operations()):
+        pending.append((index, op, checker.check(index, op)))
+        if len(pending) >= SETTLE:
+            yield from checker.settle(pending)
+            pending = []
+    if pending:
+        yield from checker.settle(pending)

@@ -12,10 +12,11 @@ of a statement compiled once per shape.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
@@ -466,8 +467,66 @@ class SqlTarget:
                         f"cannot read the schema of {self.display_url}: "
                         f"{_driver_message(exc)}; check the URL and that the database is up."
                     ) from None
+                if self.dialect == "postgresql" and any(
+                    c.kind == "other" for c in found.info.columns.values()
+                ):
+                    respell = functools.partial(self.respell, name)
+                    found = replace(found, info=replace(found.info, respell=respell))
                 self._tables[name] = found
         return found
+
+    def respell(
+        self, table: str, column: str, texts: Sequence[str]
+    ) -> list[tuple[Any, str | None]]:
+        """Each text as PostgreSQL stores it in ``column`` (its image), or the reason it
+        refuses it: one query for them all, and one per text only when some text is refused.
+        Nothing is written: the values are cast, as an insert would cast them."""
+        t = self._reflected(table)
+        type_sql = self._type_sql(t, column)
+        # Read back as text, as every read of such a column is (``reflect``): the same image.
+        many = (
+            f"SELECT CAST(CAST(x AS {type_sql}) AS text) FROM unnest(CAST(%s AS text[])) "
+            "WITH ORDINALITY AS u(x, n) ORDER BY n"
+        )
+        one = f"SELECT CAST(CAST(CAST(%s AS text) AS {type_sql}) AS text)"
+        try:
+            with self._tx(write=False, timeout=False) as (conn, _):
+                try:
+                    with conn.begin_nested():
+                        raws = conn.exec_driver_sql(many, (list(texts),)).scalars().all()
+                    return [(raw, None) for raw in raws]
+                except DBAPIError:
+                    pass  # some text is refused: find which, one by one
+                out: list[tuple[Any, str | None]] = []
+                for text_ in texts:
+                    try:
+                        with conn.begin_nested():
+                            raw = conn.exec_driver_sql(one, (text_,)).scalar()
+                        out.append((raw, None))
+                    except DBAPIError as exc:
+                        diag = getattr(exc.orig, "diag", None)
+                        reason = getattr(diag, "message_primary", None) or _driver_message(exc)
+                        out.append((None, str(reason)))
+                return out
+        except SQLAlchemyError as exc:
+            raise self._read_error(exc, f"checking values for '{table}'") from exc
+
+    def _type_sql(self, t: Reflected, column: str) -> str:
+        """The column's type as PostgreSQL spells it (``format_type``: quoted, with its
+        modifiers), to cast to; read from the catalogue, never from input."""
+        ck = ("type", t.info.name, column)
+        found = self._statements.get(ck)
+        if found is None:
+            name = self.engine.dialect.identifier_preparer.format_table(t.table)
+            with self.engine.connect() as conn:
+                found = conn.exec_driver_sql(
+                    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = CAST(%s AS regclass) AND attname = %s "
+                    "AND NOT attisdropped",
+                    (name, column),
+                ).scalar_one()
+            self._statements[ck] = found
+        return str(found)
 
     def table(self, name: str) -> TableInfo:
         """The reflected table (cached); ``BadInput`` if it does not exist."""

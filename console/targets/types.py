@@ -7,7 +7,7 @@ values when it writes, so a rollback writes back byte for byte what it read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,11 +42,20 @@ class ColumnInfo:
     fraction_rounds: bool = False
 
 
+# ``respell(column, texts)``: per text, in order, its image as the column stores it and None,
+# or None and the database's reason to refuse it.
+Respell = Callable[[str, Sequence[str]], list[tuple[Any, str | None]]]
+
+
 @dataclass(frozen=True)
 class TableInfo:
     name: str
     columns: Mapping[str, ColumnInfo]  # in table order
     primary_key: tuple[str, ...]
+    # Asks the database about the values of columns backout passes through (kind "other":
+    # UUID, interval, money, inet, domains...), which only it can check and spell; None
+    # where there are none, or the database cannot be asked (SQLite has no such types).
+    respell: Respell | None = field(default=None, compare=False, repr=False)
 
     def has(self, column: str) -> bool:
         return column in self.columns

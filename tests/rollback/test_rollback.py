@@ -463,25 +463,40 @@ def test_fractional_seconds_the_column_drops_are_not_conflicts(
         assert [(r[0], r[1]) for r in after] == [(1, due), (2, due2), (3, due)]
 
 
-def test_values_postgresql_respells_are_not_conflicts(pg_url: str, tmp_path: Path) -> None:
-    """PostgreSQL stores a UUID and IPv6 in lower case and inet '10.0.0.2/32' as '10.0.0.2':
-    the run's own writes compare equal by meaning (keys too), so nothing is a conflict."""
+@pytest.mark.parametrize("keep_bytes", [None, 0])  # 0: the planner reads the change set again
+def test_values_postgresql_respells_are_not_conflicts(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep_bytes: int | None
+) -> None:
+    """PostgreSQL stores a UUID in lower case, inet '10.0.0.2/32' as '10.0.0.2', '90 minutes'
+    as '01:30:00', money with its currency sign: the journal holds each value as the column
+    stores it (keys too), so the run's own writes are not conflicts."""
+    from console.engine.apply import Baseline
+
+    if keep_bytes is not None:
+        monkeypatch.setattr(Baseline, "KEEP_BYTES", keep_bytes)
     eng = create_engine(pg_url)
     with eng.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE u (id UUID PRIMARY KEY, ref UUID, ip INET, net CIDR)")
+        conn.exec_driver_sql("CREATE DOMAIN pct AS NUMERIC(5, 2) CHECK (VALUE <= 100)")
+        conn.exec_driver_sql(
+            "CREATE TABLE u (id UUID PRIMARY KEY, ref UUID, ip INET, net CIDR, span INTERVAL, "
+            "price MONEY, share pct)"
+        )
         conn.exec_driver_sql(
             "INSERT INTO u VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', NULL, '10.0.0.1', "
-            "'10.0.0.0/8')"
+            "'10.0.0.0/8', '1 mon', 1, 5)"
         )
     eng.dispose()
     new = {
         "ref": "B0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
         "ip": "10.0.0.2/32",
         "net": "2001:DB8:0:0::/64",
+        "span": "90 minutes",
+        "price": "2.5",
+        "share": "7.5",
     }
     key = {"id": "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"}
     after = _round_trip(pg_url, tmp_path, "u", [{"op": "update", "key": key, "set": new}])
     assert [tuple(map(str, r)) for r in after] == [
         ("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-         "10.0.0.2", "2001:db8::/64")
+         "10.0.0.2", "2001:db8::/64", "1:30:00", "$2.50", "7.50")
     ]  # fmt: skip
