@@ -254,7 +254,11 @@ def reflect(conn: Connection, name: str, where: str) -> Reflected:
                 or _is_sqlite_rowid(col, pk, dialect)
             ),
             type_name=_type_name(col["type"], conn),
-            **({} if dialect == "sqlite" else limits(col["type"], kind, rounds)),
+            **(
+                {"verbatim": kind in ("date", "datetime", "time")}
+                if dialect == "sqlite"
+                else limits(col["type"], kind, rounds)
+            ),
         )
     uniques: list[tuple[str, ...]] = [tuple(pk)] if pk else []
     for uc in insp.get_unique_constraints(table_name, schema):

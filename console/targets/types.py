@@ -40,6 +40,10 @@ class ColumnInfo:
     # after-image is cut the same way, or the run's own write would read as someone else's.
     fraction: int | None = None
     fraction_rounds: bool = False
+    # SQLite has no date or time type: the text given is the value (checked, never
+    # reformatted), or a backout write would mix '2026-03-01T10:00' into a column of
+    # '2026-03-01 10:00' and break every comparison of the text.
+    verbatim: bool = False
 
 
 # ``respell(column, texts)``: per text, in order, its image as the column stores it and None,

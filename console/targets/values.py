@@ -200,13 +200,14 @@ def coerce(col: ColumnInfo, value: Any) -> Any:
         if isinstance(value, dt.datetime):
             raise ValueError(f"'{value}' is a timestamp, not a date")
         try:
-            return (
-                value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value).strip())
-            ).isoformat()
+            day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value).strip())
         except ValueError:
             raise ValueError(f"'{value}' is not a date (use YYYY-MM-DD)") from None
+        return value.strip() if col.verbatim and isinstance(value, str) else day.isoformat()
     if kind == "datetime":
         moment = _datetime(value)
+        if col.verbatim:
+            return value.strip() if isinstance(value, str) else moment.isoformat(sep=" ")
         return (moment if col.fraction is None else _fit_moment(col, moment)).isoformat()
     if kind == "time":
         try:
@@ -215,6 +216,8 @@ def coerce(col: ColumnInfo, value: Any) -> Any:
             )
         except ValueError:
             raise ValueError(f"'{value}' is not a time of day (use HH:MM:SS)") from None
+        if col.verbatim and isinstance(value, str):
+            return value.strip()
         return (clock if col.fraction is None else _fit_clock(col, clock)).isoformat()
     if kind == "bytes":
         return {"$b64": base64.b64encode(_bytes(value)).decode("ascii")}

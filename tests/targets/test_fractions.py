@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,24 @@ def test_time_of_day_never_rounds_to_midnight_silently() -> None:
         coerce(col, "23:59:59.5")
     assert coerce(_col(0, False, "time"), "23:59:59.999") == "23:59:59"  # truncated: no carry
     assert coerce(_col(2, True, "time"), "08:00:00.125") == "08:00:00.130000"
+
+
+def test_sqlite_dates_are_the_text_given(tmp_path: Path) -> None:
+    """SQLite has no date types: a date, timestamp or time is checked, then kept as given
+    (a '2026-03-01T10:00' among '2026-03-01 10:00' rows breaks every text comparison)."""
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    (tmp_path / "t.db").touch()
+    run_sql(url, ["CREATE TABLE d (id INTEGER PRIMARY KEY, day DATE, at TIMESTAMP, tm TIME)"])
+    target = SqlTarget(url)
+    cols = target.table("d").columns
+    target.close()
+    assert all(cols[c].verbatim for c in ("day", "at", "tm")) and not cols["id"].verbatim
+    for given in ("2026-03-01 10:00:00", "2026-03-01T10:00:00.789Z", " 2026-03-01 10:00 "):
+        assert coerce(cols["at"], given) == given.strip()
+    assert coerce(cols["day"], "2026-03-01") == "2026-03-01"
+    assert coerce(cols["tm"], "10:30") == "10:30"
+    for col, bad in ((cols["at"], "yesterday"), (cols["day"], "2026-02-30"), (cols["tm"], "25:00")):
+        with pytest.raises(ValueError):
+            coerce(col, bad)
+    # compared by meaning all the same
+    assert normalize(cols["at"], "2026-03-01 10:00:00") == normalize(cols["at"], "2026-03-01T10:00")
