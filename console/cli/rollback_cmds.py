@@ -20,12 +20,16 @@ def read_keys(path: Path, journal: Journal, run_ref: str) -> tuple[dict[str, Any
     """One key per line (single key column named in the header) or a CSV with key columns;
     the header must name the key of one of ``run_ref``'s steps (else nothing would match, and
     a rollback of nothing would look like success). A spreadsheet's BOM and CRLF are fine."""
-    from console.canonical import loads
+    from console.canonical import canonical_json, loads
+    from console.rollback.plan import unmatched_keys
 
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            rows = [{k.strip() if k else "": v for k, v in r.items()} for r in reader]
+            rows, lines = [], []
+            for r in reader:  # (blank lines are skipped: keep each row's own line number)
+                rows.append({k.strip() if k else "": v for k, v in r.items()})
+                lines.append(reader.line_num)
             header = [h.strip() for h in reader.fieldnames or []]
     except OSError as exc:
         raise BadInput(f"{path}: cannot read the key file ({exc.strerror}).") from None
@@ -44,12 +48,21 @@ def read_keys(path: Path, journal: Journal, run_ref: str) -> tuple[dict[str, Any
             f"{path}:1: {', '.join(header)} is not the key of run {run.id} ({known}); name "
             "its key column(s) in the first line."
         )
-    for n, row in enumerate(rows, start=2):
+    for n, row in zip(lines, rows, strict=True):
         if "" in row:  # csv files values past the header under None
             raise BadInput(f"{path}:{n}: more values than the first line names columns.")
         if any(v is None or not v.strip() for v in row.values()):
             raise BadInput(f"{path}:{n}: a key value is empty; give every key column a value.")
-    return tuple({k: v.strip() for k, v in r.items()} for r in rows)
+    keys = tuple({k: v.strip() for k, v in r.items()} for r in rows)
+    missing = unmatched_keys(journal, run.id, keys)
+    if missing:  # a typo would roll back (or reapply) less than asked, and say done
+        first = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise BadInput(
+            f"{path}:{lines[first]}: {canonical_json(keys[first])} is not the key of a row run "
+            f"{run.id} wrote{more}; fix or remove it (nothing was done)."
+        )
+    return keys
 
 
 @app.command(

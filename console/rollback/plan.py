@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
@@ -226,12 +226,32 @@ def applied_ops(
         after = page[-1].op_no
 
 
+def _key_forms(key_json: str) -> tuple[str, str]:
+    """The texts an operator's key matches an operation's by: as journaled, and with every
+    value as text (a key file holds text: '42' is the integer key 42)."""
+    key = loads(key_json)
+    return canonical_json(key), canonical_json({k: str(v) for k, v in key.items()})
+
+
 def _key_in(op: OperationRow, wanted: set[str]) -> bool:
-    key = loads(op.key)
-    return (
-        canonical_json(key) in wanted
-        or canonical_json({k: str(v) for k, v in key.items()}) in wanted
-    )
+    return not wanted.isdisjoint(_key_forms(op.key))
+
+
+def unmatched_keys(journal: Journal, run_id: str, keys: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Indexes of ``keys`` that no operation of the run has, whatever its step or status."""
+    left: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        left.setdefault(canonical_json(dict(key)), []).append(i)
+    after = 0
+    while left:
+        page = journal.operations(run_id, after_op=after, limit=PAGE)
+        for op in page:
+            for form in _key_forms(op.key):
+                left.pop(form, None)
+        if len(page) < PAGE:
+            break
+        after = page[-1].op_no
+    return sorted(i for found in left.values() for i in found)
 
 
 def build_plan(

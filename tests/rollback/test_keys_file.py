@@ -72,3 +72,35 @@ def test_cli_rollback_with_a_wrong_key_column_is_exit_2(
     )  # fmt: skip
     assert proc.returncode == 2 and "sku is not the key of run" in proc.stderr
     assert j.get_run(run).status == "completed"  # nothing rolled back
+
+
+def test_a_key_the_run_never_wrote_is_refused_with_its_line(
+    applied: tuple[Journal, str], tmp_path: Path
+) -> None:
+    """A typo in a key file used to roll back the other keys and say done."""
+    j, run = applied
+    path = tmp_path / "keys.csv"
+    path.write_text("id\n2\n\n77\n4\n99\n")  # a blank line: 77 is on line 4
+    with pytest.raises(BadInput) as caught:
+        read_keys(path, j, run)
+    assert str(caught.value.message).startswith(
+        f'{path}:4: {{"id":"77"}} is not the key of a row run {run} wrote (and 1 more); '
+    )
+    path.write_text("id\n5\n1\n")  # every key the run wrote, in any order
+    assert read_keys(path, j, run) == ({"id": "5"}, {"id": "1"})
+
+
+def test_cli_rollback_with_a_mistyped_key_rolls_back_nothing(
+    applied: tuple[Journal, str], tmp_path: Path
+) -> None:
+    j, run = applied
+    (tmp_path / "keys.csv").write_text("id\n2\n20\n")
+    for command in ("rollback", "reapply"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "console", "--journal", str(tmp_path / "j.db"), command,
+             run, "--keys", str(tmp_path / "keys.csv")],
+            check=False, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        assert ':3: {"id":"20"} is not the key of a row run' in proc.stderr
+    assert j.get_run(run).status == "completed"  # nothing rolled back
