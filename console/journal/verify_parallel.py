@@ -138,12 +138,15 @@ def _beside(
     """
     answers: list[Walk | None] = []
     try:
+        # Unbuffered bytes: the first line is read apart from the answer (``snapshot_taken``),
+        # and a buffered reader would take the answer with it when the child is quick, out
+        # of ``communicate``'s sight (an empty answer: "not clean", on a busy machine).
         child = subprocess.Popen(
             [sys.executable, "-c", _CHILD, *(p for p in sys.path if p)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            encoding="utf-8",
+            bufsize=0,
         )
     except OSError:
         release()
@@ -157,8 +160,7 @@ def _beside(
             "trusted_seq": trusted_seq,
             "part": None if part is None else [part.lo, part.hi],
         }
-        child.stdin.write(json.dumps(request) + "\n")
-        child.stdin.flush()
+        child.stdin.write(json.dumps(request).encode() + b"\n")
         asked = True
     except OSError:
         asked = False
@@ -188,7 +190,7 @@ def _beside(
             child.communicate()
 
 
-def _answer(child: subprocess.Popen[str], head: tuple[int, str]) -> Walk | None:
+def _answer(child: subprocess.Popen[bytes], head: tuple[int, str]) -> Walk | None:
     try:
         out, _err = child.communicate()
         answer = json.loads(out)
