@@ -432,7 +432,7 @@ class _StepChecker:
 
     def checked_key(self, op: Operation) -> tuple[Any, ...]:
         """``dup_key`` of a checked operation, whose values are converted already."""
-        if self.info is None or not self.opaque.intersection(op.key):
+        if not self.opaque or self.info is None or self.opaque.isdisjoint(op.key):
             return _dup_key(list(op.key.values()))
         cols = self.info.columns
         return _dup_key(
