@@ -223,7 +223,8 @@ def reflect(conn: Connection, name: str, where: str) -> Reflected:
         reflected = insp.get_columns(table_name, schema)
     pk = list(insp.get_pk_constraint(table_name, schema).get("constrained_columns") or [])
     json_text = _mariadb_json_columns(conn, schema, table_name) if dialect == "mysql" else set()
-    rounds = dialect != "mysql" or _mysql_rounds_fractions(conn)
+    timed = any(kind_of(c["type"])[0] in ("datetime", "time") for c in reflected)
+    rounds = dialect != "mysql" or not timed or _mysql_rounds_fractions(conn)
     columns: dict[str, ColumnInfo] = {}
     float32: set[str] = set()
     computed: set[str] = set()

@@ -482,15 +482,15 @@ class SqlTarget:
         refuses it: one query for them all, and one per text only when some text is refused.
         Nothing is written: the values are cast, as an insert would cast them."""
         t = self._reflected(table)
-        type_sql = self._type_sql(t, column)
-        # Read back as text, as every read of such a column is (``reflect``): the same image.
-        many = (
-            f"SELECT CAST(CAST(x AS {type_sql}) AS text) FROM unnest(CAST(%s AS text[])) "
-            "WITH ORDINALITY AS u(x, n) ORDER BY n"
-        )
-        one = f"SELECT CAST(CAST(CAST(%s AS text) AS {type_sql}) AS text)"
         try:
             with self._tx(write=False, timeout=False) as (conn, _):
+                type_sql = self._type_sql(conn, t, column)
+                # Read back as text, as every read of such a column is (``reflect``).
+                many = (
+                    f"SELECT CAST(CAST(x AS {type_sql}) AS text) FROM unnest(CAST(%s AS text[])) "
+                    "WITH ORDINALITY AS u(x, n) ORDER BY n"
+                )
+                one = f"SELECT CAST(CAST(CAST(%s AS text) AS {type_sql}) AS text)"
                 try:
                     with conn.begin_nested():
                         raws = conn.exec_driver_sql(many, (list(texts),)).scalars().all()
@@ -511,20 +511,18 @@ class SqlTarget:
         except SQLAlchemyError as exc:
             raise self._read_error(exc, f"checking values for '{table}'") from exc
 
-    def _type_sql(self, t: Reflected, column: str) -> str:
+    def _type_sql(self, conn: Connection, t: Reflected, column: str) -> str:
         """The column's type as PostgreSQL spells it (``format_type``: quoted, with its
-        modifiers), to cast to; read from the catalogue, never from input."""
+        modifiers), to cast to; read from the catalogue (once), never from input."""
         ck = ("type", t.info.name, column)
         found = self._statements.get(ck)
         if found is None:
             name = self.engine.dialect.identifier_preparer.format_table(t.table)
-            with self.engine.connect() as conn:
-                found = conn.exec_driver_sql(
-                    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-                    "WHERE attrelid = CAST(%s AS regclass) AND attname = %s "
-                    "AND NOT attisdropped",
-                    (name, column),
-                ).scalar_one()
+            found = conn.exec_driver_sql(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = CAST(%s AS regclass) AND attname = %s AND NOT attisdropped",
+                (name, column),
+            ).scalar_one()
             self._statements[ck] = found
         return str(found)
 
